@@ -1,0 +1,58 @@
+# The front door: make demo, make test, make bench, make lint.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Keep every library away from the network: weights come from --weights-dir or --random-init.
+export YOLO_OFFLINE := 1
+export HARMCACHE_OFFLINE ?= 1
+export PYTHONUNBUFFERED := 1
+
+DEMO_DIR ?= demo
+DEMO_CACHE ?= $(DEMO_DIR)/cache
+DEMO_RUNS ?= $(DEMO_DIR)/runs
+HC := $(BIN)/harmcache
+
+.PHONY: install demo test test-fast bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip "setuptools<81" wheel
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+demo: install
+	rm -rf $(DEMO_DIR)
+	$(HC) demo-data $(DEMO_DIR)/videos
+	$(HC) extract $(DEMO_DIR)/videos --out $(DEMO_CACHE) --random-init --frames 8 --windows 1 \
+		--yolo-imgsz 160 --slowfast-crop 128
+	$(HC) cache info $(DEMO_CACHE)
+	$(HC) cache verify $(DEMO_CACHE)
+	@if $(HC) train --help >/dev/null 2>&1; then $(MAKE) --no-print-directory demo-heads; fi
+
+demo-heads:
+	$(HC) train --cache $(DEMO_CACHE) --labels $(DEMO_DIR)/videos/labels.csv --head transformer --out $(DEMO_RUNS)/transformer
+	$(HC) train --cache $(DEMO_CACHE) --labels $(DEMO_DIR)/videos/labels.csv --head lightgbm --out $(DEMO_RUNS)/lightgbm --split-from $(DEMO_RUNS)/transformer
+	$(HC) train --cache $(DEMO_CACHE) --labels $(DEMO_DIR)/videos/labels.csv --head logreg --out $(DEMO_RUNS)/logreg --split-from $(DEMO_RUNS)/transformer
+	$(HC) sweep-threshold $(DEMO_RUNS)/transformer
+	$(HC) sweep-threshold $(DEMO_RUNS)/lightgbm
+	$(HC) sweep-threshold $(DEMO_RUNS)/logreg
+	$(HC) compare $(DEMO_RUNS)/transformer $(DEMO_RUNS)/lightgbm $(DEMO_RUNS)/logreg
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: install
+	$(BIN)/python -m bench
+
+lint: install
+	$(BIN)/ruff check harmcache cli tests bench
+	$(BIN)/ruff format --check harmcache cli tests bench
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

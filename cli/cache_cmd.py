@@ -1,0 +1,106 @@
+"""`harmcache cache info | verify | gc | reindex`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from harmcache.errors import CacheError
+
+from .common import handle_errors, print_json_line
+
+cache_app = typer.Typer(help="Inspect, check and clean a feature cache.", no_args_is_help=True)
+
+
+def _open(path: Path):
+    from harmcache.store.cache import FeatureCache
+
+    return FeatureCache(path)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+@cache_app.command("info")
+@handle_errors
+def info(
+    cache: Path = typer.Argument(..., help="Cache folder."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Families, videos per family, sizes and failures."""
+    with _open(cache) as store:
+        report = store.info()
+    if json_out:
+        print_json_line(report)
+        return
+    typer.echo(f"cache {report['root']}: {report['videos']} video(s) seen")
+    typer.echo(f"{'family':<28} {'videos':>7} {'shards':>7} {'size':>10}  weights")
+    for fam in report["families"]:
+        weights = "random-init" if fam["random_init"] else "real"
+        typer.echo(
+            f"{fam['family']:<28} {fam['videos']:>7} {fam['shards']:>7} "
+            f"{_size(fam['bytes']):>10}  {weights}"
+        )
+    reasons = ", ".join(f"{k} {v}" for k, v in report["failure_reasons"].items())
+    typer.echo(f"failures: {report['failures']}" + (f" ({reasons})" if reasons else ""))
+
+
+@cache_app.command("verify")
+@handle_errors
+def verify(cache: Path = typer.Argument(..., help="Cache folder.")) -> None:
+    """Open every shard, check shapes, dtypes and finite values, and the index against them."""
+    from harmcache.extractors.base import available_extractors, get_extractor
+
+    dims = {name: get_extractor(name).dim for name in available_extractors()}
+    with _open(cache) as store:
+        problems = store.verify(dims)
+        n_families = len(store.families())
+    for problem in problems:
+        typer.echo(f"problem: {problem}", err=True)
+    if problems:
+        raise CacheError(f"{len(problems)} problem(s) in {cache}")
+    typer.echo(f"ok: {cache} ({n_families} families) is consistent")
+
+
+@cache_app.command("gc")
+@handle_errors
+def gc(
+    cache: Path = typer.Argument(..., help="Cache folder."),
+    drop: list[str] = typer.Option([], "--drop", help="Also remove this family (repeatable)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would be removed."),
+) -> None:
+    """Remove families from older extractor versions, empty families and crash leftovers."""
+    from harmcache.extractors.base import available_extractors, get_extractor
+
+    versions = {name: get_extractor(name).version for name in available_extractors()}
+    with _open(cache) as store:
+        known = {f.name for f in store.families()}
+        unknown = [d for d in drop if d not in known]
+        if unknown:
+            raise CacheError(f"no family {unknown[0]!r} in {cache}; see `harmcache cache info`")
+        stale = store.stale(versions, tuple(drop))
+        for path in stale:
+            typer.echo(f"{'would remove' if dry_run else 'removing'} {path.relative_to(cache)}")
+        if not dry_run:
+            store.remove(stale)
+    typer.echo(f"{len(stale)} item(s) {'to remove' if dry_run else 'removed'}")
+
+
+@cache_app.command("reindex")
+@handle_errors
+def reindex(cache: Path = typer.Argument(..., help="Cache folder.")) -> None:
+    """Rebuild index.sqlite from the shards and logs alone."""
+    with _open(cache) as store:
+        store.rebuild_index()
+        n = sum(len(store.committed(f)) for f in store.families())
+    typer.echo(f"reindexed {cache}: {n} family entries")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(cache_app, name="cache")

@@ -1,0 +1,139 @@
+"""`harmcache extract`: stage one."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from harmcache.errors import UsageError
+from harmcache.extract.progress import Progress
+from harmcache.extract.summary import InputResult
+
+from .common import handle_errors, print_json_line, setup_logging
+
+
+class BarProgress(Progress):
+    """tqdm bar on a terminal: videos/s, ETA and failures so far."""
+
+    def start(self, total: int, cached: int) -> None:
+        from tqdm import tqdm
+
+        self.failures = 0
+        self.bar = tqdm(total=total, unit="video", desc="extract", file=sys.stderr)
+        if cached:
+            self.bar.write(f"{cached} input(s) already cached")
+
+    def advance(self, result: InputResult) -> None:
+        if result.status == "failed":
+            self.failures += 1
+            self.bar.write(f"failed {result.path}: {result.reason} ({result.message})")
+        if result.status != "cached":
+            self.bar.update(1)
+        self.bar.set_postfix(failed=self.failures)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {device} asked for, but CUDA is not available here")
+        return device
+    if device != "cpu":
+        raise UsageError(f"--device must be auto, cpu or cuda[:N], got {device!r}")
+    return device
+
+
+def parse_extractors(value: str) -> list[str]:
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
+def extract(
+    inputs: list[str] = typer.Argument(None, help="Video files, folders, or .csv/.txt path lists."),
+    out: Path = typer.Option(Path("cache"), "--out", "-o", help="Cache folder."),
+    extractors: str = typer.Option("yolo,clip,slowfast", help="Comma-separated extractors."),
+    frames: int = typer.Option(32, help="Frames sampled uniformly per video (CLIP, YOLO)."),
+    windows: int = typer.Option(4, help="SlowFast windows per video."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    batch_size: int = typer.Option(16, help="Frames per forward pass (one video at a time)."),
+    workers: int = typer.Option(1, help="Decode worker processes (0 decodes inline)."),
+    shard_size: int = typer.Option(8, help="Videos per committed shard."),
+    weights_dir: Path = typer.Option(
+        None, envvar="HARMCACHE_WEIGHTS_DIR", help="Folder with yolov8n.pt, ViT-B-32.pt, ..."
+    ),
+    random_init: bool = typer.Option(False, "--random-init", help="Seeded random weights."),
+    seed: int = typer.Option(0, help="Seed for --random-init."),
+    tta: str = typer.Option(None, help="'flip': average CLIP over mirrored frames."),
+    yolo_imgsz: int = typer.Option(640, help="YOLO input size (multiple of 32)."),
+    slowfast_crop: int = typer.Option(256, help="SlowFast centre crop (multiple of 32)."),
+    decode_short_side: int = typer.Option(360, help="Downscale decoded frames to this short side."),
+    engine: str = typer.Option("local", help="local or ray."),
+    ray_address: str = typer.Option(None, help="Ray cluster: auto or HOST:PORT."),
+    gpus_per_worker: float = typer.Option(None, help="GPUs per Ray actor (default 1 with CUDA)."),
+    json_out: bool = typer.Option(False, "--json", help="End stdout with one JSON summary line."),
+    strict: bool = typer.Option(False, help="Exit non-zero if any input failed."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Decode each video once and cache YOLO, CLIP and SlowFast features in HDF5 shards."""
+    from harmcache.extract.pipeline import build_extractors, run_extraction
+    from harmcache.extractors.base import ExtractSettings, WeightsSource
+
+    setup_logging(verbose)
+    if weights_dir is not None and random_init:
+        raise UsageError("--weights-dir and --random-init exclude each other")
+    resolved = resolve_device(device)
+    settings = ExtractSettings(
+        frames=frames,
+        windows=windows,
+        batch_size=batch_size,
+        device=resolved,
+        tta=tta,
+        weights=WeightsSource(random_init=random_init, seed=seed, weights_dir=weights_dir),
+        decode_short_side=decode_short_side,
+        yolo_imgsz=yolo_imgsz,
+        slowfast_crop=slowfast_crop,
+    )
+    chosen = build_extractors(parse_extractors(extractors), settings)
+    _check_writable(out)
+    if gpus_per_worker is None:
+        gpus_per_worker = 1.0 if resolved.startswith("cuda") else 0.0
+    progress = BarProgress() if sys.stderr.isatty() else Progress()
+    summary = run_extraction(
+        inputs or [], out, chosen, workers=workers, shard_size=shard_size, engine=engine,
+        ray_address=ray_address, gpus_per_worker=gpus_per_worker, progress=progress,
+    )
+    typer.echo(
+        f"extracted {summary.count('extracted')}, cached {summary.count('cached')}, "
+        f"failed {summary.count('failed')} of {len(summary.inputs)} input(s) "
+        f"in {summary.seconds:.1f} s -> {out}",
+        err=json_out,
+    )
+    for failure in summary.failed:
+        typer.echo(f"  failed {failure.path}: {failure.reason}: {failure.message}", err=True)
+    if json_out:
+        print_json_line(summary.to_json())
+    if strict and summary.failed:
+        raise typer.Exit(1)
+
+
+def _check_writable(out: Path) -> None:
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if probe.is_file() or (probe == out and not out.is_dir()):
+        raise UsageError(f"--out {out} is not a folder")
+    import os
+
+    if not os.access(probe, os.W_OK):
+        raise UsageError(f"--out {out} is not writable")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(handle_errors(extract))

@@ -1,0 +1,32 @@
+"""The harmcache command line: a table of command name → library call (see each module)."""
+
+from __future__ import annotations
+
+import os
+
+# Keep libraries off the network before any of them is imported.
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_VERBOSE", "False")
+
+import typer  # noqa: E402
+
+from . import cache_cmd, demo_cmd, extract_cmd, stage_two_cmd, weights_cmd  # noqa: E402
+
+app = typer.Typer(
+    name="harmcache",
+    help="Extract video backbone features once; train and tune harmful-video heads from the cache.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+for module in (extract_cmd, cache_cmd, demo_cmd, weights_cmd, stage_two_cmd):
+    module.register(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""A small synthetic labelled video set with a planted visual difference.
+
+Harmful clips are warm, flickering and have a fast-moving bright block; safe clips are cool,
+steady and smooth. Harmful outnumber safe 2.68 : 1, as in the original reports.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from harmcache.video.encode import write_video
+
+HARMFUL_PER_SAFE = 2.68
+
+
+def demo_frames(harmful: bool, rng: np.random.Generator, *, n_frames: int = 24,
+                size: tuple[int, int] = (72, 96)) -> np.ndarray:
+    """(n_frames, H, W, 3) uint8 frames for one clip."""
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base_hue = rng.uniform(0.8, 1.0)
+    frames = np.empty((n_frames, h, w, 3), dtype=np.uint8)
+    for t in range(n_frames):
+        if harmful:
+            flicker = 0.5 + 0.5 * np.sin(t * 1.7 + rng.uniform(0, 0.3))
+            r = 150 + 100 * flicker * base_hue
+            g = 40 + 30 * np.sin(xx / 7 + t)
+            b = 30 + 0 * xx
+            img = np.stack([np.broadcast_to(r, xx.shape), g, b], axis=-1)
+            cx = int((t * 11 + rng.integers(0, 5)) % max(w - 20, 1))
+            cy = int((t * 7) % max(h - 20, 1))
+            img[cy : cy + 20, cx : cx + 20] = 255
+        else:
+            r = 30 + 20 * np.sin(xx / 30)
+            g = 90 + 40 * np.cos(yy / 25 + t * 0.05)
+            b = 160 + 60 * base_hue + 0 * xx
+            img = np.stack([r, g, b], axis=-1)
+        noise = rng.normal(0, 6, size=img.shape)
+        frames[t] = np.clip(img + noise, 0, 255).astype(np.uint8)
+    return frames
+
+
+def make_demo_set(out_dir: str | Path, *, n_safe: int = 13, seed: int = 0) -> Path:
+    """Write the clips into out_dir/{harmful,safe}/ and a labels.csv (path,label); returns it."""
+    out = Path(out_dir)
+    rng = np.random.default_rng(seed)
+    n_harmful = round(n_safe * HARMFUL_PER_SAFE)
+    rows = []
+    for label, count in ((1, n_harmful), (0, n_safe)):
+        folder = "harmful" if label else "safe"
+        for i in range(count):
+            name = f"{folder}/{folder}_{i:03d}.mp4"
+            frames = demo_frames(bool(label), rng, n_frames=int(rng.integers(16, 33)))
+            write_video(out / name, frames, fps=8, codec="libx264")
+            rows.append((name, label))
+    labels = out / "labels.csv"
+    with open(labels, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "label"])
+        writer.writerows(rows)
+    return labels

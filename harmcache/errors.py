@@ -1,0 +1,40 @@
+"""Errors a user can act on. The CLI prints their message on one line and exits with their code."""
+
+
+class HarmcacheError(Exception):
+    """Base class for every error that should reach the user as a message, not a traceback."""
+
+    exit_code = 1
+
+
+class UsageError(HarmcacheError):
+    """Nothing usable was given: no inputs, bad flags, an unwritable output."""
+
+    exit_code = 2
+
+
+class WeightsUnavailable(HarmcacheError):
+    """Backbone weights are neither in --weights-dir nor in the library's own cache."""
+
+    exit_code = 3
+
+
+class CacheError(HarmcacheError):
+    """The cache is missing, damaged, or does not hold what was asked for."""
+
+    exit_code = 4
+
+
+class DataError(HarmcacheError):
+    """Labels or features are unusable for training (no matches, one class, constant features)."""
+
+    exit_code = 5
+
+
+class VideoError(Exception):
+    """A single video cannot be used. Recorded in the failure ledger; never stops a run."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message

@@ -1,0 +1,33 @@
+"""Append-only JSON-lines logs in the cache: the failure ledger and the path→video-id sightings.
+
+Each line is fsynced as it is written; a crash can tear only the last line, which readers skip.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from harmcache.store.atomic import append_line_durable
+
+
+class JsonLog:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def append(self, **fields: Any) -> None:
+        fields.setdefault("time", round(time.time(), 3))
+        append_line_durable(self.path, json.dumps(fields, ensure_ascii=False, sort_keys=True))
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        rows = []
+        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line torn by a crash
+        return rows
