@@ -61,6 +61,12 @@ def verify(cache: Path = typer.Argument(..., help="Cache folder.")) -> None:
     with _open(cache) as store:
         problems = store.verify(dims)
         n_families = len(store.families())
+        leftovers = store.leftovers()
+    if leftovers:
+        typer.echo(
+            f"note: {len(leftovers)} uncommitted temporary file(s) from interrupted "
+            "writers; `harmcache cache gc` removes them"
+        )
     for problem in problems:
         typer.echo(f"problem: {problem}", err=True)
     if problems:

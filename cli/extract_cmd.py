@@ -73,6 +73,7 @@ def extract(
     tta: str = typer.Option(None, help="'flip': average CLIP over mirrored frames."),
     yolo_imgsz: int = typer.Option(640, help="YOLO input size (multiple of 32)."),
     slowfast_crop: int = typer.Option(256, help="SlowFast centre crop (multiple of 32)."),
+    slowfast_short_side: int = typer.Option(256, help="SlowFast resize of the short side."),
     decode_short_side: int = typer.Option(360, help="Downscale decoded frames to this short side."),
     engine: str = typer.Option("local", help="local or ray."),
     ray_address: str = typer.Option(None, help="Ray cluster: auto or HOST:PORT."),
@@ -99,6 +100,7 @@ def extract(
         decode_short_side=decode_short_side,
         yolo_imgsz=yolo_imgsz,
         slowfast_crop=slowfast_crop,
+        slowfast_short_side=slowfast_short_side,
     )
     chosen = build_extractors(parse_extractors(extractors), settings)
     _check_writable(out)
@@ -106,8 +108,15 @@ def extract(
         gpus_per_worker = 1.0 if resolved.startswith("cuda") else 0.0
     progress = BarProgress() if sys.stderr.isatty() else Progress()
     summary = run_extraction(
-        inputs or [], out, chosen, workers=workers, shard_size=shard_size, engine=engine,
-        ray_address=ray_address, gpus_per_worker=gpus_per_worker, progress=progress,
+        inputs or [],
+        out,
+        chosen,
+        workers=workers,
+        shard_size=shard_size,
+        engine=engine,
+        ray_address=ray_address,
+        gpus_per_worker=gpus_per_worker,
+        progress=progress,
     )
     typer.echo(
         f"extracted {summary.count('extracted')}, cached {summary.count('cached')}, "

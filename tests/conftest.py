@@ -26,8 +26,14 @@ def coded_frames(n: int, h: int = 32, w: int = 64, seed: int = 0) -> np.ndarray:
 def make_video(tmp_path):
     """make_video(name, n_frames=..., size=(h, w), seed=..., codec=...) -> (path, frames)."""
 
-    def make(name: str, n_frames: int = 12, size=(32, 64), seed: int = 0, codec="libx264rgb",
-             fps: int = 8):
+    def make(
+        name: str,
+        n_frames: int = 12,
+        size=(32, 64),
+        seed: int = 0,
+        codec="libx264rgb",
+        fps: int = 8,
+    ):
         frames = coded_frames(n_frames, *size, seed=seed)
         path = write_video(tmp_path / name, frames, fps=fps, codec=codec)
         return path, frames

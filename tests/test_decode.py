@@ -36,7 +36,11 @@ def test_decode_takes_union_once_and_serves_any_order(make_video):
 
 @pytest.mark.parametrize(
     "content,reason",
-    [(b"", "empty"), (b"hello, not a video\n" * 20, "unreadable"), (bytes(range(256)) * 40, "unreadable")],
+    [
+        (b"", "empty"),
+        (b"hello, not a video\n" * 20, "unreadable"),
+        (bytes(range(256)) * 40, "unreadable"),
+    ],
 )
 def test_bad_files_raise_video_error_with_reason(tmp_path, content, reason):
     path = tmp_path / "bad.mp4"

@@ -13,7 +13,16 @@ def touch(path: Path) -> Path:
 
 
 def test_folders_are_searched_recursively_for_every_container(tmp_path):
-    names = ["a.mp4", "b/c.MKV", "b/d.webm", "e.avi", "f.mov", "g.m4v", "notes.txt", ".hidden/h.mp4"]
+    names = [
+        "a.mp4",
+        "b/c.MKV",
+        "b/d.webm",
+        "e.avi",
+        "f.mov",
+        "g.m4v",
+        "notes.txt",
+        ".hidden/h.mp4",
+    ]
     for n in names:
         touch(tmp_path / n)
     found = [p.relative_to(tmp_path).as_posix() for p in expand_inputs([tmp_path])]

@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 DEFAULT_EXTRACTORS = ("yolo", "clip", "slowfast")
 
 
-def build_extractors(names: list[str] | tuple[str, ...], settings: ExtractSettings) -> list[Extractor]:
+def build_extractors(
+    names: list[str] | tuple[str, ...], settings: ExtractSettings
+) -> list[Extractor]:
     """Extractor instances (models not loaded yet) for the given registry names."""
     if not names:
         raise UsageError("no extractors chosen: use --extractors yolo,clip,slowfast")
@@ -58,12 +60,18 @@ class ShardWriter:
         self.pending: dict[str, tuple[Family, list[ShardItem]]] = {}
         self.waiting: dict[str, set[str]] = {}  # video id → families not yet committed
 
-    def add(self, family: Family, item: ShardItem) -> list[str]:
-        """Queue one video's features; returns the video ids whose last shard just committed."""
-        self.waiting.setdefault(item.video_id, set()).add(family.name)
-        fam, items = self.pending.setdefault(family.name, (family, []))
-        items.append(item)
-        return self._commit(family.name) if len(items) >= self.shard_size else []
+    def add(self, items: list[tuple[Family, ShardItem]]) -> list[str]:
+        """Queue one video's features for each of its families; returns the video ids whose
+        last pending shard just committed (a video is done only when all its families are)."""
+        for family, item in items:
+            self.waiting.setdefault(item.video_id, set()).add(family.name)
+        done: list[str] = []
+        for family, item in items:
+            _, queued = self.pending.setdefault(family.name, (family, []))
+            queued.append(item)
+            if len(queued) >= self.shard_size:
+                done += self._commit(family.name)
+        return done
 
     def _commit(self, name: str) -> list[str]:
         family, items = self.pending.pop(name)
@@ -155,8 +163,14 @@ def run_extraction(
             from harmcache.extract.ray_engine import run_ray
 
             outcomes = run_ray(
-                cache, jobs, extractors, families, shard_size=shard_size,
-                address=ray_address, gpus_per_worker=gpus_per_worker, progress=progress,
+                cache,
+                jobs,
+                extractors,
+                families,
+                shard_size=shard_size,
+                address=ray_address,
+                gpus_per_worker=gpus_per_worker,
+                progress=progress,
             )
         else:
             raise UsageError(f"unknown --engine {engine!r}; choose local or ray")
@@ -236,10 +250,12 @@ def _run_local(
         if result.error is not None:
             err = result.error
             cache.record_failure(job.path, job.video_id, err.reason, err.message)
-            outcomes[job.video_id] = InputResult(job.path, job.video_id, "failed", err.reason, err.message)
+            outcomes[job.video_id] = InputResult(
+                job.path, job.video_id, "failed", err.reason, err.message
+            )
             progress.advance(outcomes[job.video_id])
             continue
-        for name, (_, item) in extract_decoded(result, by_name).items():
-            finish(writer.add(family_of[name], item))
+        computed = extract_decoded(result, by_name)
+        finish(writer.add([(family_of[name], item) for name, (_, item) in computed.items()]))
     finish(writer.flush())
     return outcomes

@@ -107,6 +107,11 @@ class ExtractSettings:
             raise UsageError(f"--yolo-imgsz must be a multiple of 32, got {self.yolo_imgsz}")
         if self.slowfast_crop % 32 or self.slowfast_crop < 32:
             raise UsageError(f"--slowfast-crop must be a multiple of 32, got {self.slowfast_crop}")
+        if self.slowfast_short_side < self.slowfast_crop:
+            raise UsageError(
+                f"SlowFast short side {self.slowfast_short_side} is smaller than its crop "
+                f"{self.slowfast_crop}; raise --slowfast-short-side or lower --slowfast-crop"
+            )
 
 
 @dataclass
@@ -205,9 +210,11 @@ class Extractor(ABC):
         import torch
 
         self.resolve_weights()
-        if self.random_init:
-            torch.manual_seed(self.settings.weights.seed)
-        model = self.build(None if self.random_init else self._weights_path)
+        # fork_rng: seeding random-init weights must not disturb the caller's global RNG.
+        with torch.random.fork_rng(devices=[]):
+            if self.random_init:
+                torch.manual_seed(self.settings.weights.seed)
+            model = self.build(None if self.random_init else self._weights_path)
         self.model = model.to(self.settings.device).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -231,8 +238,11 @@ class Extractor(ABC):
             return torch.autocast("cuda", dtype=torch.float16)
         return contextlib.nullcontext()
 
+    rows_cost: ClassVar[int] = 1
+    """Frames one row costs (a SlowFast window is 32), so --batch-size bounds frames per pass."""
+
     def chunks(self, n: int):
         """Slices of one video's rows in fixed-size chunks (batch composition never varies)."""
-        size = self.settings.batch_size
+        size = max(1, self.settings.batch_size // self.rows_cost)
         for start in range(0, n, size):
             yield slice(start, min(start + size, n))

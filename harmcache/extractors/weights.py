@@ -15,7 +15,7 @@ from harmcache.errors import WeightsUnavailable
 from harmcache.hashing import sha256_file
 
 if TYPE_CHECKING:
-    from harmcache.extractors.base import ExtractSettings, Extractor
+    from harmcache.extractors.base import Extractor, ExtractSettings
 
 WEIGHTS_DIR_ENV = "HARMCACHE_WEIGHTS_DIR"
 OFFLINE_ENV = "HARMCACHE_OFFLINE"

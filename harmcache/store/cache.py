@@ -1,11 +1,11 @@
 """The feature cache: shard families, the index, the failure ledger and the path sightings.
 
-    DIR/harmcache.json              marker and format version
-    DIR/features/<family>/family.json  the family's extractor, fingerprint and full spec
-    DIR/features/<family>/shard-*.h5   committed shards (see shard.py)
-    DIR/failures.jsonl              failure ledger: path, video_id, reason, message, time
-    DIR/sources.jsonl               every path seen and the video id of its bytes
-    DIR/index.sqlite                rebuildable index
+DIR/harmcache.json              marker and format version
+DIR/features/<family>/family.json  the family's extractor, fingerprint and full spec
+DIR/features/<family>/shard-*.h5   committed shards (see shard.py)
+DIR/failures.jsonl              failure ledger: path, video_id, reason, message, time
+DIR/sources.jsonl               every path seen and the video id of its bytes
+DIR/index.sqlite                rebuildable index
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ class FeatureCache:
             try:
                 (self.root / "features").mkdir(parents=True, exist_ok=True)
                 write_text_atomic(
-                    marker, json.dumps({"format": "harmcache-cache", "version": CACHE_FORMAT_VERSION})
+                    marker,
+                    json.dumps({"format": "harmcache-cache", "version": CACHE_FORMAT_VERSION}),
                 )
             except OSError as exc:
                 raise CacheError(f"cannot create a cache in {self.root}: {exc.strerror}") from None
@@ -91,9 +92,13 @@ class FeatureCache:
             write_text_atomic(
                 meta,
                 json.dumps(
-                    {"extractor": family.extractor, "fingerprint": family.fingerprint,
-                     "spec": family.spec},
-                    indent=2, sort_keys=True,
+                    {
+                        "extractor": family.extractor,
+                        "fingerprint": family.fingerprint,
+                        "spec": family.spec,
+                    },
+                    indent=2,
+                    sort_keys=True,
                 ),
             )
         self.index.add_family(family)
@@ -104,7 +109,9 @@ class FeatureCache:
         """Index shards committed since the index was last written (by a crashed run or by
         another writer), forget shards that are gone, and pick up new path sightings."""
         features = self.root / "features"
-        for folder in sorted(p for p in features.iterdir() if p.is_dir()) if features.exists() else []:
+        for folder in (
+            sorted(p for p in features.iterdir() if p.is_dir()) if features.exists() else []
+        ):
             on_disk = {p.name for p in folder.glob("shard-*.h5")}
             known = self.index.shard_files(folder.name)
             for file in sorted(on_disk - known):
@@ -166,7 +173,9 @@ class FeatureCache:
         """Every path ever extracted or seen → video id of its bytes."""
         return self.index.sources()
 
-    def load(self, family: Family | str, video_ids: list[str] | None = None) -> dict[str, CachedVideo]:
+    def load(
+        self, family: Family | str, video_ids: list[str] | None = None
+    ) -> dict[str, CachedVideo]:
         """Features of `video_ids` (default: all) from one family, opening each shard once."""
         name = family if isinstance(family, str) else family.name
         entries = self.index.entries(name)
@@ -223,6 +232,7 @@ class FeatureCache:
             "root": str(self.root),
             "videos": len(set(self.sources().values())),
             "families": families,
+            "leftover_temporary_files": len(self.leftovers()),
             "failures": len(failures),
             "failure_reasons": dict(sorted(reasons.items())),
         }
@@ -241,9 +251,14 @@ class FeatureCache:
                 problems.append(
                     f"{folder.name}: index lists {len(indexed)} videos but shards hold {len(seen)}"
                 )
-            for leftover in folder.glob(f".*{TMP_MARK}*"):
-                problems.append(f"{folder.name}: leftover temporary file {leftover.name} (run gc)")
         return problems
+
+    def leftovers(self) -> list[Path]:
+        """Temporary files of writers that died before committing. They were never part of
+        the cache (nothing reads them), so they are not problems; `gc` removes them."""
+        return sorted(self.root.glob(f"features/*/.*{TMP_MARK}*")) + sorted(
+            self.root.glob(f".*{TMP_MARK}*")
+        )
 
     def stale(self, current_versions: dict[str, str], drop: tuple[str, ...] = ()) -> list[Path]:
         """Families no current extractor can produce again (other code version), families named
@@ -277,7 +292,9 @@ class FeatureCache:
                 path.unlink()
 
 
-def _verify_shard(shard: Path, family: str, seen: dict[str, str], dims: dict[str, int]) -> list[str]:
+def _verify_shard(
+    shard: Path, family: str, seen: dict[str, str], dims: dict[str, int]
+) -> list[str]:
     where = f"{family}/{shard.name}"
     try:
         header = read_header(shard)
@@ -286,9 +303,10 @@ def _verify_shard(shard: Path, family: str, seen: dict[str, str], dims: dict[str
     problems = []
     if header.family.name != family:
         problems.append(f"{where}: belongs to family {header.family.name}, not {family}")
-    if canonical_json(header.family.spec) and header.family.fingerprint != Family.from_spec(
-        header.family.spec
-    ).fingerprint:
+    if (
+        canonical_json(header.family.spec)
+        and header.family.fingerprint != Family.from_spec(header.family.spec).fingerprint
+    ):
         problems.append(f"{where}: fingerprint does not match its spec")
     dim = dims.get(header.family.extractor)
     with h5py.File(shard, "r") as f:
@@ -306,12 +324,19 @@ def _verify_shard(shard: Path, family: str, seen: dict[str, str], dims: dict[str
                 problems.append(f"{where}:{vid[:12]}: missing dataset {exc}")
                 continue
             if feats.dtype != np.float32 or feats.ndim != 2:
-                problems.append(f"{where}:{vid[:12]}: features must be 2-d float32, got {feats.dtype} {feats.shape}")
+                problems.append(
+                    f"{where}:{vid[:12]}: features must be 2-d float32, "
+                    f"got {feats.dtype} {feats.shape}"
+                )
                 continue
             if dim is not None and feats.shape[1] != dim:
-                problems.append(f"{where}:{vid[:12]}: features are {feats.shape[1]}-d, expected {dim}")
+                problems.append(
+                    f"{where}:{vid[:12]}: features are {feats.shape[1]}-d, expected {dim}"
+                )
             if idx.shape != (feats.shape[0],) or ts.shape != (feats.shape[0],):
-                problems.append(f"{where}:{vid[:12]}: frame_index/timestamp do not match {feats.shape[0]} rows")
+                problems.append(
+                    f"{where}:{vid[:12]}: frame_index/timestamp do not match {feats.shape[0]} rows"
+                )
             if not np.isfinite(feats[()]).all():
                 problems.append(f"{where}:{vid[:12]}: features hold NaN or inf")
     return problems

@@ -59,7 +59,11 @@ class Index:
 
     def drop_family(self, name: str) -> None:
         with self.db:
-            for table, column in (("families", "name"), ("shards", "family"), ("entries", "family")):
+            for table, column in (
+                ("families", "name"),
+                ("shards", "family"),
+                ("entries", "family"),
+            ):
                 self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", (name,))
 
     def add_shard(self, family: Family, file: str, video_ids: list[str]) -> None:
@@ -68,7 +72,8 @@ class Index:
         with self.db:
             self.add_family(family)
             self.db.execute(
-                "INSERT OR REPLACE INTO shards VALUES (?, ?, ?)", (family.name, file, len(video_ids))
+                "INSERT OR REPLACE INTO shards VALUES (?, ?, ?)",
+                (family.name, file, len(video_ids)),
             )
             for vid in video_ids:
                 row = self.db.execute(

@@ -44,7 +44,9 @@ class DecodedVideo:
         """Frames for `wanted` indices (any order, repeats allowed), from the decoded union."""
         wanted = np.asarray(wanted, dtype=np.int64)
         pos = np.searchsorted(self.indices, wanted)
-        if wanted.size and (pos.max() >= len(self.indices) or not np.all(self.indices[pos] == wanted)):
+        if wanted.size and (
+            pos.max() >= len(self.indices) or not np.all(self.indices[pos] == wanted)
+        ):
             raise KeyError("frame indices were not decoded; the frame plan missed them")
         return self.frames[pos]
 
@@ -61,7 +63,9 @@ class _DecordSource:
             raise VideoError("no_frames", "the video stream holds no frames")
         height, width = self._vr[0].shape[:2]
         fps = float(self._vr.get_avg_fps() or 0.0)
-        self.info = VideoInfo(n, fps, n / fps if fps > 0 else 0.0, int(width), int(height), "decord")
+        self.info = VideoInfo(
+            n, fps, n / fps if fps > 0 else 0.0, int(width), int(height), "decord"
+        )
 
     def read(self, indices: np.ndarray) -> np.ndarray:
         return self._vr.get_batch([int(i) for i in indices]).asnumpy()

@@ -35,6 +35,3 @@ def write_video(
         for packet in stream.encode():
             container.mux(packet)
     return path
-
-
-
