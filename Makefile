@@ -27,7 +27,7 @@ demo: install
 	rm -rf $(DEMO_DIR)
 	$(HC) demo-data $(DEMO_DIR)/videos
 	$(HC) extract $(DEMO_DIR)/videos --out $(DEMO_CACHE) --random-init --frames 8 --windows 1 \
-		--yolo-imgsz 160 --slowfast-crop 128
+		--yolo-imgsz 160 --slowfast-short-side 128 --slowfast-crop 128
 	$(HC) cache info $(DEMO_CACHE)
 	$(HC) cache verify $(DEMO_CACHE)
 	@if $(HC) train --help >/dev/null 2>&1; then $(MAKE) --no-print-directory demo-heads; fi

@@ -16,8 +16,9 @@ from harmcache.video.encode import write_video
 HARMFUL_PER_SAFE = 2.68
 
 
-def demo_frames(harmful: bool, rng: np.random.Generator, *, n_frames: int = 24,
-                size: tuple[int, int] = (72, 96)) -> np.ndarray:
+def demo_frames(
+    harmful: bool, rng: np.random.Generator, *, n_frames: int = 24, size: tuple[int, int] = (72, 96)
+) -> np.ndarray:
     """(n_frames, H, W, 3) uint8 frames for one clip."""
     h, w = size
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)

@@ -259,3 +259,22 @@ def _run_local(
         finish(writer.add([(family_of[name], item) for name, (_, item) in computed.items()]))
     finish(writer.flush())
     return outcomes
+
+
+def extract_with_specs(
+    paths: list[Path],
+    cache_dir: Path,
+    specs: dict[str, dict],
+    *,
+    device: str = "cpu",
+    weights_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> ExtractSummary:
+    """Extract whatever the cache lacks with exactly the backbones and settings in `specs`
+    (extractor name → family spec, as a run saves them)."""
+    from harmcache.extract.respec import extractor_for_spec
+
+    extractors = [
+        extractor_for_spec(spec, device=device, weights_dir=weights_dir) for spec in specs.values()
+    ]
+    return run_extraction(list(paths), cache_dir, extractors, workers=0, progress=progress)

@@ -137,6 +137,8 @@ class Extractor(ABC):
     dim: ClassVar[int]
     weight_files: ClassVar[tuple[str, ...]]
     """Canonical file names looked for in --weights-dir."""
+    option_fields: ClassVar[dict[str, str]] = {}
+    """options() key → ExtractSettings field, so a saved spec can be turned back into settings."""
 
     def __init__(self, settings: ExtractSettings):
         self.settings = settings

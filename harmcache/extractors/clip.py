@@ -31,6 +31,7 @@ class ClipExtractor(Extractor):
     version = "1"
     dim = 512
     weight_files = ("ViT-B-32.pt",)
+    option_fields = {"frames": "frames", "tta": "tta"}
 
     def options(self) -> dict[str, Any]:
         s = self.settings

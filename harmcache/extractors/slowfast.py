@@ -68,6 +68,11 @@ class SlowFastExtractor(Extractor):
     version = "1"
     dim = 2304
     weight_files = ("SLOWFAST_8x8_R50.pyth",)
+    option_fields = {
+        "windows": "windows",
+        "short_side": "slowfast_short_side",
+        "crop": "slowfast_crop",
+    }
     rows_cost = 32  # a window is 32 frames: --batch-size counts frames, not windows
 
     def options(self) -> dict[str, Any]:

@@ -46,6 +46,7 @@ class YoloExtractor(Extractor):
     version = "1"
     dim = 2 * NUM_CLASSES
     weight_files = ("yolov8n.pt",)
+    option_fields = {"frames": "frames", "imgsz": "yolo_imgsz", "conf": "yolo_conf"}
 
     def options(self) -> dict[str, Any]:
         s = self.settings
