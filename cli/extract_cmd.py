@@ -37,13 +37,14 @@ class BarProgress(Progress):
         self.bar.close()
 
 
-def resolve_device(device: str) -> str:
+def resolve_device(device: str, engine: str = "local") -> str:
+    """The torch device to extract on. With Ray the GPUs are on the workers, not the driver."""
     import torch
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda"):
-        if not torch.cuda.is_available():
+        if engine == "local" and not torch.cuda.is_available():
             raise UsageError(f"--device {device} asked for, but CUDA is not available here")
         return device
     if device != "cpu":
@@ -89,7 +90,7 @@ def extract(
     setup_logging(verbose)
     if weights_dir is not None and random_init:
         raise UsageError("--weights-dir and --random-init exclude each other")
-    resolved = resolve_device(device)
+    resolved = resolve_device(device, engine)
     settings = ExtractSettings(
         frames=frames,
         windows=windows,

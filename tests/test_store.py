@@ -157,3 +157,12 @@ def test_failure_ledger_survives_a_torn_line(tmp_path):
     with FeatureCache(root) as cache:
         assert list(cache.failed()) == ["/v/a.mp4"]
         assert cache.info()["failure_reasons"] == {"unreadable": 1}
+
+
+def test_verify_names_a_video_held_by_two_shards(tmp_path):
+    fam = Family.from_spec(spec())
+    with FeatureCache(tmp_path / "c", create=True) as cache:
+        cache.commit(fam, [item("a" * 64)])
+        cache.commit(fam, [item("a" * 64), item("b" * 64)])
+        problems = cache.verify({"clip": 4})
+    assert len(problems) == 1 and "(duplicate)" in problems[0]

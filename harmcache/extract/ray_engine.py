@@ -2,7 +2,8 @@
 
 Each actor loads its backbones once, runs them per video exactly like the local engine (same
 `Extractor.extract` on the same decoded frames, so the same numbers), and commits its own shards
-into the shared cache folder. The driver plans, records failures and re-indexes at the end.
+into the shared cache folder. The driver plans, records failures, indexes the shards the actors
+report, and refreshes the index from the folder at the end.
 
 Retries are safe by construction: an actor splits its batch into chunks deterministically (sorted
 by video id, `shard_size` each) and shard names derive from the video ids they hold, so a batch
@@ -16,13 +17,14 @@ import json
 import logging
 import math
 import os
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from harmcache.errors import CacheError, UsageError
+from harmcache.errors import CacheError, HarmcacheError, UsageError, VideoError
 from harmcache.extract.jobs import DecodeResult, VideoJob, decode_job
 from harmcache.extract.progress import Progress
 from harmcache.extract.summary import InputResult
@@ -31,8 +33,6 @@ from harmcache.store.cache import FeatureCache
 from harmcache.store.family import Family
 from harmcache.store.shard import ShardItem, shard_name, write_shard
 from harmcache.video.decode import DecodedVideo, VideoInfo
-
-log = logging.getLogger(__name__)
 
 DECODE_MEMORY = 1 << 30
 """Bytes reserved per decode task: ~160 full-size 1080p frames plus their shrunk copies."""
@@ -65,6 +65,11 @@ def run_ray(
     try:
         dataset = _dataset(ray, cache, jobs, extractors, family_of, shard_size, gpus_per_worker)
         outcomes = _collect(dataset, cache, family_of, progress)
+    except Exception as exc:  # noqa: BLE001 - re-raised unchanged unless it carries our error
+        error = _worker_error(exc)
+        if error is None:
+            raise
+        raise error from None
     finally:
         if started:
             ray.shutdown()
@@ -80,6 +85,18 @@ def _import_ray() -> Any:
     except ImportError:
         raise UsageError("--engine ray needs ray: pip install 'harmcache[ray]'") from None
     return ray
+
+
+def _worker_error(exc: Exception) -> HarmcacheError | None:
+    """The user-facing error a worker raised (missing weights, a fingerprint mismatch). Ray
+    hands it to the driver only as text inside its own error, traceback included."""
+    from harmcache import errors
+
+    match = re.search(r"harmcache\.errors\.(\w+): (.+)", str(exc))
+    cls = getattr(errors, match.group(1), None) if match else None
+    if isinstance(cls, type) and issubclass(cls, HarmcacheError):
+        return cls(match.group(2).strip())
+    return None
 
 
 def _connect(ray: Any, address: str | None) -> bool:
@@ -112,7 +129,7 @@ def _dataset(
     gpus_per_worker: float,
 ) -> Any:
     """The lazy pipeline: job rows → decode tasks (CPU) → extract actors (GPU where asked)."""
-    settings = {ex.name: ex.settings for ex in extractors}
+    settings = {ex.name: _portable(ex.settings) for ex in extractors}
     sides = sorted({s.decode_short_side for s in settings.values()})
     actors = _actor_count(ray, gpus_per_worker, math.ceil(len(jobs) / shard_size))
     ray.data.DataContext.get_current().enable_progress_bars = False  # the caller has its own
@@ -148,6 +165,15 @@ def _dataset(
             **({"num_gpus": gpus_per_worker} if gpus_per_worker > 0 else {}),
         )
     )
+
+
+def _portable(settings: ExtractSettings) -> ExtractSettings:
+    """Settings a worker on another node reads the same way: an absolute --weights-dir (the
+    fingerprint holds the weights' hash, not their path, so it is unchanged)."""
+    folder = settings.weights.weights_dir
+    if folder is None:
+        return settings
+    return replace(settings, weights=replace(settings.weights, weights_dir=Path(folder).absolute()))
 
 
 def _collect(
@@ -200,11 +226,13 @@ def _check_committed(
     committed = {fam.name: cache.committed(fam) for fam in family_of.values()}
     for job in jobs:
         outcome = outcomes.get(job.video_id)
-        if outcome is not None and outcome.status == "failed":
+        if outcome is None:
+            raise CacheError(f"the Ray run returned no result for {job.path}")
+        if outcome.status == "failed":
             continue
         for name, _ in job.extractors:
             folder = cache.family_dir(family_of[name])
-            if outcome is None or job.video_id not in committed[family_of[name].name]:
+            if job.video_id not in committed[family_of[name].name]:
                 raise CacheError(
                     f"the Ray run finished but {job.path} is not in {folder}; is the cache "
                     "folder on a filesystem that every Ray node shares?"
@@ -236,8 +264,6 @@ def decode_row(
 def _decode_results(
     batch: dict[str, np.ndarray], settings: dict[str, ExtractSettings]
 ) -> list[DecodeResult]:
-    from harmcache.errors import VideoError
-
     results = []
     for i in range(len(batch["video_id"])):
         names = str(batch["extractors"][i]).split(",")

@@ -316,6 +316,8 @@ def _verify_shard(
         for vid in header.video_ids:
             if vid not in f:
                 continue
+            if vid in seen:
+                problems.append(f"{where}:{vid[:12]}: also held by {seen[vid]} (duplicate)")
             seen.setdefault(vid, shard.name)
             g = f[vid]
             try:

@@ -138,27 +138,25 @@ class VideoSource:
             raise VideoError(
                 "too_short", f"{self.info.n_frames} frame(s), at least {min_frames} needed"
             )
-        # The probe: first, middle and last frame must decode.
-        n = self.info.n_frames
-        self.read(np.unique(np.array([0, n // 2, n - 1], dtype=np.int64)))
 
     @staticmethod
     def _open(path: Path, prefer: str):
+        """The first backend that opens the file and decodes its first, middle and last frames
+        (the probe; decord accepts some files whose later frames it cannot decode)."""
         order = [_DecordSource, _PyAVSource] if prefer == "decord" else [_PyAVSource]
         first_error: VideoError | None = None
         for backend in order:
             try:
                 source = backend(path)
-                if backend is _DecordSource:
-                    # decord accepts some files whose last frames it cannot decode: check now.
-                    n = source.info.n_frames
-                    source.read(np.array([0, n // 2, n - 1]))
+                n = source.info.n_frames
+                source.read(np.unique(np.array([0, n // 2, n - 1], dtype=np.int64)))
                 return source
             except VideoError as exc:
                 first_error = first_error or exc
-            except Exception as exc:  # noqa: BLE001 - decord raises bare runtime errors
+            except Exception as exc:  # noqa: BLE001 - decoders raise untyped runtime errors
                 log.debug("%s could not read %s: %s", backend.backend, path, exc)
-        assert first_error is not None or order
+                if backend is _PyAVSource:
+                    first_error = first_error or VideoError("decode_error", str(exc))
         raise first_error or VideoError("unreadable", "no decoder could open the file")
 
     def read(self, indices: np.ndarray, *, max_short_side: int | None = None) -> np.ndarray:
