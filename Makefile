@@ -30,9 +30,8 @@ demo: install
 		--yolo-imgsz 160 --slowfast-short-side 128 --slowfast-crop 128
 	$(HC) cache info $(DEMO_CACHE)
 	$(HC) cache verify $(DEMO_CACHE)
-	@if $(HC) train --help >/dev/null 2>&1; then $(MAKE) --no-print-directory demo-heads; fi
-
-demo-heads:
+	@echo "deleting the demo videos: stage two reads the cache alone"
+	find $(DEMO_DIR)/videos -name '*.mp4' -delete
 	$(HC) train --cache $(DEMO_CACHE) --labels $(DEMO_DIR)/videos/labels.csv --head transformer --out $(DEMO_RUNS)/transformer
 	$(HC) train --cache $(DEMO_CACHE) --labels $(DEMO_DIR)/videos/labels.csv --head lightgbm --out $(DEMO_RUNS)/lightgbm --split-from $(DEMO_RUNS)/transformer
 	$(HC) train --cache $(DEMO_CACHE) --labels $(DEMO_DIR)/videos/labels.csv --head logreg --out $(DEMO_RUNS)/logreg --split-from $(DEMO_RUNS)/transformer

@@ -8,7 +8,12 @@ import os
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_VERBOSE", "False")
 
+import warnings  # noqa: E402
+
 import typer  # noqa: E402
+
+# clip-anytorch imports pkg_resources, whose deprecation warning means nothing to a user.
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
 from . import cache_cmd, demo_cmd, extract_cmd, stage_two_cmd, weights_cmd  # noqa: E402
 

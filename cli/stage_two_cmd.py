@@ -1,0 +1,323 @@
+"""Stage two: train | sweep-threshold | evaluate | compare | predict. Each command parses its
+options and calls one library function (harmcache.train.*); none of them opens a video except
+predict, which extracts new videos through the extraction pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from harmcache.errors import UsageError
+
+from .common import handle_errors, print_json_line, setup_logging
+
+
+def _split_list(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    return items or None
+
+
+def _families(values: list[str] | None) -> list[str] | None:
+    out = [name for v in values or [] for name in _split_list(v) or []]
+    return out or None
+
+
+def _epoch_printer():
+    """Per-epoch progress on stderr: loss, the threshold table (0.30-0.70) and the best."""
+
+    def show(report) -> None:
+        typer.echo(report.format(), err=True)
+
+    return show
+
+
+@handle_errors
+def train_cmd(
+    cache: Path = typer.Option(
+        ..., "--cache", help="Feature cache folder (from `harmcache extract`)."
+    ),
+    labels: Path = typer.Option(
+        ..., "--labels", help="CSV path,label[,split], or a folder with one subfolder per class."
+    ),
+    head: str = typer.Option("transformer", "--head", help="transformer | lightgbm | logreg."),
+    out: Path = typer.Option(..., "--out", help="Run directory to write, e.g. runs/NAME."),
+    features: str = typer.Option(
+        None, "--features", help="Extractors to use, e.g. clip,yolo,slowfast (default: all cached)."
+    ),
+    family: list[str] = typer.Option(
+        None, "--family", help="Pin a shard family by name when several fingerprints exist."
+    ),
+    positive: str = typer.Option(
+        None, "--positive", help="Label names that mean harmful, e.g. harmful,violence."
+    ),
+    split_from: Path = typer.Option(None, "--split-from", help="Reuse this run's split."),
+    seed: int = typer.Option(0, "--seed", help="Seeds the split and the head."),
+    epochs: int = typer.Option(None, "--epochs", help="Transformer: most epochs (default 10)."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Transformer: videos per step (4)."),
+    loss: str = typer.Option(None, "--loss", help="Transformer: bce (default) or focal."),
+    val_fraction: float = typer.Option(
+        0.2, "--val-fraction", help="Share of videos for validation."
+    ),
+    test_fraction: float = typer.Option(0.0, "--test-fraction", help="Share held out for testing."),
+    param: list[str] = typer.Option(
+        None, "--param", help="Any head setting as KEY=VALUE (repeatable), e.g. d_model=64."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+    json_out: bool = typer.Option(False, "--json", help="Last stdout line: one JSON object."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Train a head on cached features; write a run directory."""
+    from harmcache.heads.base import parse_params
+    from harmcache.train.run import plain, train
+
+    setup_logging(verbose)
+    params = parse_params(head, param or [])
+    for key, value in (("epochs", epochs), ("batch_size", batch_size), ("loss", loss)):
+        if value is not None:
+            if head != "transformer":
+                raise UsageError(f"--{key.replace('_', '-')} applies to the transformer head only")
+            params[key] = value
+
+    def show_join(report) -> None:
+        for line in report.lines():
+            typer.echo(line)
+
+    result = train(
+        cache,
+        labels,
+        head,
+        out,
+        features=_split_list(features),
+        families=_families(family),
+        positive=_split_list(positive),
+        split_from=split_from,
+        seed=seed,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        head_params=params,
+        force=force,
+        on_join=show_join,
+        on_epoch=_epoch_printer(),
+    )
+    m, t = result.metrics["val"], result.threshold
+    c = result.counts
+    for extractor, why in sorted(result.join.left_out.items()):
+        typer.echo(f"warning: left {extractor} features out: {why}; pass --features to choose")
+    typer.echo(
+        f"split: train {c['train']['videos']} ({c['train']['harmful']} harmful), "
+        f"val {c['val']['videos']} ({c['val']['harmful']}), test {c['test']['videos']}"
+    )
+    typer.echo(
+        f"{head} on {', '.join(f.name for f in result.families.values())}: validation F1 "
+        f"{m['f1']:.4f} (precision {m['precision']:.4f}, recall {m['recall']:.4f}) at threshold "
+        f"{t['threshold']:.2f}; AUROC {m['auroc']:.4f}, AP {m['ap']:.4f}"
+    )
+    typer.echo(f"run written to {result.run_dir}; next: harmcache sweep-threshold {result.run_dir}")
+    if json_out:
+        print_json_line(
+            plain(
+                {
+                    "run": str(result.run_dir),
+                    **{k: m[k] for k in ("precision", "recall", "f1", "auroc", "ap")},
+                    "threshold": t["threshold"],
+                    "join": result.join.to_json(),
+                    "counts": c,
+                }
+            )
+        )
+
+
+def _parse_band(value: str | None) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    try:
+        high, low = (float(x) for x in value.split(","))
+    except ValueError:
+        raise UsageError(
+            f"--review-band {value!r}: expected P_HIGH,R_LOW, e.g. 0.95,0.98 (block where "
+            "precision >= 0.95; review down to where recall >= 0.98)"
+        ) from None
+    if not (0 < high <= 1 and 0 < low <= 1):
+        raise UsageError("--review-band bounds must be in (0, 1]")
+    return high, low
+
+
+def _ci(ci: list[float] | None) -> str:
+    return f"[{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "[n/a]"
+
+
+@handle_errors
+def sweep_threshold_cmd(
+    run: Path = typer.Argument(..., help="Run directory."),
+    objective: str = typer.Option(
+        "f1", "--objective", help="f1 | f<beta> (f2, f0.5) | recall>=R | precision>=P."
+    ),
+    grid: str = typer.Option(
+        "0.01:0.99:0.01", "--grid", help="start:stop:step, or 'scores' (every distinct score)."
+    ),
+    bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap replicates (0: none)."),
+    review_band: str = typer.Option(
+        None,
+        "--review-band",
+        help="P_HIGH,R_LOW: block at precision>=P_HIGH, review to recall>=R_LOW.",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+    json_out: bool = typer.Option(False, "--json", help="Last stdout line: one JSON object."),
+) -> None:
+    """Choose the decision threshold on validation scores; rewrite threshold.json, draw a PNG."""
+    from harmcache.train import metrics
+    from harmcache.train.run import PLOT_FILE, plain, read_val_scores, sweep_run
+
+    if bootstrap < 0:
+        raise UsageError("--bootstrap must be 0 or more")
+    result = sweep_run(
+        run, objective, grid, bootstrap=bootstrap, seed=seed, review_band=_parse_band(review_band)
+    )
+    _, _, y, scores = read_val_scores(run / "val_scores.csv")
+    shown = np.round(np.arange(0.05, 0.951, 0.05), 2)
+    rows = metrics.threshold_rows(y, scores, np.unique(np.append(shown, result.threshold)))
+    chosen = next(r for r in rows if r["threshold"] == result.threshold)
+    typer.echo(f"validation: {result.n} videos, {result.n_positive} harmful; grid {result.grid}")
+    typer.echo(metrics.format_rows(rows, chosen))
+    typer.echo(
+        f"chosen threshold {result.threshold:.4g} for {result.objective}: {result.score:.4f} "
+        f"(precision {result.precision:.4f}, recall {result.recall:.4f}, F1 {result.f1:.4f})"
+    )
+    if result.tie:
+        typer.echo(
+            f"tie: {result.tie['count']} thresholds from {result.tie['low']:.4g} to "
+            f"{result.tie['high']:.4g} reach the best value; took the middle of the longest run"
+        )
+    if result.bootstrap:
+        ci = result.bootstrap["ci"]
+        typer.echo(
+            f"{result.bootstrap['confidence']:.0%} bootstrap ({result.bootstrap['replicates']}): "
+            f"{result.objective} {_ci(ci['score'])}, precision {_ci(ci['precision'])}, "
+            f"recall {_ci(ci['recall'])}, threshold {_ci(ci['threshold'])}"
+        )
+    if result.review_band:
+        rb = result.review_band
+        typer.echo(
+            f"review band: block >= {rb['t_high']:.4g} (precision {rb['block_precision']:.4f}, "
+            f"{rb['share_blocked']:.1%} of videos), review [{rb['t_low']:.4g}, {rb['t_high']:.4g}) "
+            f"({rb['share_review']:.1%}); recall with review {rb['block_plus_review_recall']:.4f}"
+        )
+    typer.echo(f"wrote {run / 'threshold.json'} and {run / PLOT_FILE}")
+    if json_out:
+        print_json_line(plain(result.to_json()))
+
+
+@handle_errors
+def evaluate_cmd(
+    run: Path = typer.Argument(..., help="Run directory."),
+    labels: Path = typer.Option(None, "--labels", help="Held-out labels (CSV or class folders)."),
+    cache: Path = typer.Option(
+        None, "--cache", help="Cache holding those videos (default: the run's)."
+    ),
+    positive: str = typer.Option(None, "--positive", help="Label names that mean harmful."),
+    subset: str = typer.Option(
+        None, "--subset", help="val | test (default: test if the run has one)."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Last stdout line: one JSON object."),
+) -> None:
+    """Metrics at the run's stored threshold, from the cache alone."""
+    from harmcache.train.evaluate import evaluate
+    from harmcache.train.run import plain
+
+    if subset not in (None, "val", "test"):
+        raise UsageError(f"--subset must be val or test, got {subset!r}")
+    if subset and labels:
+        raise UsageError("--subset and --labels exclude each other")
+    result = evaluate(
+        run, labels=labels, cache_dir=cache, positive=_split_list(positive), subset=subset
+    )
+    m = result.metrics
+    for note in result.notes:
+        typer.echo(f"note: {note}")
+    typer.echo(
+        f"{result.subset}: {m['n']} videos ({m['n_positive']} harmful) at threshold "
+        f"{m['threshold']:.4g}: precision {m['precision']:.4f} recall {m['recall']:.4f} "
+        f"F1 {m['f1']:.4f} AUROC {_fmt(m['auroc'])} AP {_fmt(m['ap'])}"
+    )
+    c = m["confusion"]
+    typer.echo(f"confusion: tn {c['tn']} fp {c['fp']} fn {c['fn']} tp {c['tp']}")
+    if json_out:
+        print_json_line(plain(result.to_json()))
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None or not np.isfinite(x) else f"{x:.4f}"
+
+
+@handle_errors
+def compare_cmd(
+    runs: list[Path] = typer.Argument(..., help="Run directories."),
+    json_out: bool = typer.Option(False, "--json", help="Last stdout line: one JSON object."),
+) -> None:
+    """Runs side by side: validation metrics at each run's threshold."""
+    from harmcache.train.evaluate import compare
+    from harmcache.train.run import plain
+
+    result = compare(runs)
+    columns = ("thr", "prec", "recall", "f1", "auroc", "ap")
+    typer.echo(f"{'run':30} {'head':12} " + " ".join(f"{c:>7}" for c in columns))
+    for r in result.rows:
+        typer.echo(
+            f"{Path(r['run']).name[:30]:30} {str(r['head'])[:12]:12} {r['threshold']:6.3f} "
+            f"{r['precision']:7.4f} {r['recall']:7.4f} {r['f1']:7.4f} {_fmt(r['auroc']):>7} "
+            f"{_fmt(r['ap']):>7}"
+        )
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    if json_out:
+        print_json_line(plain({"runs": result.rows, "warnings": result.warnings}))
+
+
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 60):02d}:{seconds % 60:04.1f}"
+
+
+@handle_errors
+def predict_cmd(
+    videos: list[Path] = typer.Argument(..., help="Video files."),
+    run: Path = typer.Option(..., "--run", help="Run directory."),
+    cache: Path = typer.Option(None, "--cache", help="Cache to extract into (default: the run's)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N for extraction."),
+    weights_dir: Path = typer.Option(None, "--weights-dir", help="Folder with backbone weights."),
+    segments: int = typer.Option(8, "--segments", help="Timeline segments per video (0: none)."),
+    json_out: bool = typer.Option(False, "--json", help="Last stdout line: one JSON object."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Score videos with a run: extract them with its backbones, print label, probability and a
+    per-segment timeline (each segment scored on its own rows)."""
+    from harmcache.train.predict import predict
+    from harmcache.train.run import plain
+
+    setup_logging(verbose)
+    results = predict(videos, run, cache, device=device, weights_dir=weights_dir, segments=segments)
+    for p in results:
+        if p.status != "scored":
+            typer.echo(f"{p.path}: failed ({p.reason}: {p.message})")
+            continue
+        typer.echo(f"{p.path}: {p.label} p={p.score:.4f} (threshold {p.threshold:.4g})")
+        for s in p.timeline:
+            if s.score is None:
+                typer.echo(f"  {_clock(s.start)}-{_clock(s.end)}      -")
+            else:
+                bar = "#" * round(s.score * 20)
+                typer.echo(f"  {_clock(s.start)}-{_clock(s.end)} {s.score:.3f} {bar}")
+    if json_out:
+        print_json_line(plain({"predictions": [p.to_json() for p in results]}))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the stage-two commands to the harmcache app."""
+    app.command("train")(train_cmd)
+    app.command("sweep-threshold")(sweep_threshold_cmd)
+    app.command("evaluate")(evaluate_cmd)
+    app.command("compare")(compare_cmd)
+    app.command("predict")(predict_cmd)

@@ -1,0 +1,128 @@
+"""What every head consumes: per-modality padded sequences with masks, on the video's time axis.
+
+Heads never see the cache. `harmcache.train.features` builds a `SequenceData` from it; tests
+build one from arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Modality:
+    """One extractor's rows for N videos, padded to the longest video."""
+
+    values: np.ndarray
+    """(N, L, D) float32; padded rows are zero."""
+    mask: np.ndarray
+    """(N, L) bool; True where a row is real."""
+    timestamp: np.ndarray
+    """(N, L) float64 seconds on the video's own time axis (0 where padded)."""
+    position: np.ndarray
+    """(N, L) float32 in [0, 1]: the timestamp divided by the video's duration."""
+
+    @property
+    def dim(self) -> int:
+        return int(self.values.shape[2])
+
+    def take(self, idx: np.ndarray) -> Modality:
+        # Trim the padding the chosen videos do not need.
+        mask = self.mask[idx]
+        used = np.flatnonzero(mask.any(axis=0))
+        length = int(used[-1]) + 1 if used.size else 0
+        return Modality(
+            self.values[idx, :length],
+            mask[:, :length],
+            self.timestamp[idx, :length],
+            self.position[idx, :length],
+        )
+
+
+@dataclass
+class SequenceData:
+    """N videos: their ids, modalities (in a fixed order) and, for training, labels."""
+
+    video_ids: list[str]
+    modalities: dict[str, Modality]
+    labels: np.ndarray | None = None
+    """(N,) int64 0/1, or None when scoring unlabelled videos."""
+    duration: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """(N,) seconds."""
+
+    def __post_init__(self) -> None:
+        if len(self.duration) != len(self.video_ids):
+            self.duration = np.zeros(len(self.video_ids))
+
+    def __len__(self) -> int:
+        return len(self.video_ids)
+
+    @property
+    def dims(self) -> dict[str, int]:
+        return {name: m.dim for name, m in self.modalities.items()}
+
+    def subset(self, idx: np.ndarray | list[int]) -> SequenceData:
+        """The videos at positions `idx`, in that order."""
+        idx = np.asarray(idx, dtype=np.int64)
+        return SequenceData(
+            [self.video_ids[i] for i in idx],
+            {name: m.take(idx) for name, m in self.modalities.items()},
+            None if self.labels is None else self.labels[idx],
+            self.duration[idx],
+        )
+
+    def window(self, start: float | np.ndarray, end: float | np.ndarray) -> SequenceData:
+        """The same videos with only the rows whose timestamp lies in [start, end) kept;
+        `start` and `end` are seconds, one for all videos or one per video."""
+        lo = np.broadcast_to(np.asarray(start, dtype=np.float64), (len(self),))[:, None]
+        hi = np.broadcast_to(np.asarray(end, dtype=np.float64), (len(self),))[:, None]
+        out = {}
+        for name, m in self.modalities.items():
+            keep = m.mask & (m.timestamp >= lo) & (m.timestamp < hi)
+            values = np.where(keep[..., None], m.values, 0).astype(np.float32)
+            out[name] = Modality(values, keep, m.timestamp, m.position)
+        return SequenceData(list(self.video_ids), out, self.labels, self.duration)
+
+
+def pooled_statistics(
+    data: SequenceData, stats: tuple[str, ...] = ("mean", "std", "max", "min"), chunk: int = 256
+) -> tuple[np.ndarray, list[str]]:
+    """Fixed-size features: masked statistics over time per modality, concatenated.
+
+    A video with no rows in a modality gets NaN there (LightGBM treats it as missing)."""
+    blocks, names = [], []
+    for name, m in data.modalities.items():
+        # In chunks of videos: a float64 copy of all rows at once would be several GB.
+        parts = [
+            _pool(m.values[i : i + chunk], m.mask[i : i + chunk], stats)
+            for i in range(0, len(data), chunk)
+        ]
+        blocks.append(np.concatenate(parts) if parts else np.zeros((0, len(stats) * m.dim)))
+        names += [f"{name}.{stat}.{j}" for stat in stats for j in range(m.dim)]
+    if not blocks:
+        return np.zeros((len(data), 0), dtype=np.float32), names
+    return np.concatenate(blocks, axis=1).astype(np.float32), names
+
+
+def _pool(values: np.ndarray, mask: np.ndarray, stats: tuple[str, ...]) -> np.ndarray:
+    values = values.astype(np.float64)
+    m = mask[..., None]
+    count = mask.sum(axis=1)[:, None].astype(np.float64)
+    safe = np.maximum(count, 1)
+    mean = np.where(m, values, 0).sum(axis=1) / safe
+    columns = []
+    for stat in stats:
+        if stat == "mean":
+            col = mean
+        elif stat == "std":
+            col = np.sqrt(np.where(m, (values - mean[:, None]) ** 2, 0).sum(axis=1) / safe)
+        elif stat == "max":
+            col = np.where(m, values, -np.inf).max(axis=1, initial=-np.inf)
+        elif stat == "min":
+            col = np.where(m, values, np.inf).min(axis=1, initial=np.inf)
+        else:
+            raise ValueError(f"unknown statistic {stat!r}")
+        columns.append(np.where(count == 0, np.nan, col))
+    return np.concatenate(columns, axis=1)

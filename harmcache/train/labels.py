@@ -1,0 +1,328 @@
+"""Labels, read from a CSV or a folder of class folders, and joined to cached videos.
+
+Labels live outside the cache and are joined at train time (design: "no labels in the cache").
+The join is where report 002 went wrong: its label keys never matched the clip ids, 0 labels
+matched, and the model learned from zeros. So every join reports its counts, and a join that
+matches nothing stops with an example of the keys on each side.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harmcache.errors import DataError, UsageError
+from harmcache.store.cache import FeatureCache
+
+KEY_COLUMNS = ("path", "video", "file", "video_id", "sha256", "id")
+"""Accepted names for the column that identifies a video: a path, or a video id (SHA-256)."""
+VIDEO_SUFFIXES = {
+    ".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp",
+    ".ts",
+}  # fmt: skip
+SPLIT_VALUES = ("train", "val", "test")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass
+class LabelRow:
+    """One labelled video as the user wrote it."""
+
+    key: str
+    """A path (absolute, or relative to the labels file) or a video id."""
+    label: int
+    split: str | None
+    where: str
+    """Where it came from, for messages: 'labels.csv:12' or 'folder/violence'."""
+    base: Path
+    """Folder that relative paths are resolved against first."""
+
+
+@dataclass
+class LabeledVideo:
+    """A cached video with its label; several label rows (duplicate files) may share it."""
+
+    video_id: str
+    label: int
+    paths: list[str]
+    split: str | None = None
+
+
+@dataclass
+class JoinReport:
+    """How labels met the cache."""
+
+    label_rows: int = 0
+    matched_rows: int = 0
+    matched_videos: int = 0
+    unmatched_rows: int = 0
+    unmatched_examples: list[str] = field(default_factory=list)
+    unlabelled_cached: int = 0
+    """Cached videos (in any family) that no label names."""
+    duplicate_rows: int = 0
+    """Matched rows whose bytes another row already labelled (same video id)."""
+    missing_features: dict[str, int] = field(default_factory=dict)
+    """Matched videos dropped because a chosen family lacks them, per extractor."""
+    left_out: dict[str, str] = field(default_factory=dict)
+    """Extractors left out of a default feature set, and why (e.g. identical for all videos)."""
+
+    def lines(self) -> list[str]:
+        out = [
+            f"labels: {self.label_rows} rows; {self.matched_rows} matched "
+            f"{self.matched_videos} cached videos",
+            f"labels with no cached video: {self.unmatched_rows}"
+            + (f" (e.g. {', '.join(self.unmatched_examples[:3])})" if self.unmatched_rows else ""),
+            f"cached videos with no label: {self.unlabelled_cached}",
+        ]
+        if self.duplicate_rows:
+            out.append(
+                f"rows that are byte-identical to another labelled row: {self.duplicate_rows}"
+            )
+        for extractor, n in sorted(self.missing_features.items()):
+            out.append(f"dropped for lacking {extractor} features: {n}")
+        for extractor, why in sorted(self.left_out.items()):
+            out.append(
+                f"warning: left {extractor} features out: {why}; they carry no information "
+                f"(check its extraction, or pass --features to choose explicitly)"
+            )
+        return out
+
+    def to_json(self) -> dict:
+        return {
+            "label_rows": self.label_rows,
+            "matched_rows": self.matched_rows,
+            "matched_videos": self.matched_videos,
+            "unmatched_rows": self.unmatched_rows,
+            "unmatched_examples": self.unmatched_examples[:5],
+            "unlabelled_cached": self.unlabelled_cached,
+            "duplicate_rows": self.duplicate_rows,
+            "missing_features": dict(sorted(self.missing_features.items())),
+            "left_out": dict(sorted(self.left_out.items())),
+        }
+
+
+# --- reading -----------------------------------------------------------------------------------
+def read_labels(source: str | Path, positive: list[str] | None = None) -> list[LabelRow]:
+    """Label rows from a CSV (`path,label[,split]`) or a folder with one subfolder per class.
+
+    Labels are 0/1, or names: with `positive` (case-insensitive) the listed names are 1 and
+    every other name is 0."""
+    source = Path(source)
+    if not source.exists():
+        raise UsageError(f"labels not found: {source}")
+    if source.is_dir():
+        raw = _read_folder(source)
+    else:
+        raw = _read_csv(source)
+    if not raw:
+        raise DataError(f"no labels in {source}")
+    return _binarise(raw, positive, source)
+
+
+def _read_csv(path: Path) -> list[tuple[str, str, str | None, str]]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read labels {path}: {exc}") from None
+    reader = csv.DictReader(text.splitlines())
+    columns = [c.strip().lower() for c in reader.fieldnames or []]
+    reader.fieldnames = columns
+    key_col = next((c for c in KEY_COLUMNS if c in columns), None)
+    if key_col is None or "label" not in columns:
+        raise DataError(
+            f"{path.name} needs a header with columns path,label[,split]; found: "
+            f"{', '.join(columns) or 'nothing'}"
+        )
+    rows = []
+    for line, row in enumerate(reader, start=2):
+        key = (row.get(key_col) or "").strip()
+        if not key:
+            continue
+        split = (row.get("split") or "").strip().lower() or None
+        rows.append((key, (row.get("label") or "").strip(), split, f"{path.name}:{line}"))
+    if "split" in columns:
+        _check_split_column(rows, path)
+    return rows
+
+
+def _check_split_column(rows: list, path: Path) -> None:
+    bad = [(w, s) for _, _, s, w in rows if s is not None and s not in SPLIT_VALUES]
+    if bad:
+        where, value = bad[0]
+        raise DataError(f"{where}: split must be train, val or test, got {value!r}")
+    empty = [w for _, _, s, w in rows if s is None]
+    if empty and len(empty) < len(rows):
+        raise DataError(
+            f"{path.name}: the split column is empty in {len(empty)} rows (e.g. {empty[0]}); "
+            "fill it in every row or drop the column"
+        )
+
+
+def _read_folder(folder: Path) -> list[tuple[str, str, str | None, str]]:
+    rows = []
+    for class_dir in sorted(
+        p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
+    ):
+        for file in sorted(class_dir.rglob("*")):
+            if file.is_file() and file.suffix.lower() in VIDEO_SUFFIXES:
+                rows.append(
+                    (str(file.resolve()), class_dir.name, None, f"{folder.name}/{class_dir.name}")
+                )
+    return rows
+
+
+def _binarise(raw: list, positive: list[str] | None, source: Path) -> list[LabelRow]:
+    base = source if source.is_dir() else source.parent
+    values = Counter(label for _, label, _, _ in raw)
+    if positive:
+        names = {p.strip().lower() for p in positive if p.strip()}
+        found = {v.lower() for v in values}
+        if not names & found:
+            raise DataError(
+                f"none of the labels is one of --positive {','.join(sorted(names))}; "
+                f"labels found: {_show(values)}"
+            )
+        to_int = {v: int(v.lower() in names) for v in values}
+    else:
+        to_int = {}
+        for v in values:
+            number = _as_binary(v)
+            if number is None:
+                raise DataError(
+                    f"label {v!r} is not 0/1; pass --positive NAME[,NAME] to say which label "
+                    f"names are harmful (labels found: {_show(values)})"
+                )
+            to_int[v] = number
+    return [LabelRow(key, to_int[label], split, where, base) for key, label, split, where in raw]
+
+
+def _as_binary(value: str) -> int | None:
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return int(number) if number in (0.0, 1.0) else None
+
+
+def _show(values: Counter) -> str:
+    return ", ".join(f"{v or '<empty>'} ({n})" for v, n in values.most_common(8))
+
+
+# --- joining -----------------------------------------------------------------------------------
+def join_labels(rows: list[LabelRow], cache: FeatureCache) -> tuple[list[LabeledVideo], JoinReport]:
+    """Match label rows to cached videos by path (resolved to absolute on both sides) or by
+    video id. Raises DataError when nothing matches, or when one video gets two labels."""
+    sources = cache.sources()
+    cached: set[str] = set()
+    for family in cache.families():
+        cached |= cache.committed(family)
+    by_path = _path_index(sources)
+    first_path: dict[str, str] = {}
+    for path, vid in sorted(sources.items()):
+        first_path.setdefault(vid, path)
+    report = JoinReport(label_rows=len(rows))
+    videos: dict[str, LabeledVideo] = {}
+    origin: dict[str, str] = {}
+    for row in rows:
+        vid, path = _match(row, sources, by_path, cached)
+        if vid is None:
+            report.unmatched_rows += 1
+            if len(report.unmatched_examples) < 5:
+                report.unmatched_examples.append(row.key)
+            continue
+        report.matched_rows += 1
+        path = path or first_path.get(vid, vid)
+        if vid not in videos:
+            videos[vid] = LabeledVideo(vid, row.label, [path], row.split)
+            origin[vid] = row.where
+            continue
+        report.duplicate_rows += 1
+        known = videos[vid]
+        if known.label != row.label:
+            raise DataError(
+                f"{row.where} and {origin[vid]} are the same video ({vid[:12]}, identical bytes) "
+                f"with different labels ({row.label} vs {known.label}); fix one of them"
+            )
+        if known.split != row.split:
+            raise DataError(
+                f"{row.where} and {origin[vid]} are the same video ({vid[:12]}) but are put in "
+                f"different splits ({row.split} vs {known.split})"
+            )
+        if path not in known.paths:
+            known.paths.append(path)
+    report.matched_videos = len(videos)
+    report.unlabelled_cached = len(cached - videos.keys())
+    if not videos:
+        raise DataError(_no_match_message(rows, sources, cached))
+    return sorted(videos.values(), key=lambda v: v.video_id), report
+
+
+def _norm(path: str | Path) -> str:
+    return os.path.normcase(os.path.normpath(os.path.abspath(os.path.expanduser(str(path)))))
+
+
+def _path_index(sources: dict[str, str]) -> dict[str, str]:
+    """Normalised form (as given, and with symlinks resolved) → the path the cache recorded."""
+    index: dict[str, str] = {}
+    for path in sorted(sources):
+        index.setdefault(_norm(path), path)
+        index.setdefault(_norm(os.path.realpath(path)), path)
+    return index
+
+
+def _candidates(row: LabelRow) -> list[str]:
+    key = os.path.expanduser(row.key)
+    if os.path.isabs(key):
+        return [key]
+    return [str(row.base / key), str(Path.cwd() / key)]
+
+
+def _match(
+    row: LabelRow, sources: dict[str, str], by_path: dict[str, str], cached: set[str]
+) -> tuple[str | None, str | None]:
+    """(video id, the cache's path for it) of a label row: by the path as written, resolved
+    against the labels file's folder or the working directory, or by video id. (None, None)
+    when it names no video with committed features."""
+    path = row.key if row.key in sources else None
+    for candidate in [] if path else _candidates(row):
+        for form in (_norm(candidate), _norm(os.path.realpath(candidate))):
+            path = path or by_path.get(form)
+    if path is not None:
+        vid = sources[path]
+        return (vid, path) if vid in cached else (None, None)
+    lowered = row.key.lower()
+    if _SHA256.match(lowered) and lowered in cached:
+        return lowered, None
+    return None, None
+
+
+def _no_match_message(rows: list[LabelRow], sources: dict[str, str], cached: set[str]) -> str:
+    first = rows[0]
+    label_side = f"{first.key!r}"
+    if not _SHA256.match(first.key.lower()):
+        label_side += f" (resolved: {_norm(_candidates(first)[0])!r})"
+    if sources:
+        some_id = sorted(cached or sources.values())[0]
+        cache_side = f"paths like {sorted(sources)[0]!r} or ids like {some_id!r}"
+    elif cached:
+        cache_side = f"ids like {sorted(cached)[0]!r} and no recorded paths"
+    else:
+        cache_side = "nothing: the cache holds no videos"
+    return (
+        f"0 of {len(rows)} labels matched a cached video. Label keys look like {label_side}; "
+        f"the cache has {cache_side}. Label each video by the path given to `harmcache extract` "
+        "(absolute, or relative to the labels file) or by its video id"
+    )
+
+
+def check_classes(videos: list[LabeledVideo]) -> None:
+    """Training needs both classes."""
+    counts = Counter(v.label for v in videos)
+    if len(counts) < 2:
+        ((label, n),) = counts.items()
+        name = "harmful (1)" if label == 1 else "safe (0)"
+        raise DataError(f"all {n} matched videos are labelled {name}; training needs both classes")

@@ -1,0 +1,138 @@
+"""Scoring new videos with a run: extract them with the run's exact backbone specs (cached
+videos are not decoded again), then score each video and each segment of it.
+
+A segment score is the head applied to only the rows whose timestamp falls inside the
+segment: the video's duration is cut into `segments` equal parts, and each part is scored with
+its CLIP/YOLO frames and the SlowFast windows centred in it (the other rows are masked out, as
+padding is). It says where in the video the head sees harm. It is the same head on a shorter
+input, so it is not calibrated like the video score; compare segments with each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from harmcache.errors import DataError
+from harmcache.heads.data import SequenceData
+from harmcache.train.run import Run, load_run
+
+DEFAULT_SEGMENTS = 8
+
+
+@dataclass
+class Segment:
+    start: float
+    end: float
+    score: float | None
+    """None when no row of any modality falls in the segment."""
+
+
+@dataclass
+class Prediction:
+    path: str
+    video_id: str | None
+    status: str
+    """scored | failed"""
+    score: float | None = None
+    label: str | None = None
+    """harmful | safe"""
+    threshold: float | None = None
+    duration: float | None = None
+    timeline: list[Segment] = field(default_factory=list)
+    reason: str | None = None
+    message: str | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def predict(
+    videos: list[str | Path],
+    run_dir: str | Path,
+    cache_dir: str | Path | None = None,
+    *,
+    device: str = "cpu",
+    weights_dir: str | Path | None = None,
+    segments: int = DEFAULT_SEGMENTS,
+) -> list[Prediction]:
+    """Extract (if needed) and score `videos` with the run in `run_dir`."""
+    from harmcache.extract.pipeline import extract_with_specs
+
+    run = load_run(run_dir)
+    cache_path = Path(cache_dir or run.config["cache"])
+    specs = {ex: f["spec"] for ex, f in run.features.items()}
+    summary = extract_with_specs(
+        [Path(v) for v in videos],
+        cache_path,
+        specs,
+        device=device,
+        weights_dir=Path(weights_dir) if weights_dir else None,
+    )
+    out: list[Prediction] = []
+    ok: list[tuple[int, str]] = []
+    for item in summary.inputs:
+        if item.status == "failed" or item.video_id is None:
+            out.append(
+                Prediction(
+                    item.path, item.video_id, "failed", reason=item.reason, message=item.message
+                )
+            )
+        else:
+            ok.append((len(out), item.video_id))
+            out.append(Prediction(item.path, item.video_id, "scored"))
+    if not ok:
+        first = out[0] if out else None
+        why = f" ({first.reason}: {first.message})" if first else ""
+        raise DataError(f"none of the {len(out)} videos could be scored{why}")
+    ids = list(dict.fromkeys(vid for _, vid in ok))
+    scored = score_videos(run, run.open_cache(cache_path), ids, segments)
+    for position, vid in ok:
+        p = scored[vid]
+        out[position].score, out[position].label = p.score, p.label
+        out[position].threshold, out[position].duration = p.threshold, p.duration
+        out[position].timeline = p.timeline
+    return out
+
+
+def score_videos(run: Run, cache, video_ids: list[str], segments: int = DEFAULT_SEGMENTS) -> dict:
+    """video id → Prediction (score, label and segment timeline) for cached videos."""
+    data = run.load_data(cache, video_ids)
+    threshold = float(run.threshold["threshold"])
+    scores = run.score(data)
+    timelines = segment_scores(run, data, segments)
+    return {
+        vid: Prediction(
+            path="",
+            video_id=vid,
+            status="scored",
+            score=float(scores[i]),
+            label="harmful" if scores[i] >= threshold else "safe",
+            threshold=threshold,
+            duration=float(data.duration[i]),
+            timeline=timelines[i],
+        )
+        for i, vid in enumerate(video_ids)
+    }
+
+
+def segment_scores(run: Run, data: SequenceData, segments: int) -> list[list[Segment]]:
+    """Per video, `segments` equal parts of its duration, each scored on its own rows."""
+    if segments < 1:
+        return [[] for _ in range(len(data))]
+    out: list[list[Segment]] = [[] for _ in range(len(data))]
+    edges = data.duration[:, None] * np.linspace(0, 1, segments + 1)[None, :]
+    for k in range(segments):
+        # The last segment is closed on the right so a row at exactly `duration` is kept.
+        end = edges[:, k + 1] if k < segments - 1 else np.full(len(data), np.inf)
+        part = data.window(edges[:, k], end)
+        has_rows = np.zeros(len(data), dtype=bool)
+        for m in part.modalities.values():
+            has_rows |= m.mask.any(axis=1)
+        scores = run.score(part)
+        for i in range(len(data)):
+            score = float(scores[i]) if has_rows[i] else None
+            out[i].append(Segment(float(edges[i, k]), float(edges[i, k + 1]), score))
+    return out
