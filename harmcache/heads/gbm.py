@@ -62,7 +62,8 @@ class LightGBMHead(Head):
             "metric": "binary_logloss",
             "learning_rate": c.learning_rate,
             "num_leaves": c.num_leaves,
-            "min_child_samples": c.min_child_samples,
+            # A tiny training set (a pilot, the demo) must still be able to split at all.
+            "min_child_samples": min(c.min_child_samples, max(2, (n_pos + n_neg) // 4)),
             "feature_fraction": c.feature_fraction,
             "scale_pos_weight": n_neg / max(n_pos, 1),
             # Same input, same trees: the documented recipe for reproducible LightGBM.
