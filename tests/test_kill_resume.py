@@ -39,6 +39,21 @@ def harmcache(*args) -> list[str]:
     return [sys.executable, "-m", "harmcache.cli.main", *map(str, args)]
 
 
+def child_pids(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def wait_gone(pids: list[int], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = [p for p in pids if Path(f"/proc/{p}").exists()]
+        if not alive:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def shard_hashes(cache: Path) -> dict[str, str]:
     return {
         str(p.relative_to(cache)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -82,10 +97,13 @@ def test_sigkill_mid_run_loses_nothing_committed_and_resume_equals_clean_run(tmp
         assert proc.poll() is None, "the run ended before it could be killed"
         assert time.monotonic() < deadline
         time.sleep(0.02)
+    workers = child_pids(proc.pid)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     before = shard_hashes(killed)
     assert 3 <= len(before) < 2 * N_VIDEOS, "the kill did not land mid-run"
+    assert workers, "the run had no decode worker to orphan"
+    assert wait_gone(workers, timeout=10), "decode workers outlived their killed parent"
 
     resumed = subprocess.run(
         harmcache("extract", videos, "--out", killed, *ARGS, "--json"),

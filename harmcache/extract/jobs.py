@@ -34,6 +34,21 @@ class DecodeResult:
     decode_seconds: float = 0.0
 
 
+def exit_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
+    """Decode-worker initializer: end this worker when the parent dies. A parent killed with
+    SIGKILL cannot tell its pool to stop, and an orphaned worker would wait forever."""
+    import os
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
 def decode_job(job: VideoJob) -> DecodeResult:
     """Probe and decode one video; a bad video becomes an error result, never an exception."""
     import time

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from harmcache.errors import UsageError, VideoError
-from harmcache.extract.jobs import DecodeResult, VideoJob, decode_job
+from harmcache.extract.jobs import DecodeResult, VideoJob, decode_job, exit_with_parent
 from harmcache.extract.progress import Progress
 from harmcache.extract.summary import ExtractSummary, InputResult
 from harmcache.extractors.base import Extractor, ExtractSettings, get_extractor
@@ -201,7 +201,12 @@ def _decoded_stream(jobs: list[VideoJob], workers: int) -> Iterator[DecodeResult
     from concurrent.futures import ProcessPoolExecutor
 
     # spawn, not fork: the parent holds torch's thread pools, which do not survive a fork.
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=mp.get_context("spawn"),
+        initializer=exit_with_parent,
+        initargs=(os.getpid(),),
+    ) as pool:
         ahead = workers * 2
         futures = [pool.submit(decode_job, job) for job in jobs[:ahead]]
         for i in range(len(jobs)):
