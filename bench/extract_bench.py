@@ -368,21 +368,15 @@ def per_block_efficiency(blocks: list[dict]) -> list[float]:
 # --- GPU ---------------------------------------------------------------------------------------
 
 
-class GpuSampler:
-    """GPU utilisation sampled every `interval` seconds in a thread (NVML, else nvidia-smi)
-    while inside `with sampler:`; samples from every entry add up."""
+class Poller:
+    """Calls `poll()` every `interval` seconds in a thread while inside `with poller:`."""
 
-    def __init__(self, index: int = 0, interval: float = 0.2):
-        self.index = index
+    def __init__(self, interval: float = 0.2):
         self.interval = interval
-        self.samples: list[float] = []
-        self.source = "none"
-        self._read = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> GpuSampler:
-        self._read = self._read or self._reader()
+    def __enter__(self):
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
@@ -394,9 +388,31 @@ class GpuSampler:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
-            value = self._read()
-            if value is not None:
-                self.samples.append(value)
+            self.poll()
+
+    def poll(self) -> None:
+        raise NotImplementedError
+
+
+class GpuSampler(Poller):
+    """GPU utilisation sampled every `interval` seconds in a thread (NVML, else nvidia-smi)
+    while inside `with sampler:`; samples from every entry add up."""
+
+    def __init__(self, index: int = 0, interval: float = 0.2):
+        super().__init__(interval)
+        self.index = index
+        self.samples: list[float] = []
+        self.source = "none"
+        self._read = None
+
+    def __enter__(self) -> GpuSampler:
+        self._read = self._read or self._reader()
+        return super().__enter__()
+
+    def poll(self) -> None:
+        value = self._read()
+        if value is not None:
+            self.samples.append(value)
 
     def _reader(self):
         try:
@@ -523,7 +539,7 @@ def _vm_rss_mb(pid: int) -> float | None:
     return _proc_status_mb(pid, "VmRSS")
 
 
-class WorkerPeaks:
+class WorkerPeaks(Poller):
     """Polls the peak RSS of this process's decode workers while they live.
 
     RUSAGE_CHILDREN cannot give it: on Linux a spawned child takes its parent's peak RSS along
@@ -531,34 +547,22 @@ class WorkerPeaks:
     """
 
     def __init__(self, interval: float = 0.2):
-        self.interval = interval
+        super().__init__(interval)
         self.peaks: dict[int, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    def __enter__(self) -> WorkerPeaks:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _loop(self) -> None:
+    def poll(self) -> None:
         import psutil
 
-        me = psutil.Process()
-        while not self._stop.wait(self.interval):
-            for child in me.children(recursive=True):
-                try:
-                    # Pool workers only; the multiprocessing resource tracker is a child too.
-                    if not any("spawn_main" in arg for arg in child.cmdline()):
-                        continue
-                except psutil.Error:
+        for child in psutil.Process().children(recursive=True):
+            try:
+                # Pool workers only; the multiprocessing resource tracker is a child too.
+                if not any("spawn_main" in arg for arg in child.cmdline()):
                     continue
-                peak = _vm_hwm_mb(child.pid)
-                if peak is not None:
-                    self.peaks[child.pid] = max(peak, self.peaks.get(child.pid, 0.0))
+            except psutil.Error:
+                continue
+            peak = _vm_hwm_mb(child.pid)
+            if peak is not None:
+                self.peaks[child.pid] = max(peak, self.peaks.get(child.pid, 0.0))
 
 
 def rss_child(spec: dict) -> dict:
