@@ -14,6 +14,8 @@ import typer  # noqa: E402
 
 # clip-anytorch imports pkg_resources, whose deprecation warning means nothing to a user.
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+# pytorchvideo scripts a helper with torch.jit at import; the deprecation is torch's to settle.
+warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
 
 from . import cache_cmd, demo_cmd, extract_cmd, stage_two_cmd, weights_cmd  # noqa: E402
 

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from harmcache.errors import UsageError, VideoError
+from harmcache.extract.handoff import claim, decode_job_shared
 from harmcache.extract.jobs import DecodeResult, VideoJob, decode_job, exit_with_parent
 from harmcache.extract.progress import Progress
 from harmcache.extract.summary import ExtractSummary, InputResult
@@ -208,11 +209,11 @@ def _decoded_stream(jobs: list[VideoJob], workers: int) -> Iterator[DecodeResult
         initargs=(os.getpid(),),
     ) as pool:
         ahead = workers * 2
-        futures = [pool.submit(decode_job, job) for job in jobs[:ahead]]
+        futures = [pool.submit(decode_job_shared, job) for job in jobs[:ahead]]
         for i in range(len(jobs)):
             if i + ahead < len(jobs):
-                futures.append(pool.submit(decode_job, jobs[i + ahead]))
-            yield futures[i].result()
+                futures.append(pool.submit(decode_job_shared, jobs[i + ahead]))
+            yield claim(futures[i].result())
             futures[i] = None  # type: ignore[call-overload]  # let the frames go
 
 
