@@ -1,3 +1,3 @@
-"""harmcache: extract video backbone features once, iterate on harmful-video heads from the cache."""
+"""harmcache: extract video backbone features once; iterate on harmful-video heads from cache."""
 
 __version__ = "0.1.0"

@@ -7,9 +7,9 @@ import json
 
 import numpy as np
 import pytest
+from harmcache.cli.main import app
 from typer.testing import CliRunner
 
-from harmcache.cli.main import app
 from harmcache.demo import demo_frames
 from harmcache.video.encode import write_video
 
