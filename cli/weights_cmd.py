@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import typer
-
-from harmcache.errors import WeightsUnavailable
 
 from .common import handle_errors
 
@@ -27,29 +24,6 @@ def _names(extractors: str | None) -> list[str]:
     return names
 
 
-def download_weights(name: str, target_dir: Path) -> Path:
-    """One extractor's canonical weights into `target_dir`, under a socket timeout."""
-    from harmcache.extractors.base import get_extractor
-    from harmcache.extractors.weights import DOWNLOAD_TIMEOUT_S, OFFLINE_ENV, offline
-
-    cls = get_extractor(name)
-    if offline():
-        raise WeightsUnavailable(f"{OFFLINE_ENV}=1 forbids downloading {cls.weight_files[0]}")
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
-    try:
-        path = Path(cls.download(target_dir))
-    except (OSError, RuntimeError, ValueError) as exc:  # network, disk or checksum failures
-        raise WeightsUnavailable(
-            f"download of {cls.weight_files[0]} for {name} failed ({exc})"
-        ) from None
-    finally:
-        socket.setdefaulttimeout(previous)
-    if not path.is_file():
-        raise WeightsUnavailable(f"download of {cls.weight_files[0]} for {name} left no file")
-    return path
-
-
 @weights_app.command("download")
 @handle_errors
 def download(
@@ -60,8 +34,11 @@ def download(
 ) -> None:
     """Download each extractor's canonical weights into DIR, for --weights-dir DIR."""
     target_dir.mkdir(parents=True, exist_ok=True)
+    from harmcache.extractors.base import get_extractor
+    from harmcache.extractors.weights import download_weights
+
     for name in _names(extractors):
-        path = download_weights(name, target_dir)
+        path = download_weights(get_extractor(name), target_dir)
         typer.echo(f"{name}: saved {path}")
     typer.echo(f"use them with --weights-dir {target_dir}")
 

@@ -61,19 +61,33 @@ def resolve_weights(cls: type[Extractor], settings: ExtractSettings) -> tuple[Pa
             f"missing weights for {cls.name}: {names[0]} is not in the library cache and "
             f"{OFFLINE_ENV}=1 forbids downloading; " + how_to_get(names)
         )
+    paths = cls.library_cache_paths()
+    try:
+        path = download_weights(cls, paths[0].parent if paths else Path.cwd())
+    except WeightsUnavailable as exc:
+        raise WeightsUnavailable(
+            f"missing weights for {cls.name}: {exc}; " + how_to_get(names)
+        ) from None
+    return path, _file_identity(path)
+
+
+def download_weights(cls: type[Extractor], target_dir: Path) -> Path:
+    """One extractor's canonical weights into `target_dir` with its library's downloader,
+    under a socket timeout so a closed network fails instead of hanging."""
+    name = cls.weight_files[0]
+    if offline():
+        raise WeightsUnavailable(f"{OFFLINE_ENV}=1 forbids downloading {name}")
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
-        target = cls.library_cache_paths()[0].parent if cls.library_cache_paths() else Path.cwd()
-        path = cls.download(target)
-    except Exception as exc:  # noqa: BLE001 - any network or library failure means "not available"
-        raise WeightsUnavailable(
-            f"missing weights for {cls.name}: download of {names[0]} failed ({exc}); "
-            + how_to_get(names)
-        ) from None
+        path = Path(cls.download(target_dir))
+    except Exception as exc:  # noqa: BLE001 - any network, disk or library failure
+        raise WeightsUnavailable(f"download of {name} for {cls.name} failed ({exc})") from None
     finally:
         socket.setdefaulttimeout(previous)
-    return path, _file_identity(path)
+    if not path.is_file():
+        raise WeightsUnavailable(f"download of {name} for {cls.name} left no file")
+    return path
 
 
 def _file_identity(path: Path) -> dict:
