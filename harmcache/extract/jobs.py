@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from harmcache.errors import VideoError
-from harmcache.extractors.base import ExtractSettings, get_extractor
+from harmcache.extractors.base import Extractor, ExtractSettings, get_extractor
+from harmcache.store.shard import ShardItem
 from harmcache.video.decode import DecodedVideo, VideoSource
 
 
@@ -69,3 +70,10 @@ def decode_job(job: VideoJob) -> DecodeResult:
         return DecodeResult(job, decoded, None, time.perf_counter() - start)
     except VideoError as exc:
         return DecodeResult(job, {}, exc, time.perf_counter() - start)
+
+
+def extract_item(result: DecodeResult, extractor: Extractor) -> ShardItem:
+    """One extractor on one decoded video, ready for a shard. Both engines call this, so the
+    same video gets the same features whichever engine ran it."""
+    video = result.decoded[extractor.settings.decode_short_side]
+    return ShardItem(result.job.video_id, video.info, result.job.path, extractor.extract(video))

@@ -15,7 +15,13 @@ from pathlib import Path
 
 from harmcache.errors import UsageError, VideoError
 from harmcache.extract.handoff import claim, decode_job_shared
-from harmcache.extract.jobs import DecodeResult, VideoJob, decode_job, exit_with_parent
+from harmcache.extract.jobs import (
+    DecodeResult,
+    VideoJob,
+    decode_job,
+    exit_with_parent,
+    extract_item,
+)
 from harmcache.extract.progress import Progress
 from harmcache.extract.summary import ExtractSummary, InputResult
 from harmcache.extractors.base import Extractor, ExtractSettings, get_extractor
@@ -217,20 +223,6 @@ def _decoded_stream(jobs: list[VideoJob], workers: int) -> Iterator[DecodeResult
             futures[i] = None  # type: ignore[call-overload]  # let the frames go
 
 
-def extract_decoded(
-    result: DecodeResult, extractors: dict[str, Extractor]
-) -> dict[str, tuple[Extractor, ShardItem]]:
-    """Run each pending extractor on one decoded video."""
-    out = {}
-    for name, settings in result.job.extractors:
-        extractor = extractors[name]
-        video = result.decoded[settings.decode_short_side]
-        record = extractor.extract(video)
-        item = ShardItem(result.job.video_id, video.info, result.job.path, record)
-        out[name] = (extractor, item)
-    return out
-
-
 def _run_local(
     cache: FeatureCache,
     jobs: list[VideoJob],
@@ -261,8 +253,14 @@ def _run_local(
             )
             progress.advance(outcomes[job.video_id])
             continue
-        computed = extract_decoded(result, by_name)
-        finish(writer.add([(family_of[name], item) for name, (_, item) in computed.items()]))
+        finish(
+            writer.add(
+                [
+                    (family_of[name], extract_item(result, by_name[name]))
+                    for name, _ in job.extractors
+                ]
+            )
+        )
     finish(writer.flush())
     return outcomes
 

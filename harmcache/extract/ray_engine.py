@@ -25,13 +25,13 @@ from typing import Any
 import numpy as np
 
 from harmcache.errors import CacheError, HarmcacheError, UsageError, VideoError
-from harmcache.extract.jobs import DecodeResult, VideoJob, decode_job
+from harmcache.extract.jobs import DecodeResult, VideoJob, decode_job, extract_item
 from harmcache.extract.progress import Progress
 from harmcache.extract.summary import InputResult
 from harmcache.extractors.base import Extractor, ExtractSettings, get_extractor
 from harmcache.store.cache import FeatureCache
 from harmcache.store.family import Family
-from harmcache.store.shard import ShardItem, shard_name, write_shard
+from harmcache.store.shard import shard_name, write_shard
 from harmcache.video.decode import DecodedVideo, VideoInfo
 
 DECODE_MEMORY = 1 << 30
@@ -325,7 +325,7 @@ class ExtractActor:
                 chunk = todo[start : start + self.shard_size]
                 final = self.folders[name] / shard_name([r.job.video_id for r in chunk])
                 if not final.exists():  # else: committed before a worker died and Ray retried
-                    items = [_item(r, extractor) for r in chunk]
+                    items = [extract_item(r, extractor) for r in chunk]
                     write_shard(self.folders[name], family, items)
                 for r in chunk:
                     shards[r.job.video_id].append((family.name, final.name, len(chunk)))
@@ -338,9 +338,3 @@ class ExtractActor:
             # (family, shard file, videos in it): lets the driver index without opening shards
             "shards": np.array([json.dumps(shards.get(r.job.video_id, [])) for r in results]),
         }
-
-
-def _item(result: DecodeResult, extractor: Extractor) -> ShardItem:
-    # The same call on the same frames as pipeline.extract_decoded: identical features.
-    video = result.decoded[extractor.settings.decode_short_side]
-    return ShardItem(result.job.video_id, video.info, result.job.path, extractor.extract(video))
