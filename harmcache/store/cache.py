@@ -174,9 +174,10 @@ class FeatureCache:
         return self.index.sources()
 
     def load(
-        self, family: Family | str, video_ids: list[str] | None = None
+        self, family: Family | str, video_ids: list[str] | None = None, *, extras: bool = True
     ) -> dict[str, CachedVideo]:
-        """Features of `video_ids` (default: all) from one family, opening each shard once."""
+        """Features of `video_ids` (default: all) from one family, opening each shard once;
+        `extras=False` leaves out the extractor-specific raw arrays."""
         name = family if isinstance(family, str) else family.name
         entries = self.index.entries(name)
         wanted = list(entries) if video_ids is None else list(video_ids)
@@ -190,7 +191,7 @@ class FeatureCache:
         for shard, vids in sorted(by_shard.items()):
             with h5py.File(self.family_dir(name) / shard, "r") as f:
                 for vid in vids:
-                    record, info, source = read_group(f[vid])
+                    record, info, source = read_group(f[vid], extras=extras)
                     out[vid] = CachedVideo(vid, record, info, source)
         return {vid: out[vid] for vid in wanted}
 

@@ -98,10 +98,12 @@ def read_header(path: Path) -> ShardHeader:
     return ShardHeader(family, ids)
 
 
-def read_group(group: h5py.Group) -> tuple[FeatureRecord, VideoInfo, str]:
-    extras = {k: group[k][()] for k in group if k not in CORE_DATASETS}
+def read_group(group: h5py.Group, *, extras: bool = True) -> tuple[FeatureRecord, VideoInfo, str]:
+    """One video's record; `extras=False` skips the raw arrays (detections, window frames)
+    that training never reads."""
+    more = {k: group[k][()] for k in group if k not in CORE_DATASETS} if extras else {}
     record = FeatureRecord(
-        group["features"][()], group["frame_index"][()], group["timestamp"][()], extras
+        group["features"][()], group["frame_index"][()], group["timestamp"][()], more
     )
     a = group.attrs
     info = VideoInfo(

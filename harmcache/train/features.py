@@ -102,7 +102,7 @@ def load_sequences(
     labels: np.ndarray | None = None,
 ) -> SequenceData:
     """Padded, masked sequences of `video_ids` from each family (in extractor-name order)."""
-    loaded = {ex: cache.load(fam, video_ids) for ex, fam in sorted(families.items())}
+    loaded = {ex: cache.load(fam, video_ids, extras=False) for ex, fam in sorted(families.items())}
     first = next(iter(loaded.values()))
     duration = np.array([_duration(first[v]) for v in video_ids], dtype=np.float64)
     modalities = {
