@@ -80,3 +80,16 @@ def test_width_decord_cannot_copy_falls_back_to_pyav(make_video):
     source = VideoSource(path)
     assert source.info.backend == "pyav"
     np.testing.assert_array_equal(source.read(np.arange(6)), frames)
+
+
+def test_pyav_path_decodes_the_video_once_probe_included(make_video, monkeypatch):
+    # Sequential decoding reaches the last frame only by decoding all: the probe rides along.
+    path, frames = make_video("seq.mp4", n_frames=10, size=(32, 48))
+    calls = []
+    real = _PyAVSource.read
+    monkeypatch.setattr(
+        _PyAVSource, "read", lambda self, idx: calls.append(list(idx)) or real(self, idx)
+    )
+    decoded = VideoSource(path).decode(np.array([2, 4]))
+    np.testing.assert_array_equal(decoded.frames, frames[[2, 4]])
+    assert calls == [[0, 2, 4, 5, 9]]

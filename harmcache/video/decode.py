@@ -132,7 +132,7 @@ class VideoSource:
         if path.stat().st_size == 0:
             raise VideoError("empty", "the file is empty (0 bytes)")
         self.path = path
-        self._source = self._open(path, prefer)
+        self._source, self._probed = self._open(path, prefer)
         self.info: VideoInfo = self._source.info
         if self.info.n_frames < min_frames:
             raise VideoError(
@@ -141,22 +141,23 @@ class VideoSource:
 
     @staticmethod
     def _open(path: Path, prefer: str):
-        """The first backend that opens the file and decodes its first, middle and last frames
-        (the probe; decord accepts some files whose later frames it cannot decode)."""
+        """(source, probed): the first backend that opens the file. decord must decode the
+        probe frames now, because it accepts some files whose later frames it cannot decode
+        and PyAV must then take over. PyAV decodes sequentially, so reaching the last frame
+        costs a full decode: its probe joins the first real read instead of doubling it."""
         order = [_DecordSource, _PyAVSource] if prefer == "decord" else [_PyAVSource]
         first_error: VideoError | None = None
         for backend in order:
             try:
                 source = backend(path)
-                n = source.info.n_frames
-                source.read(np.unique(np.array([0, n // 2, n - 1], dtype=np.int64)))
-                return source
+                if backend is _PyAVSource:
+                    return source, False
+                source.read(probe_indices(source.info.n_frames))
+                return source, True
             except VideoError as exc:
                 first_error = first_error or exc
             except Exception as exc:  # noqa: BLE001 - decoders raise untyped runtime errors
                 log.debug("%s could not read %s: %s", backend.backend, path, exc)
-                if backend is _PyAVSource:
-                    first_error = first_error or VideoError("decode_error", str(exc))
         raise first_error or VideoError("unreadable", "no decoder could open the file")
 
     def read(self, indices: np.ndarray, *, max_short_side: int | None = None) -> np.ndarray:
@@ -165,7 +166,12 @@ class VideoSource:
         if indices.size == 0:
             return np.zeros((0, self.info.height, self.info.width, 3), dtype=np.uint8)
         try:
-            frames = self._source.read(indices)
+            if self._probed:
+                frames = self._source.read(indices)
+            else:
+                wanted = np.union1d(indices, probe_indices(self.info.n_frames))
+                frames = self._source.read(wanted)[np.searchsorted(wanted, indices)]
+                self._probed = True
         except VideoError:
             raise
         except Exception as exc:  # noqa: BLE001 - decoder libraries raise untyped errors
@@ -175,6 +181,11 @@ class VideoSource:
     def decode(self, indices: np.ndarray, *, max_short_side: int | None = None) -> DecodedVideo:
         unique = np.unique(np.asarray(indices, dtype=np.int64))
         return DecodedVideo(self.info, unique, self.read(unique, max_short_side=max_short_side))
+
+
+def probe_indices(n_frames: int) -> np.ndarray:
+    """First, middle and last frame: each must decode for a video to count as readable."""
+    return np.unique(np.array([0, n_frames // 2, n_frames - 1], dtype=np.int64))
 
 
 def shrink_short_side(frames: np.ndarray, max_short_side: int | None) -> np.ndarray:
