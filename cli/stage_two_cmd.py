@@ -169,7 +169,7 @@ def sweep_threshold_cmd(
     json_out: bool = typer.Option(False, "--json", help="Last stdout line: one JSON object."),
 ) -> None:
     """Choose the decision threshold on validation scores; rewrite threshold.json, draw a PNG."""
-    from harmcache.train import metrics
+    from harmcache import metrics
     from harmcache.train.run import PLOT_FILE, plain, read_val_scores, sweep_run
 
     if bootstrap < 0:

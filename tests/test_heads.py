@@ -11,9 +11,9 @@ from harmcache.errors import UsageError
 from harmcache.heads.base import load_head, make_head, parse_params
 from harmcache.heads.data import SequenceData
 from harmcache.heads.transformer import SequenceClassifier, TransformerConfig, find_nhead
+from harmcache.metrics import best_f1
 from harmcache.train.features import load_sequences
 from harmcache.train.labels import LabeledVideo
-from harmcache.train.metrics import best_f1
 from harmcache.train.split import stratified_split
 from tests.synthetic_cache import build
 

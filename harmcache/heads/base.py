@@ -22,9 +22,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from harmcache import metrics
 from harmcache.errors import UsageError
 from harmcache.heads.data import SequenceData
-from harmcache.train import metrics
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from harmcache import metrics
 from harmcache.errors import UsageError
 from harmcache.heads.base import EpochCallback, EpochReport, Head, log_epoch
 from harmcache.heads.data import SequenceData, pooled_statistics
-from harmcache.train import metrics
 
 MODEL_FILE = "model.txt"
 

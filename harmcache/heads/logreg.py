@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from harmcache import metrics
 from harmcache.errors import UsageError
 from harmcache.heads.base import EpochCallback, EpochReport, Head, log_epoch
 from harmcache.heads.data import SequenceData, pooled_statistics
-from harmcache.train import metrics
 
 STATE_FILE = "logreg.json"
 

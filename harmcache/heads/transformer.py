@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from harmcache import metrics
 from harmcache.errors import UsageError
 from harmcache.heads.base import EpochCallback, EpochReport, Head, log_epoch
 from harmcache.heads.data import Modality, SequenceData
-from harmcache.train import metrics
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from harmcache import metrics
 from harmcache.errors import DataError
-from harmcache.train import metrics
 from harmcache.train.features import check_features
 from harmcache.train.labels import join_labels, read_labels
 from harmcache.train.run import Run, load_run

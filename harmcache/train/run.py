@@ -30,13 +30,13 @@ from typing import Any
 import numpy as np
 
 import harmcache
+from harmcache import metrics
 from harmcache.errors import CacheError, DataError, UsageError
 from harmcache.heads.base import EpochCallback, Head, load_head, make_head
 from harmcache.heads.data import SequenceData
 from harmcache.store.atomic import write_text_atomic
 from harmcache.store.cache import FeatureCache
 from harmcache.store.family import Family
-from harmcache.train import metrics
 from harmcache.train.features import (
     check_features,
     constant_modalities,

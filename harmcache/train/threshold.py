@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from harmcache.errors import DataError, UsageError
-from harmcache.train.metrics import Counts, counts_at
+from harmcache.metrics import Counts, counts_at
 
 DEFAULT_GRID = "0.01:0.99:0.01"
 MAX_BOOTSTRAP_THRESHOLDS = 2000

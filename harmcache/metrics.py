@@ -1,5 +1,8 @@
 """Binary metrics at decision thresholds. A video is called harmful when its score >= threshold
-(scikit-learn's rule), and an undefined ratio (no predicted or no true positives) counts as 0."""
+(scikit-learn's rule), and an undefined ratio (no predicted or no true positives) counts as 0.
+
+A leaf module (NumPy only; scikit-learn inside `summary`): heads, threshold sweeps and
+evaluation all share it without depending on each other."""
 
 from __future__ import annotations
 
