@@ -72,7 +72,8 @@ def train_cmd(
 ) -> None:
     """Train a head on cached features; write a run directory."""
     from harmcache.heads.base import parse_params
-    from harmcache.train.run import plain, train
+    from harmcache.train.fit import train
+    from harmcache.train.rundir import plain
 
     setup_logging(verbose)
     params = parse_params(head, param or [])
@@ -170,11 +171,12 @@ def sweep_threshold_cmd(
 ) -> None:
     """Choose the decision threshold on validation scores; rewrite threshold.json, draw a PNG."""
     from harmcache import metrics
-    from harmcache.train.run import PLOT_FILE, plain, read_val_scores, sweep_run
+    from harmcache.train.rundir import PLOT_FILE, plain, read_val_scores
+    from harmcache.train.sweep_run import sweep_threshold
 
     if bootstrap < 0:
         raise UsageError("--bootstrap must be 0 or more")
-    result = sweep_run(
+    result = sweep_threshold(
         run, objective, grid, bootstrap=bootstrap, seed=seed, review_band=_parse_band(review_band)
     )
     _, _, y, scores = read_val_scores(run / "val_scores.csv")
@@ -226,7 +228,7 @@ def evaluate_cmd(
 ) -> None:
     """Metrics at the run's stored threshold, from the cache alone."""
     from harmcache.train.evaluate import evaluate
-    from harmcache.train.run import plain
+    from harmcache.train.rundir import plain
 
     if subset not in (None, "val", "test"):
         raise UsageError(f"--subset must be val or test, got {subset!r}")
@@ -260,7 +262,7 @@ def compare_cmd(
 ) -> None:
     """Runs side by side: validation metrics at each run's threshold."""
     from harmcache.train.evaluate import compare
-    from harmcache.train.run import plain
+    from harmcache.train.rundir import plain
 
     result = compare(runs)
     columns = ("thr", "prec", "recall", "f1", "auroc", "ap")
@@ -294,8 +296,8 @@ def predict_cmd(
 ) -> None:
     """Score videos with a run: extract them with its backbones, print label, probability and a
     per-segment timeline (each segment scored on its own rows)."""
-    from harmcache.train.predict import predict
-    from harmcache.train.run import plain
+    from harmcache.predict import predict
+    from harmcache.train.rundir import plain
 
     setup_logging(verbose)
     results = predict(videos, run, cache, device=device, weights_dir=weights_dir, segments=segments)

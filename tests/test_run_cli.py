@@ -13,7 +13,7 @@ import typer
 from typer.testing import CliRunner
 
 from harmcache.extract.summary import ExtractSummary, InputResult
-from harmcache.train.run import load_run
+from harmcache.train.rundir import load_run
 from tests.synthetic_cache import build
 
 try:

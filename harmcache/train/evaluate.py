@@ -11,7 +11,7 @@ from harmcache import metrics
 from harmcache.errors import DataError
 from harmcache.train.features import check_features
 from harmcache.train.labels import join_labels, read_labels
-from harmcache.train.run import Run, load_run
+from harmcache.train.rundir import Run, load_run
 
 
 @dataclass
@@ -26,6 +26,7 @@ class Evaluation:
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
+        """The metrics flat (as `evaluate --json` prints them), with the run and subset."""
         keys = ("precision", "recall", "f1", "auroc", "ap", "threshold")
         out = {k: self.metrics[k] for k in keys}
         out.update(
@@ -109,6 +110,8 @@ def _on_labels(
 
 @dataclass
 class Comparison:
+    """Runs side by side: one row of validation metrics per run, and why they may not compare."""
+
     rows: list[dict]
     warnings: list[str]
 

@@ -1,5 +1,6 @@
 """Scoring new videos with a run: extract them with the run's exact backbone specs (cached
-videos are not decoded again), then score each video and each segment of it.
+videos are not decoded again), then score each video and each segment of it. This is the one
+place where the two stages meet: stage one on new videos, then a stage-two run on them.
 
 A segment score is the head applied to only the rows whose timestamp falls inside the
 segment: the video's duration is cut into `segments` equal parts, and each part is scored with
@@ -17,13 +18,15 @@ import numpy as np
 
 from harmcache.errors import DataError
 from harmcache.heads.data import SequenceData
-from harmcache.train.run import Run, load_run
+from harmcache.train.rundir import Run, load_run
 
 DEFAULT_SEGMENTS = 8
 
 
 @dataclass
 class Segment:
+    """One equal part of a video's duration, scored on its own rows."""
+
     start: float
     end: float
     score: float | None
@@ -32,6 +35,8 @@ class Segment:
 
 @dataclass
 class Prediction:
+    """One video's score, label at the run's threshold, and timeline."""
+
     path: str
     video_id: str | None
     status: str
@@ -46,6 +51,7 @@ class Prediction:
     message: str | None = None
 
     def to_json(self) -> dict:
+        """A JSON-ready dict (the timeline as a list of dicts)."""
         return asdict(self)
 
 

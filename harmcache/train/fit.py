@@ -1,0 +1,246 @@
+"""Training orchestration: labels + cache → a fitted head in a self-contained run directory.
+
+`train` joins the labels to the cache, splits (stratified, grouped by video id, or reused),
+loads the train and validation features, fits the head with early stopping on validation,
+picks the best-F1 threshold on the validation scores and writes the run directory
+(`harmcache.train.rundir`). The test split stays on disk until `evaluate` asks for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import harmcache
+from harmcache import metrics
+from harmcache.errors import DataError, UsageError
+from harmcache.heads.base import EpochCallback, make_head
+from harmcache.heads.data import SequenceData
+from harmcache.store.cache import FeatureCache
+from harmcache.store.family import Family
+from harmcache.train.features import (
+    check_features,
+    constant_modalities,
+    load_sequences,
+    select_families,
+)
+from harmcache.train.labels import JoinReport, LabeledVideo, check_classes, join_labels, read_labels
+from harmcache.train.rundir import (
+    CONFIG_FILE,
+    FEATURES_FILE,
+    HEAD_DIR,
+    METRICS_FILE,
+    THRESHOLD_FILE,
+    VAL_SCORES_FILE,
+    check_out,
+    features_json,
+    incomplete,
+    threshold_json,
+    write_json,
+    write_val_scores,
+)
+from harmcache.train.split import (
+    SPLIT_FILE,
+    check_split,
+    split_from_labels,
+    split_from_run,
+    stratified_split,
+    write_split,
+)
+from harmcache.train.threshold import DEFAULT_GRID, sweep
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    """What `train` did."""
+
+    run_dir: Path
+    join: JoinReport
+    families: dict[str, Family]
+    counts: dict[str, dict[str, int]]
+    """split → {"videos", "harmful"}"""
+    metrics: dict
+    threshold: dict
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def train(
+    cache_dir: str | Path,
+    labels: str | Path,
+    head: str,
+    out: str | Path,
+    *,
+    features: list[str] | None = None,
+    families: list[str] | None = None,
+    positive: list[str] | None = None,
+    split_from: str | Path | None = None,
+    seed: int = 0,
+    val_fraction: float = 0.2,
+    test_fraction: float = 0.0,
+    head_params: dict[str, Any] | None = None,
+    force: bool = False,
+    on_join: Callable[[JoinReport], None] | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> RunResult:
+    """Join labels to the cache, split, fit a head, and write the run directory `out`."""
+    out = Path(out)
+    check_out(out, force)
+    started = time.perf_counter()
+    cache = FeatureCache(cache_dir)
+    videos, report, chosen = _join(cache, labels, positive, features, families)
+    (on_join or _log_join)(report)
+    check_classes(videos)
+    assignment, split_source = _assign_split(videos, split_from, seed, val_fraction, test_fraction)
+    check_split(videos, assignment)
+    parts = {
+        name: [v for v in videos if assignment[v.video_id] == name]
+        for name in ("train", "val", "test")
+    }
+
+    # The test split stays on disk until `evaluate` asks for it.
+    loading = time.perf_counter()
+    train_data, val_data = (_load_part(cache, chosen, parts[name]) for name in ("train", "val"))
+    if features is None:
+        chosen = _leave_out_constant(chosen, train_data, val_data, report)
+    for part in (train_data, val_data):
+        check_features(part)
+    timer = {"load": time.perf_counter() - loading}
+    model = make_head(head, **{"seed": seed, **(head_params or {})})
+    fitting = time.perf_counter()
+    model.fit(train_data, val_data, on_epoch=on_epoch)
+    timer["fit"] = time.perf_counter() - fitting
+    scores = model.predict_proba(val_data)
+    choice = sweep(val_data.labels, scores, "f1", DEFAULT_GRID)
+    timer["total"] = time.perf_counter() - started
+
+    counts = {
+        name: {"videos": len(part), "harmful": int(sum(v.label for v in part))}
+        for name, part in parts.items()
+    }
+    config = {
+        "harmcache_version": harmcache.__version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cache": str(Path(cache_dir).resolve()),
+        "labels": str(Path(labels).resolve()),
+        "head": head,
+        "head_params": model.get_params(),
+        "features": sorted(chosen),
+        "families": families,
+        "positive": positive,
+        "seed": seed,
+        "split": {
+            "source": split_source,
+            "val_fraction": val_fraction,
+            "test_fraction": test_fraction,
+        },
+    }
+    run_metrics = {
+        "val": metrics.summary(val_data.labels, scores, choice.threshold),
+        "counts": counts,
+        "join": report.to_json(),
+        "history": getattr(model, "history_", []),
+        "best_epoch": getattr(model, "best_epoch_", None),
+        "seconds": timer,
+    }
+    threshold = threshold_json(choice)
+    with incomplete(out) as tmp:
+        write_json(tmp / CONFIG_FILE, config)
+        write_split(tmp / SPLIT_FILE, videos, assignment)
+        write_json(tmp / FEATURES_FILE, features_json(chosen, train_data.dims))
+        model.save(tmp / HEAD_DIR)
+        write_val_scores(tmp / VAL_SCORES_FILE, parts["val"], scores)
+        write_json(tmp / METRICS_FILE, run_metrics)
+        write_json(tmp / THRESHOLD_FILE, threshold)
+    return RunResult(out, report, chosen, counts, run_metrics, threshold, timer)
+
+
+def _join(
+    cache: FeatureCache,
+    labels: str | Path,
+    positive: list[str] | None,
+    features: list[str] | None,
+    families: list[str] | None,
+) -> tuple[list[LabeledVideo], JoinReport, dict[str, Family]]:
+    """Labelled videos that have features from every chosen family, the join report, and the
+    families."""
+    videos, report = join_labels(read_labels(labels, positive), cache)
+    chosen = select_families(cache, [v.video_id for v in videos], features, families)
+    return _drop_incomplete(cache, chosen, videos, report), report, chosen
+
+
+def _log_join(report: JoinReport) -> None:
+    for line in report.lines():
+        log.info("%s", line)
+
+
+def _load_part(
+    cache: FeatureCache, families: dict[str, Family], videos: list[LabeledVideo]
+) -> SequenceData:
+    labels = np.array([v.label for v in videos], dtype=np.int64)
+    return load_sequences(cache, families, [v.video_id for v in videos], labels)
+
+
+def _leave_out_constant(
+    chosen: dict[str, Family], train: SequenceData, val: SequenceData, report: JoinReport
+) -> dict[str, Family]:
+    """With the default feature set, leave out a modality identical in every training video
+    (random-init YOLO that detects nothing) as long as another remains; `check_features`
+    refuses it when it was asked for, or when nothing else is left."""
+    constant = constant_modalities(train)
+    if not constant or len(constant) == len(chosen):
+        return chosen
+    for extractor, why in constant.items():
+        log.warning("left %s features out: %s", extractor, why)
+        report.left_out[extractor] = why
+        del train.modalities[extractor], val.modalities[extractor]
+    return {ex: fam for ex, fam in chosen.items() if ex not in constant}
+
+
+def _drop_incomplete(
+    cache: FeatureCache, chosen: dict[str, Family], videos: list[LabeledVideo], report: JoinReport
+) -> list[LabeledVideo]:
+    """Keep the videos every chosen family holds; count the others per missing extractor."""
+    keep = []
+    committed = {ex: cache.committed(fam) for ex, fam in chosen.items()}
+    for v in videos:
+        lacking = [ex for ex, ids in committed.items() if v.video_id not in ids]
+        for ex in lacking:
+            report.missing_features[ex] = report.missing_features.get(ex, 0) + 1
+        if not lacking:
+            keep.append(v)
+    if not keep:
+        raise DataError(
+            "no labelled video has features from every chosen family ("
+            + ", ".join(f.name for f in chosen.values())
+            + "); pick fewer --features"
+        )
+    return keep
+
+
+def _assign_split(
+    videos: list[LabeledVideo],
+    split_from: str | Path | None,
+    seed: int,
+    val_fraction: float,
+    test_fraction: float,
+) -> tuple[dict[str, str], str]:
+    from_labels = split_from_labels(videos)
+    if from_labels is not None:
+        if split_from is not None:
+            raise UsageError("the labels file has a split column; drop it or drop --split-from")
+        return from_labels, "labels"
+    if split_from is not None:
+        return split_from_run(split_from, videos), f"run:{Path(split_from).resolve()}"
+    return (
+        stratified_split(videos, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed),
+        "stratified",
+    )

@@ -1,0 +1,208 @@
+"""The run directory: what `train` writes, and how every later command reads it back.
+
+    RUN/config.json        the resolved configuration (head settings included)
+    RUN/split.csv          video_id,path,label,split (train | val | test), one row per labelled path
+    RUN/features.json      per extractor: family, fingerprint, random_init, dim and the full spec
+    RUN/head/              head.json (kind, settings, learned facts) + the head's weights
+    RUN/val_scores.csv     video_id,path,label,score: one row per validation video
+    RUN/metrics.json       validation metrics at the stored threshold, data counts, history
+    RUN/threshold.json     the decision threshold and how it was chosen (see threshold.py)
+    RUN/threshold.png      written by `sweep-threshold`
+
+Nothing here opens a video: every later command needs only the run directory and the cache.
+The directory is written as RUN.incomplete and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harmcache.errors import CacheError, UsageError
+from harmcache.heads.base import Head, load_head
+from harmcache.heads.data import SequenceData
+from harmcache.store.atomic import write_text_atomic
+from harmcache.store.cache import FeatureCache
+from harmcache.store.family import Family
+from harmcache.train.features import load_sequences
+from harmcache.train.labels import LabeledVideo
+from harmcache.train.split import SPLIT_FILE, read_split
+from harmcache.train.threshold import SweepResult
+
+CONFIG_FILE = "config.json"
+FEATURES_FILE = "features.json"
+HEAD_DIR = "head"
+VAL_SCORES_FILE = "val_scores.csv"
+METRICS_FILE = "metrics.json"
+THRESHOLD_FILE = "threshold.json"
+PLOT_FILE = "threshold.png"
+
+
+# --- writing ---------------------------------------------------------------------------------
+def check_out(out: Path, force: bool) -> None:
+    """Refuse to replace a non-empty `out` unless `force`."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise UsageError(
+            f"{out} already exists; choose another --out or pass --force to replace it"
+        )
+
+
+@contextmanager
+def incomplete(out: Path) -> Iterator[Path]:
+    """Write into OUT.incomplete; replace OUT with it only when everything is written."""
+    tmp = out.with_name(out.name + ".incomplete")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    yield tmp
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+
+
+def plain(obj: Any) -> Any:
+    """JSON-safe: NaN and inf become null (AUROC is undefined on one class), arrays lists."""
+    if isinstance(obj, dict):
+        return {k: plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return plain(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """`obj` made `plain`, as sorted, indented JSON, written atomically."""
+    write_text_atomic(path, json.dumps(plain(obj), indent=2, sort_keys=True) + "\n")
+
+
+def features_json(families: dict[str, Family], dims: dict[str, int]) -> dict:
+    """Enough to find (or re-extract) the same features: each family's full spec."""
+    return {
+        ex: {
+            "family": fam.name,
+            "fingerprint": fam.fingerprint,
+            "random_init": fam.random_init,
+            "dim": int(dims.get(ex, 0)),
+            "spec": fam.spec,
+        }
+        for ex, fam in sorted(families.items())
+    }
+
+
+def threshold_json(result: SweepResult, plot: str | None = None) -> dict:
+    """threshold.json: the sweep's choice, where its scores came from, and its plot if drawn."""
+    out = result.to_json()
+    out["source"] = VAL_SCORES_FILE
+    out["plot"] = plot
+    return out
+
+
+def write_val_scores(path: Path, videos: list[LabeledVideo], scores: np.ndarray) -> None:
+    """val_scores.csv: video_id,path,label,score, one row per validation video."""
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["video_id", "path", "label", "score"])
+        for v, s in zip(videos, scores):
+            writer.writerow([v.video_id, v.paths[0], v.label, repr(float(s))])
+
+
+# --- reading ---------------------------------------------------------------------------------
+def read_val_scores(path: Path) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+    """(video ids, paths, labels, scores) from a val_scores.csv."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return (
+        [r["video_id"] for r in rows],
+        [r["path"] for r in rows],
+        np.array([int(r["label"]) for r in rows], dtype=np.int64),
+        np.array([float(r["score"]) for r in rows], dtype=np.float64),
+    )
+
+
+@dataclass
+class Run:
+    """A run directory, loaded: its head scores cached features the way training did."""
+
+    path: Path
+    config: dict
+    features: dict
+    head: Head
+    threshold: dict
+
+    @property
+    def families(self) -> dict[str, Family]:
+        """extractor → the shard family this run's features come from."""
+        return {
+            ex: Family(ex, f["fingerprint"], f["spec"]) for ex, f in sorted(self.features.items())
+        }
+
+    def split(self) -> list[dict]:
+        """The rows of split.csv (label as int)."""
+        return read_split(self.path / SPLIT_FILE)
+
+    def val_scores(self) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+        """(video ids, paths, labels, scores) as written at training time."""
+        return read_val_scores(self.path / VAL_SCORES_FILE)
+
+    def open_cache(self, cache_dir: str | Path | None = None) -> FeatureCache:
+        """`cache_dir`, or the cache the run was trained from."""
+        return FeatureCache(cache_dir or self.config["cache"])
+
+    def missing(self, cache: FeatureCache, video_ids: list[str]) -> dict[str, list[str]]:
+        """extractor → the videos lacking this run's features in `cache`."""
+        known = {f.name for f in cache.families()}
+        out = {}
+        for ex, fam in self.families.items():
+            have = cache.committed(fam) if fam.name in known else set()
+            lacking = [v for v in video_ids if v not in have]
+            if lacking:
+                out[ex] = lacking
+        return out
+
+    def load_data(
+        self, cache: FeatureCache, video_ids: list[str], labels: np.ndarray | None = None
+    ) -> SequenceData:
+        """The run's features of `video_ids`; a CacheError names what is missing."""
+        missing = self.missing(cache, video_ids)
+        if missing:
+            ex, lacking = next(iter(missing.items()))
+            fam = self.families[ex]
+            raise CacheError(
+                f"{len(lacking)} video(s) have no {ex} features with this run's fingerprint "
+                f"(family {fam.name}) in {cache.root}, e.g. {lacking[0][:12]}; extract them with "
+                "the run's specs (`harmcache predict` does) or point --cache at the run's cache"
+            )
+        return load_sequences(cache, self.families, video_ids, labels)
+
+    def score(self, data: SequenceData) -> np.ndarray:
+        """(N,) probability of harmful for each video."""
+        return self.head.predict_proba(data)
+
+    def score_cache(self, cache: FeatureCache, video_ids: list[str]) -> np.ndarray:
+        """(N,) probability of harmful for cached videos."""
+        return self.score(self.load_data(cache, video_ids))
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """Load a run directory written by `train`."""
+    path = Path(run_dir)
+    for name in (CONFIG_FILE, FEATURES_FILE, THRESHOLD_FILE, VAL_SCORES_FILE):
+        if not (path / name).exists():
+            raise UsageError(f"{path} is not a run directory: {name} is missing")
+    config = json.loads((path / CONFIG_FILE).read_text())
+    features = json.loads((path / FEATURES_FILE).read_text())
+    threshold = json.loads((path / THRESHOLD_FILE).read_text())
+    return Run(path, config, features, load_head(path / HEAD_DIR), threshold)
