@@ -47,8 +47,17 @@ def info(
             f"{fam['family']:<28} {fam['videos']:>7} {fam['shards']:>7} "
             f"{_size(fam['bytes']):>10}  {weights}"
         )
+        decoders = ", ".join(f"{name} {n}" for name, n in sorted(fam["backends"].items()))
+        typer.echo(f"    decoded by: {decoders or '-'}")
+        for made in fam["versions"]:
+            libs = ", ".join(f"{k} {v}" for k, v in sorted(made["versions"].items()))
+            typer.echo(f"    {made['videos']} video(s) made with: {libs or 'unrecorded versions'}")
+        if len(fam["versions"]) > 1:
+            typer.echo("    note: this family's videos were made under different library versions")
     reasons = ", ".join(f"{k} {v}" for k, v in report["failure_reasons"].items())
     typer.echo(f"failures: {report['failures']}" + (f" ({reasons})" if reasons else ""))
+    if not report["writable"]:
+        typer.echo("read-only: reads work; extract, gc and reindex need a writable cache")
 
 
 @cache_app.command("verify")
@@ -90,11 +99,9 @@ def gc(
         unknown = [d for d in drop if d not in known]
         if unknown:
             raise CacheError(f"no family {unknown[0]!r} in {cache}; see `harmcache cache info`")
-        stale = store.stale(versions, tuple(drop))
+        stale = store.collect_garbage(versions, tuple(drop), dry_run=dry_run)
         for path in stale:
-            typer.echo(f"{'would remove' if dry_run else 'removing'} {path.relative_to(cache)}")
-        if not dry_run:
-            store.remove(stale)
+            typer.echo(f"{'would remove' if dry_run else 'removed'} {path.relative_to(cache)}")
     typer.echo(f"{len(stale)} item(s) {'to remove' if dry_run else 'removed'}")
 
 

@@ -15,7 +15,20 @@ from .common import handle_errors, print_json_line, setup_logging
 
 
 class BarProgress(Progress):
-    """tqdm bar on a terminal: videos/s, ETA and failures so far."""
+    """tqdm bar on a terminal: files hashed while planning, then videos/s, ETA and failures."""
+
+    plan_bar = None
+
+    def hashing(self, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if self.plan_bar is None and total:
+            self.plan_bar = tqdm(total=total, unit="file", desc="hash", file=sys.stderr)
+        if self.plan_bar is not None:
+            self.plan_bar.n = done
+            self.plan_bar.refresh()
+            if done == total:
+                self.plan_bar.close()
 
     def start(self, total: int, cached: int) -> None:
         from tqdm import tqdm

@@ -1,10 +1,21 @@
-"""Errors a user can act on. The CLI prints their message on one line and exits with their code."""
+"""Errors a user can act on. The CLI prints their message on one line and exits with their code.
+
+Every class here survives pickling with its fields intact: a decode worker or a Ray actor raises
+them in another process, and an error that cannot be rebuilt in the parent would end the run.
+"""
 
 
 class HarmcacheError(Exception):
     """Base class for every error that should reach the user as a message, not a traceback."""
 
     exit_code = 1
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __reduce__(self):
+        return (type(self), (self.message,))
 
 
 class UsageError(HarmcacheError):
@@ -20,7 +31,8 @@ class WeightsUnavailable(HarmcacheError):
 
 
 class CacheError(HarmcacheError):
-    """The cache is missing, damaged, or does not hold what was asked for."""
+    """The cache is missing, damaged, busy, read-only where a write is needed, or does not hold
+    what was asked for."""
 
     exit_code = 4
 
@@ -38,3 +50,6 @@ class VideoError(Exception):
         super().__init__(f"{reason}: {message}")
         self.reason = reason
         self.message = message
+
+    def __reduce__(self):
+        return (type(self), (self.reason, self.message))

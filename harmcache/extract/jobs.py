@@ -2,18 +2,29 @@
 
 `decode_job` runs in worker processes (or Ray CPU tasks): it probes the video, works out the
 union of frames its pending extractors need, and decodes them once.
+
+Both steps are per-video guards: whatever goes wrong with one video (a damaged file, a decoder
+bug on an odd frame size, running out of memory) becomes a `VideoError` with a reason class for
+the failure ledger, and the run carries on. Reason classes added here, beside the probe's:
+
+- `decode_error`: the decoder raised while reading frames the probe had accepted
+- `oom`: out of memory (host, or CUDA after one retry at half the batch size)
+- `model_error`: an extractor raised on this video
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import logging
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from harmcache.errors import VideoError
 from harmcache.extractors.base import Extractor, ExtractSettings, get_extractor
-from harmcache.store.shard import ShardItem
+from harmcache.types import VideoFeatures
 from harmcache.video.decode import DecodedVideo, VideoSource
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -70,10 +81,53 @@ def decode_job(job: VideoJob) -> DecodeResult:
         return DecodeResult(job, decoded, None, time.perf_counter() - start)
     except VideoError as exc:
         return DecodeResult(job, {}, exc, time.perf_counter() - start)
+    except MemoryError:
+        error = VideoError("oom", "out of memory while decoding")
+        return DecodeResult(job, {}, error, time.perf_counter() - start)
+    except Exception as exc:  # noqa: BLE001 - one video's decoder bug must not end the run
+        log.debug("decoding %s raised", job.path, exc_info=True)
+        error = VideoError("decode_error", f"{type(exc).__name__}: {exc}")
+        return DecodeResult(job, {}, error, time.perf_counter() - start)
 
 
-def extract_item(result: DecodeResult, extractor: Extractor) -> ShardItem:
+def extract_item(result: DecodeResult, extractor: Extractor) -> VideoFeatures:
     """One extractor on one decoded video, ready for a shard. Both engines call this, so the
-    same video gets the same features whichever engine ran it."""
+    same video gets the same features whichever engine ran it.
+
+    Raises `VideoError` (`oom` or `model_error`) for anything that goes wrong with this video;
+    on CUDA out of memory it first retries once at half the batch size."""
     video = result.decoded[extractor.settings.decode_short_side]
-    return ShardItem(result.job.video_id, video.info, result.job.path, extractor.extract(video))
+    try:
+        record = _extract_retrying_oom(extractor, video)
+    except VideoError:
+        raise
+    except MemoryError:
+        raise VideoError("oom", f"{extractor.name}: out of memory") from None
+    except Exception as exc:  # noqa: BLE001 - one video's failure must not end the run
+        log.debug("%s raised on %s", extractor.name, result.job.path, exc_info=True)
+        raise VideoError("model_error", f"{extractor.name}: {type(exc).__name__}: {exc}") from None
+    return VideoFeatures(result.job.video_id, video.info, result.job.path, record)
+
+
+def _extract_retrying_oom(extractor: Extractor, video: DecodedVideo):
+    import torch
+
+    try:
+        return extractor.extract(video)
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        full = extractor.settings
+        half = max(1, full.batch_size // 2)
+        log.warning(
+            "%s: CUDA out of memory; retrying this video at batch size %d", extractor.name, half
+        )
+        extractor.settings = replace(full, batch_size=half)
+        try:
+            return extractor.extract(video)
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            raise VideoError(
+                "oom", f"{extractor.name}: CUDA out of memory, also at batch size {half}"
+            ) from None
+        finally:
+            extractor.settings = full

@@ -1,7 +1,8 @@
 """Stage one: decode each video once, run the pending extractors, commit shards atomically.
 
 The run is resumable by construction: a video is skipped for every family that already holds
-it, and a video counts as extracted only once its shards are committed.
+it, and a video counts as extracted only once its shards are committed. A rerun costs almost
+nothing: a file whose (size, mtime, inode) is unchanged since it was hashed is not read again.
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from harmcache.errors import UsageError, VideoError
+from harmcache.errors import CacheError, UsageError, VideoError
 from harmcache.extract.handoff import claim, decode_job_shared
 from harmcache.extract.jobs import (
     DecodeResult,
@@ -28,7 +30,8 @@ from harmcache.extractors.base import Extractor, ExtractSettings, get_extractor
 from harmcache.hashing import sha256_file
 from harmcache.store.cache import FeatureCache
 from harmcache.store.family import Family
-from harmcache.store.shard import ShardItem
+from harmcache.store.index import FileStamp
+from harmcache.types import VideoFeatures
 from harmcache.video.intake import expand_inputs
 
 log = logging.getLogger(__name__)
@@ -47,15 +50,59 @@ def build_extractors(
     return [get_extractor(name)(settings) for name in names]
 
 
-def _identify(path: Path) -> tuple[str | None, VideoError | None]:
+def _stamp(path: Path) -> tuple[FileStamp | None, VideoError | None]:
     try:
-        if path.is_dir():
-            return None, VideoError("unreadable", "is a folder, not a video")
+        st = path.stat()
+    except FileNotFoundError:
+        return None, VideoError("missing", f"no such file: {path}")
+    except OSError as exc:
+        return None, VideoError("unreadable", exc.strerror or str(exc))
+    if path.is_dir():
+        return None, VideoError("unreadable", "is a folder, not a video")
+    return (st.st_size, st.st_mtime_ns, st.st_ino), None
+
+
+def _hash(path: Path) -> tuple[str | None, VideoError | None]:
+    try:
         return sha256_file(path), None
     except FileNotFoundError:
         return None, VideoError("missing", f"no such file: {path}")
     except OSError as exc:
         return None, VideoError("unreadable", exc.strerror or str(exc))
+
+
+def identify(
+    cache: FeatureCache, paths: list[Path], progress: Progress | None = None
+) -> list[tuple[str | None, VideoError | None]]:
+    """Each path's video id (SHA-256 of its bytes) or the reason it has none. A file whose
+    size, mtime and inode match the cache's memo keeps its memoised id without being read."""
+    progress = progress or Progress()
+    absolute = [str(p.absolute()) for p in paths]
+    known = cache.known_identities(absolute)
+    out: list[tuple[str | None, VideoError | None]] = [(None, None)] * len(paths)
+    to_hash: list[int] = []
+    for i, path in enumerate(paths):
+        stamp, error = _stamp(path)
+        memo = known.get(absolute[i])
+        if error is not None:
+            out[i] = (None, error)
+        elif memo is not None and memo[0] == stamp:
+            out[i] = (memo[1], None)
+        else:
+            to_hash.append(i)
+    progress.hashing(0, len(to_hash))
+    fresh: list[tuple[str, FileStamp, str]] = []
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+        for n, (i, (vid, error)) in enumerate(
+            zip(to_hash, pool.map(lambda i: _hash(paths[i]), to_hash)), start=1
+        ):
+            out[i] = (vid, error)
+            stamp, _ = _stamp(paths[i])
+            if vid is not None and stamp is not None:
+                fresh.append((absolute[i], stamp, vid))
+            progress.hashing(n, len(to_hash))
+    cache.remember_identities(fresh)
+    return out
 
 
 class ShardWriter:
@@ -64,10 +111,10 @@ class ShardWriter:
     def __init__(self, cache: FeatureCache, shard_size: int):
         self.cache = cache
         self.shard_size = shard_size
-        self.pending: dict[str, tuple[Family, list[ShardItem]]] = {}
+        self.pending: dict[str, tuple[Family, list[VideoFeatures]]] = {}
         self.waiting: dict[str, set[str]] = {}  # video id → families not yet committed
 
-    def add(self, items: list[tuple[Family, ShardItem]]) -> list[str]:
+    def add(self, items: list[tuple[Family, VideoFeatures]]) -> list[str]:
         """Queue one video's features for each of its families; returns the video ids whose
         last pending shard just committed (a video is done only when all its families are)."""
         for family, item in items:
@@ -100,15 +147,18 @@ class ShardWriter:
 
 
 def plan_jobs(
-    cache: FeatureCache, paths: list[Path], extractors: list[Extractor], families: list[Family]
+    cache: FeatureCache,
+    paths: list[Path],
+    extractors: list[Extractor],
+    families: list[Family],
+    progress: Progress | None = None,
 ) -> tuple[list[VideoJob], dict[str, InputResult], dict[str, list[str]]]:
-    """Hash every input, drop duplicate content, and keep only what some family still lacks.
+    """Identify every input, drop duplicate content, and keep only what some family still lacks.
 
     Returns the jobs, a result per input already settled (failed or cached), and for each job's
     video id the other input paths with the same bytes.
     """
-    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
-        ids = list(pool.map(_identify, paths))
+    ids = identify(cache, paths, progress)
     settled: dict[str, InputResult] = {}
     first_path: dict[str, str] = {}
     duplicates: dict[str, list[str]] = {}
@@ -158,9 +208,17 @@ def run_extraction(
         raise UsageError(f"--shard-size must be at least 1, got {shard_size}")
     if workers < 0:
         raise UsageError(f"--workers must be 0 or more, got {workers}")
+    if engine not in ("local", "ray"):
+        raise UsageError(f"unknown --engine {engine!r}; choose local or ray")
+    _check_usable(inputs, paths)
     families = [Family.from_spec(ex.spec()) for ex in extractors]  # resolves weights first
-    with FeatureCache(cache_dir, create=True) as cache:
-        jobs, settled, duplicates = plan_jobs(cache, paths, extractors, families)
+    with FeatureCache(cache_dir, create=True) as cache, _writer_lock(cache):
+        jobs, settled, duplicates = plan_jobs(cache, paths, extractors, families, progress)
+        if jobs and not cache.writable:
+            raise CacheError(
+                f"the cache {cache.root} is read-only and {len(jobs)} video(s) still need "
+                "extracting; extract into a writable cache"
+            )
         progress.start(len(jobs), sum(r.status == "cached" for r in settled.values()))
         for result in settled.values():
             progress.advance(result)
@@ -179,8 +237,6 @@ def run_extraction(
                 gpus_per_worker=gpus_per_worker,
                 progress=progress,
             )
-        else:
-            raise UsageError(f"unknown --engine {engine!r}; choose local or ray")
         for vid, result in outcomes.items():
             settled[result.path] = result
             for dup in duplicates.get(vid, []):
@@ -199,28 +255,87 @@ def run_extraction(
     return ExtractSummary(ordered, time.perf_counter() - start)
 
 
-def _decoded_stream(jobs: list[VideoJob], workers: int) -> Iterator[DecodeResult]:
-    """Decode ahead of the models in worker processes, yielding results in job order."""
+def _check_usable(inputs: list[str | Path], paths: list[Path]) -> None:
+    """Refuse a run with nothing to read before any cache is made: a typo'd path or an empty
+    folder is a usage error, not a cache holding one failure."""
+    if not paths:
+        raise UsageError(f"nothing usable: no videos found in {', '.join(map(str, inputs))}")
+    if not any(p.exists() for p in paths):
+        shown = ", ".join(map(str, paths[:3])) + (" ..." if len(paths) > 3 else "")
+        raise UsageError(f"nothing usable: no such file or folder: {shown}")
+
+
+def _writer_lock(cache: FeatureCache):
+    """The shared writer lock for the run (nothing to hold on a read-only cache)."""
+    import contextlib
+
+    return cache.lock().shared() if cache.writable else contextlib.nullcontext()
+
+
+def _decoded_stream(
+    jobs: list[VideoJob], workers: int, decode: Callable[[VideoJob], DecodeResult] | None = None
+) -> Iterator[DecodeResult]:
+    """Decode ahead of the models in worker processes, yielding results in job order.
+
+    A worker that dies (a decoder crashing the process) breaks the pool: the pool is rebuilt,
+    the video it was on is retried once on its own, and only a video that kills a worker twice
+    is recorded as `worker_crash`. Every other job is resubmitted untouched."""
     if workers == 0 or len(jobs) <= 1:
         yield from map(decode_job, jobs)
         return
+    decode = decode or decode_job_shared
+    ahead = workers * 2
+    pool = _decode_pool(workers)
+    futures: dict[int, Future] = {}
+    try:
+        for i in range(len(jobs)):
+            for k in range(i, min(i + ahead + 1, len(jobs))):
+                if k not in futures:
+                    futures[k] = pool.submit(decode, jobs[k])
+            try:
+                result = futures.pop(i).result()
+            except BrokenProcessPool:
+                pool.shutdown(wait=False, cancel_futures=True)
+                _release(futures)
+                pool = _decode_pool(workers)
+                result = _decode_alone(pool, decode, jobs[i])
+                if result is None:  # it took the worker down again
+                    pool = _decode_pool(workers)
+                    error = VideoError("worker_crash", "the decoder crashed its worker process")
+                    result = DecodeResult(jobs[i], error=error)
+            yield claim(result)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        _release(futures)
+
+
+def _release(futures: dict[int, Future]) -> None:
+    """Free the shared-memory frames of decodes that finished but will not be used."""
+    for future in futures.values():
+        if future.done() and not future.cancelled() and future.exception() is None:
+            claim(future.result())
+    futures.clear()
+
+
+def _decode_pool(workers: int):
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
     # spawn, not fork: the parent holds torch's thread pools, which do not survive a fork.
-    with ProcessPoolExecutor(
+    return ProcessPoolExecutor(
         max_workers=workers,
         mp_context=mp.get_context("spawn"),
         initializer=exit_with_parent,
         initargs=(os.getpid(),),
-    ) as pool:
-        ahead = workers * 2
-        futures = [pool.submit(decode_job_shared, job) for job in jobs[:ahead]]
-        for i in range(len(jobs)):
-            if i + ahead < len(jobs):
-                futures.append(pool.submit(decode_job_shared, jobs[i + ahead]))
-            yield claim(futures[i].result())
-            futures[i] = None  # type: ignore[call-overload]  # let the frames go
+    )
+
+
+def _decode_alone(pool, decode, job: VideoJob) -> DecodeResult | None:
+    try:
+        return pool.submit(decode, job).result()
+    except BrokenProcessPool:
+        pool.shutdown(wait=False, cancel_futures=True)
+        return None
 
 
 def _run_local(
@@ -240,27 +355,33 @@ def _run_local(
 
     def finish(video_ids: list[str]) -> None:
         for vid in video_ids:
-            outcomes[vid] = InputResult(path_of[vid], vid, "extracted")
-            progress.advance(outcomes[vid])
+            if vid not in outcomes:  # a video whose other extractor failed stays failed
+                outcomes[vid] = InputResult(path_of[vid], vid, "extracted")
+                progress.advance(outcomes[vid])
+
+    def fail(job: VideoJob, err: VideoError, family: str | None = None) -> None:
+        cache.record_failure(job.path, job.video_id, err.reason, err.message, family)
+        if job.video_id in outcomes:  # a second family failed: reported once, ledgered twice
+            return
+        outcomes[job.video_id] = InputResult(
+            job.path, job.video_id, "failed", err.reason, err.message
+        )
+        progress.advance(outcomes[job.video_id])
 
     for result in _decoded_stream(jobs, workers):
         job = result.job
         if result.error is not None:
-            err = result.error
-            cache.record_failure(job.path, job.video_id, err.reason, err.message)
-            outcomes[job.video_id] = InputResult(
-                job.path, job.video_id, "failed", err.reason, err.message
-            )
-            progress.advance(outcomes[job.video_id])
+            fail(job, result.error)
             continue
-        finish(
-            writer.add(
-                [
-                    (family_of[name], extract_item(result, by_name[name]))
-                    for name, _ in job.extractors
-                ]
-            )
-        )
+        items, errors = [], []
+        for name, _ in job.extractors:
+            try:
+                items.append((family_of[name], extract_item(result, by_name[name])))
+            except VideoError as exc:  # the families that did succeed are still committed
+                errors.append((family_of[name].name, exc))
+        for family, exc in errors:
+            fail(job, exc, family)
+        finish(writer.add(items))
     finish(writer.flush())
     return outcomes
 

@@ -12,6 +12,11 @@ log = logging.getLogger("harmcache.extract")
 class Progress:
     """Default sink: one log line per video (what a non-terminal run shows)."""
 
+    def hashing(self, done: int, total: int) -> None:
+        """Inputs identified so far while planning (only files not in the memo are read)."""
+        if total and done == total:
+            log.info("hashed %d new or changed input(s)", total)
+
     def start(self, total: int, cached: int) -> None:
         log.info("%d video(s) to extract, %d already cached", total, cached)
 

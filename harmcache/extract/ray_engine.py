@@ -29,10 +29,13 @@ from harmcache.extract.jobs import DecodeResult, VideoJob, decode_job, extract_i
 from harmcache.extract.progress import Progress
 from harmcache.extract.summary import InputResult
 from harmcache.extractors.base import Extractor, ExtractSettings, get_extractor
+from harmcache.hashing import canonical_json
+from harmcache.provenance import library_versions
 from harmcache.store.cache import FeatureCache
 from harmcache.store.family import Family
 from harmcache.store.shard import shard_name, write_shard
-from harmcache.video.decode import DecodedVideo, VideoInfo
+from harmcache.types import VideoInfo
+from harmcache.video.decode import DecodedVideo
 
 DECODE_MEMORY = 1 << 30
 """Bytes reserved per decode task: ~160 full-size 1080p frames plus their shrunk copies."""
@@ -181,21 +184,27 @@ def _collect(
 ) -> dict[str, InputResult]:
     """Stream the actors' per-video rows: record failures, index shards, report progress."""
     by_name = {fam.name: fam for fam in family_of.values()}
-    seen: dict[tuple[str, str], list[str]] = {}  # (family, shard) → its videos reported so far
+    seen: dict[tuple[str, str], list[tuple[str, str]]] = {}  # (family, shard) → (video, backend)
     outcomes: dict[str, InputResult] = {}
     for row in dataset.iter_rows():  # streams: decoded frames never gather on the driver
         vid, path = str(row["video_id"]), str(row["path"])
         if row["status"] == "failed":
             reason, message = str(row["reason"]), str(row["message"])
-            cache.record_failure(path, vid, reason, message)
+            cache.record_failure(path, vid, reason, message, str(row["family"]) or None)
             outcomes[vid] = InputResult(path, vid, "failed", reason, message)
         else:
             outcomes[vid] = InputResult(path, vid, "extracted")
         for family, shard, size in json.loads(str(row["shards"])):
             members = seen.setdefault((family, shard), [])
-            members.append(vid)
+            members.append((vid, str(row["backend"])))
             if len(members) == size:  # index it now: a million shards are slow to re-open
-                cache.index.add_shard(by_name[family], shard, members)
+                cache.index_shard(
+                    by_name[family],
+                    shard,
+                    [v for v, _ in members],
+                    backends=[b for _, b in members],
+                    versions=json.loads(str(row["versions"])),
+                )
         progress.advance(outcomes[vid])
     return outcomes
 
@@ -316,6 +325,8 @@ class ExtractActor:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         results = sorted(_decode_results(batch, self.settings), key=lambda r: r.job.video_id)
+        errors = {r.job.video_id: r.error for r in results if r.error is not None}
+        failed_family: dict[str, str] = {}  # video → the family whose extractor failed on it
         good = [r for r in results if r.error is None]
         shards: dict[str, list[tuple[str, str, int]]] = {r.job.video_id: [] for r in good}
         for name, extractor in self.extractors.items():
@@ -325,16 +336,32 @@ class ExtractActor:
                 chunk = todo[start : start + self.shard_size]
                 final = self.folders[name] / shard_name([r.job.video_id for r in chunk])
                 if not final.exists():  # else: committed before a worker died and Ray retried
-                    items = [extract_item(r, extractor) for r in chunk]
-                    write_shard(self.folders[name], family, items)
+                    items = []
+                    for r in chunk:  # a bad video never fails the batch: it is left out
+                        try:
+                            items.append(extract_item(r, extractor))
+                        except VideoError as exc:
+                            errors.setdefault(r.job.video_id, exc)
+                            failed_family.setdefault(r.job.video_id, family.name)
+                    if items:
+                        final = write_shard(self.folders[name], family, items)
+                    chunk = [r for r in chunk if r.job.video_id in {i.video_id for i in items}]
                 for r in chunk:
                     shards[r.job.video_id].append((family.name, final.name, len(chunk)))
+        failed = [errors.get(r.job.video_id) for r in results]
         return {
             "video_id": np.array([r.job.video_id for r in results]),
             "path": np.array([r.job.path for r in results]),
-            "status": np.array(["failed" if r.error else "extracted" for r in results]),
-            "reason": np.array([r.error.reason if r.error else "" for r in results]),
-            "message": np.array([r.error.message if r.error else "" for r in results]),
+            "status": np.array(["failed" if e else "extracted" for e in failed]),
+            "reason": np.array([e.reason if e else "" for e in failed]),
+            "message": np.array([e.message if e else "" for e in failed]),
+            "family": np.array([failed_family.get(r.job.video_id, "") for r in results]),
+            "backend": np.array([_backend(r) for r in results]),
+            "versions": np.array([canonical_json(library_versions())] * len(results)),
             # (family, shard file, videos in it): lets the driver index without opening shards
             "shards": np.array([json.dumps(shards.get(r.job.video_id, [])) for r in results]),
         }
+
+
+def _backend(result: DecodeResult) -> str:
+    return next((v.info.backend for v in result.decoded.values()), "")

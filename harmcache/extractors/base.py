@@ -16,7 +16,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from harmcache.hashing import fingerprint
-from harmcache.video.decode import DecodedVideo, VideoInfo
+from harmcache.types import FeatureRecord, VideoInfo
+from harmcache.video.decode import DecodedVideo
 
 _REGISTRY: dict[str, type[Extractor]] = {}
 
@@ -112,20 +113,6 @@ class ExtractSettings:
                 f"SlowFast short side {self.slowfast_short_side} is smaller than its crop "
                 f"{self.slowfast_crop}; raise --slowfast-short-side or lower --slowfast-crop"
             )
-
-
-@dataclass
-class FeatureRecord:
-    """One video's features from one extractor, aligned to the video's time axis."""
-
-    features: np.ndarray
-    """(L, D) float32: one row per sampled frame or per window."""
-    frame_index: np.ndarray
-    """(L,) int64: the frame each row describes (a window's centre frame)."""
-    timestamp: np.ndarray
-    """(L,) float64 seconds."""
-    extras: dict[str, np.ndarray] = field(default_factory=dict)
-    """Extractor-specific arrays, e.g. YOLO's raw detections or SlowFast's window frames."""
 
 
 class Extractor(ABC):

@@ -5,7 +5,11 @@ DIR/features/<family>/family.json  the family's extractor, fingerprint and full 
 DIR/features/<family>/shard-*.h5   committed shards (see shard.py)
 DIR/failures.jsonl              failure ledger: path, video_id, reason, message, time
 DIR/sources.jsonl               every path seen and the video id of its bytes
-DIR/index.sqlite                rebuildable index
+DIR/index.sqlite                rebuildable index (and the memo of file identities)
+DIR/writer.lock                 flock: shared by writers for their run, exclusive for `gc`
+
+A cache on a read-only mount (or without write permission) opens read-only: its index is
+refreshed in memory and every read works; anything that must write raises a `CacheError`.
 """
 
 from __future__ import annotations
@@ -14,21 +18,20 @@ import json
 import logging
 import os
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from harmcache.errors import CacheError
-from harmcache.extractors.base import FeatureRecord
 from harmcache.hashing import canonical_json
 from harmcache.store.atomic import TMP_MARK, write_text_atomic
 from harmcache.store.family import Family
-from harmcache.store.index import Index
+from harmcache.store.index import FileStamp, Index
 from harmcache.store.ledger import JsonLog
-from harmcache.store.shard import ShardItem, read_group, read_header, write_shard
-from harmcache.video.decode import VideoInfo
+from harmcache.store.lock import CacheLock
+from harmcache.store.shard import read_group, read_header, write_shard
+from harmcache.types import VideoFeatures
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +39,7 @@ MARKER = "harmcache.json"
 CACHE_FORMAT_VERSION = 1
 
 
-@dataclass
-class CachedVideo:
-    """One video's features from one family, with what probing learned about the video."""
-
-    video_id: str
-    record: FeatureRecord
-    info: VideoInfo
-    source_path: str
+CachedVideo = VideoFeatures
 
 
 class FeatureCache:
@@ -63,12 +59,24 @@ class FeatureCache:
                 )
             except OSError as exc:
                 raise CacheError(f"cannot create a cache in {self.root}: {exc.strerror}") from None
-        elif create and not os.access(self.root, os.W_OK):
-            raise CacheError(f"cannot write to the cache {self.root}: permission denied")
+        self.writable = _writable(self.root)
         self.failures = JsonLog(self.root / "failures.jsonl")
         self.sightings = JsonLog(self.root / "sources.jsonl")
-        self.index = Index(self.root / "index.sqlite")
+        self.index = Index(self.root / "index.sqlite", readonly=not self.writable)
         self.refresh()
+
+    @property
+    def readonly(self) -> bool:
+        return not self.writable
+
+    def _require_writable(self, what: str) -> None:
+        if not self.writable:
+            raise CacheError(f"the cache {self.root} is read-only: cannot {what}")
+
+    def lock(self) -> CacheLock:
+        """The cache's writer lock (see store/lock.py); `extract` holds `.shared()` for its run."""
+        self._require_writable("take the writer lock")
+        return CacheLock(self.root)
 
     def close(self) -> None:
         self.index.close()
@@ -85,6 +93,7 @@ class FeatureCache:
         return self.root / "features" / name
 
     def ensure_family(self, family: Family) -> Path:
+        self._require_writable(f"add the family {family.name}")
         folder = self.family_dir(family)
         folder.mkdir(parents=True, exist_ok=True)
         meta = folder / "family.json"
@@ -120,13 +129,24 @@ class FeatureCache:
                 except (OSError, ValueError, KeyError) as exc:
                     log.warning("skipping unreadable shard %s/%s: %s", folder.name, file, exc)
                     continue
-                self.index.add_shard(header.family, file, header.video_ids)
+                self.index.add_shard(
+                    header.family,
+                    file,
+                    header.video_ids,
+                    backends=header.backends,
+                    versions=header.versions,
+                )
             for file in known - on_disk:
                 self.index.drop_shard(folder.name, file)
             meta = folder / "family.json"
             if meta.exists() and folder.name not in {f.name for f in self.index.families()}:
-                data = json.loads(meta.read_text())
-                self.index.add_family(Family(data["extractor"], data["fingerprint"], data["spec"]))
+                try:
+                    data = json.loads(meta.read_text())
+                    family = Family(data["extractor"], data["fingerprint"], data["spec"])
+                except (OSError, ValueError, KeyError) as exc:
+                    log.warning("skipping unreadable %s/family.json: %s", folder.name, exc)
+                    continue
+                self.index.add_family(family)
         size = str(self.sightings.path.stat().st_size) if self.sightings.path.exists() else "0"
         if self.index.get_meta("sources_size") != size:
             rows = self.sightings.read()
@@ -139,21 +159,70 @@ class FeatureCache:
         self.refresh()
 
     # --- writing ---------------------------------------------------------------------------
-    def commit(self, family: Family, items: list[ShardItem]) -> Path:
+    def commit(self, family: Family, items: list[VideoFeatures]) -> Path:
         """Atomically commit one shard of videos, then index it."""
         folder = self.ensure_family(family)
         path = write_shard(folder, family, items)
-        self.index.add_shard(family, path.name, [i.video_id for i in items])
+        self.index_shard(family, path.name, items)
         return path
 
-    def record_sources(self, pairs: list[tuple[str, str]]) -> None:
-        for path, vid in pairs:
-            self.sightings.append(path=path, video_id=vid)
-        self.index.set_sources(pairs)
-        self.index.set_meta("sources_size", str(self.sightings.path.stat().st_size))
+    def index_shard(
+        self,
+        family: Family,
+        file: str,
+        items: list[VideoFeatures] | list[str],
+        *,
+        backends: list[str] | None = None,
+        versions: dict | None = None,
+    ) -> None:
+        """Index a shard already committed into the family's folder (by this process or by a
+        Ray actor); `items` are its videos, or just their ids with `backends` beside them."""
+        if items and isinstance(items[0], VideoFeatures):
+            backends = [item.info.backend for item in items]  # type: ignore[union-attr]
+            items = [item.video_id for item in items]  # type: ignore[union-attr]
+        if versions is None:
+            from harmcache.provenance import library_versions
 
-    def record_failure(self, path: str, video_id: str | None, reason: str, message: str) -> None:
-        self.failures.append(path=path, video_id=video_id, reason=reason, message=message)
+            versions = library_versions()
+        self.index.add_shard(family, file, list(items), backends=backends, versions=versions)
+
+    def record_sources(self, pairs: list[tuple[str, str]]) -> int:
+        """Remember path → video id sightings not already known, in one durable append;
+        returns how many were new. A read-only cache keeps them to itself."""
+        known = self.index.sources_of([path for path, _ in pairs])
+        new = list({path: vid for path, vid in pairs if known.get(path) != vid}.items())
+        if not new or not self.writable:
+            return len(new)
+        self.sightings.extend([{"path": path, "video_id": vid} for path, vid in new])
+        self.index.set_sources(new)
+        self.index.set_meta("sources_size", str(self.sightings.path.stat().st_size))
+        return len(new)
+
+    def record_failure(
+        self,
+        path: str,
+        video_id: str | None,
+        reason: str,
+        message: str,
+        family: str | None = None,
+    ) -> None:
+        """Add a failure to the ledger, with the path made absolute so any reader can find it.
+        `family` names the one family that failed (an extractor error); None means the video
+        itself could not be used."""
+        if not self.writable:
+            log.warning("read-only cache: not recording the failure of %s (%s)", path, reason)
+            return
+        row = {"path": str(Path(path).absolute()), "video_id": video_id, "reason": reason}
+        self.failures.append(**row, message=message, **({"family": family} if family else {}))
+
+    def known_identities(self, paths: list[str]) -> dict[str, tuple[FileStamp, str]]:
+        """Absolute path → (size, mtime_ns, inode) when last hashed and the video id it had."""
+        return self.index.memo_of(paths)
+
+    def remember_identities(self, rows: list[tuple[str, FileStamp, str]]) -> None:
+        """Memoise freshly hashed files so an unchanged file is never read again."""
+        if self.writable and rows:
+            self.index.set_memo(rows)
 
     # --- reading ---------------------------------------------------------------------------
     def families(self) -> list[Family]:
@@ -192,21 +261,34 @@ class FeatureCache:
             with h5py.File(self.family_dir(name) / shard, "r") as f:
                 for vid in vids:
                     record, info, source = read_group(f[vid], extras=extras)
-                    out[vid] = CachedVideo(vid, record, info, source)
+                    out[vid] = VideoFeatures(vid, info, source, record)
         return {vid: out[vid] for vid in wanted}
 
+    def versions(self, family: Family | str) -> list[dict]:
+        """The distinct library-version sets the family's videos were made under, each with
+        its video count; more than one means the numbers may have drifted between machines."""
+        name = family if isinstance(family, str) else family.name
+        return [
+            {"versions": json.loads(v) if v else {}, "videos": n}
+            for v, n in sorted(self.index.versions(name).items())
+        ]
+
     def failed(self) -> dict[str, dict]:
-        """Latest failure per path, unless that path's video has since been committed."""
+        """Latest failure per path, unless it has since been fixed: the failed family (or, for
+        a video that could not be used at all, any family) now holds the path's video."""
         sources = self.sources()
-        committed = set().union(*(self.committed(f) for f in self.families()))
+        committed = {f.name: self.committed(f) for f in self.families()}
+        anywhere = set().union(*committed.values())
         latest: dict[str, dict] = {}
         for row in self.failures.read():
             latest[row["path"]] = row
-        return {
-            path: row
-            for path, row in latest.items()
-            if sources.get(str(Path(path).absolute())) not in committed
-        }
+
+        def fixed(path: str, row: dict) -> bool:
+            vid = sources.get(str(Path(path).absolute()))
+            family = row.get("family")
+            return vid in (committed.get(family, set()) if family else anywhere)
+
+        return {path: row for path, row in latest.items() if not fixed(path, row)}
 
     # --- housekeeping ------------------------------------------------------------------------
     def info(self) -> dict:
@@ -223,6 +305,8 @@ class FeatureCache:
                     "videos": len(self.committed(fam)),
                     "shards": len(self.index.shard_files(fam.name)),
                     "bytes": size,
+                    "backends": self.index.backends(fam.name),
+                    "versions": self.versions(fam),
                 }
             )
         failures = self.failed()
@@ -234,6 +318,7 @@ class FeatureCache:
             "videos": len(set(self.sources().values())),
             "families": families,
             "leftover_temporary_files": len(self.leftovers()),
+            "writable": self.writable,
             "failures": len(failures),
             "failure_reasons": dict(sorted(reasons.items())),
         }
@@ -282,9 +367,23 @@ class FeatureCache:
         out += sorted(self.root.glob(f".*{TMP_MARK}*"))
         return out
 
+    def collect_garbage(
+        self, current_versions: dict[str, str], drop: tuple[str, ...] = (), *, dry_run: bool = False
+    ) -> list[Path]:
+        """Remove (or with `dry_run`, only list) what `stale()` finds, holding the exclusive
+        lock: refuses with a `CacheError` while any live writer holds the cache."""
+        with self.lock().exclusive():
+            stale = self.stale(current_versions, drop)
+            if not dry_run:
+                self.remove(stale)
+        return stale
+
     def remove(self, paths: list[Path]) -> None:
+        """Delete what `stale()` listed. Call it holding `lock().exclusive()`, so that no live
+        writer's temporary file or fresh family can be among them."""
         import shutil
 
+        self._require_writable("remove files")
         for path in paths:
             if path.is_dir():
                 shutil.rmtree(path)
@@ -343,3 +442,9 @@ def _verify_shard(
             if not np.isfinite(feats[()]).all():
                 problems.append(f"{where}:{vid[:12]}: features hold NaN or inf")
     return problems
+
+
+def _writable(root: Path) -> bool:
+    """Whether this process may write the cache: its folder and (if present) its index."""
+    index = root / "index.sqlite"
+    return os.access(root, os.W_OK) and (not index.exists() or os.access(index, os.W_OK))

@@ -1,7 +1,9 @@
-"""The SQLite index: which shard holds which video in each family, and which paths were seen.
+"""The SQLite index: which shard holds which video in each family, which paths were seen, and a
+memo of file identities so that an unchanged input is never hashed twice.
 
 It is only a cache. Every fact in it comes from the shards' own attributes and the cache's
-JSON-lines logs, and `rebuild()` recreates it from them.
+JSON-lines logs (the memo is pure speed-up), and a rebuild recreates it from them. An index of an
+older schema is rebuilt rather than migrated, for the same reason.
 """
 
 from __future__ import annotations
@@ -13,31 +15,72 @@ from pathlib import Path
 from harmcache.hashing import canonical_json
 from harmcache.store.family import Family
 
+SCHEMA_VERSION = "2"
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS families (
     name TEXT PRIMARY KEY, extractor TEXT, fingerprint TEXT, spec TEXT, random_init INTEGER);
 CREATE TABLE IF NOT EXISTS shards (
-    family TEXT, file TEXT, n_videos INTEGER, PRIMARY KEY (family, file));
+    family TEXT, file TEXT, n_videos INTEGER, versions TEXT, PRIMARY KEY (family, file));
 CREATE TABLE IF NOT EXISTS entries (
-    family TEXT, video_id TEXT, shard TEXT, PRIMARY KEY (family, video_id));
+    family TEXT, video_id TEXT, shard TEXT, backend TEXT, PRIMARY KEY (family, video_id));
 CREATE TABLE IF NOT EXISTS sources (path TEXT PRIMARY KEY, video_id TEXT);
+CREATE TABLE IF NOT EXISTS memo (
+    path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, inode INTEGER, video_id TEXT);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
+_TABLES = ("families", "shards", "entries", "sources", "memo", "meta")
+
+FileStamp = tuple[int, int, int]
+"""(size, mtime_ns, inode): a file whose stamp is unchanged is taken to hold the same bytes."""
 
 
 class Index:
-    def __init__(self, path: Path):
+    """The index at `path`. With `readonly=True` it is copied into memory and never written
+    back, so a cache on a read-only mount can still be refreshed and read."""
+
+    def __init__(self, path: Path, *, readonly: bool = False):
         self.path = path
-        self.db = sqlite3.connect(path, timeout=60)
-        self.db.executescript(_SCHEMA)
+        self.readonly = readonly
+        self.db = self._open_memory_copy(path) if readonly else self._open(path)
+        if self.get_meta("schema_version") != SCHEMA_VERSION:
+            for table in _TABLES:
+                self.db.execute(f"DROP TABLE IF EXISTS {table}")
+            self.db.executescript(_SCHEMA)
+            self.set_meta("schema_version", SCHEMA_VERSION)
+
+    @staticmethod
+    def _open(path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(path, timeout=60)
+        try:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.DatabaseError:  # not a database (damaged): it is only a cache, rebuild it
+            db.close()
+            path.unlink()
+            db = sqlite3.connect(path, timeout=60)
+        return db
+
+    @staticmethod
+    def _open_memory_copy(path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(":memory:")
+        if path.exists():
+            try:
+                disk = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+                disk.backup(db)
+                disk.close()
+            except sqlite3.DatabaseError:
+                db = sqlite3.connect(":memory:")  # damaged: rebuilt from the shards in memory
+        return db
 
     def close(self) -> None:
         self.db.close()
 
     def clear(self) -> None:
         with self.db:
-            for table in ("families", "shards", "entries", "sources", "meta"):
-                self.db.execute(f"DELETE FROM {table}")
+            for table in _TABLES:
+                if table != "meta":
+                    self.db.execute(f"DELETE FROM {table}")
+            self.db.execute("DELETE FROM meta WHERE key != 'schema_version'")
 
     # --- families and shards -------------------------------------------------------------
     def add_family(self, family: Family) -> None:
@@ -66,23 +109,33 @@ class Index:
             ):
                 self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", (name,))
 
-    def add_shard(self, family: Family, file: str, video_ids: list[str]) -> None:
+    def add_shard(
+        self,
+        family: Family,
+        file: str,
+        video_ids: list[str],
+        *,
+        backends: list[str] | None = None,
+        versions: dict | None = None,
+    ) -> None:
         """Record a committed shard. A video already held by another shard keeps its first home
         (by shard name), so the index is the same whatever order shards are found in."""
+        backends = backends or [""] * len(video_ids)
         with self.db:
             self.add_family(family)
             self.db.execute(
-                "INSERT OR REPLACE INTO shards VALUES (?, ?, ?)",
-                (family.name, file, len(video_ids)),
+                "INSERT OR REPLACE INTO shards VALUES (?, ?, ?, ?)",
+                (family.name, file, len(video_ids), canonical_json(versions or {})),
             )
-            for vid in video_ids:
+            for vid, backend in zip(video_ids, backends, strict=True):
                 row = self.db.execute(
                     "SELECT shard FROM entries WHERE family = ? AND video_id = ?",
                     (family.name, vid),
                 ).fetchone()
                 if row is None or file < row[0]:
                     self.db.execute(
-                        "INSERT OR REPLACE INTO entries VALUES (?, ?, ?)", (family.name, vid, file)
+                        "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?)",
+                        (family.name, vid, file, backend),
                     )
 
     def drop_shard(self, family: str, file: str) -> None:
@@ -99,6 +152,21 @@ class Index:
         rows = self.db.execute("SELECT video_id, shard FROM entries WHERE family = ?", (family,))
         return dict(rows.fetchall())
 
+    def backends(self, family: str) -> dict[str, int]:
+        """Decode backend → number of the family's videos it decoded."""
+        rows = self.db.execute(
+            "SELECT backend, COUNT(*) FROM entries WHERE family = ? GROUP BY backend", (family,)
+        )
+        return {b or "unknown": n for b, n in rows.fetchall()}
+
+    def versions(self, family: str) -> dict[str, int]:
+        """Library versions (canonical JSON) → number of the family's videos made under them."""
+        rows = self.db.execute(
+            "SELECT versions, SUM(n_videos) FROM shards WHERE family = ? GROUP BY versions",
+            (family,),
+        )
+        return dict(rows.fetchall())
+
     # --- sources (paths seen for each video id) ------------------------------------------
     def set_sources(self, pairs: list[tuple[str, str]]) -> None:
         with self.db:
@@ -107,8 +175,39 @@ class Index:
     def sources(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT path, video_id FROM sources").fetchall())
 
+    def sources_of(self, paths: list[str]) -> dict[str, str]:
+        """path → video id, for those of `paths` already seen."""
+        return {p: v for p, v in self._lookup("SELECT path, video_id FROM sources", paths)}
+
+    # --- the identity memo ---------------------------------------------------------------
+    def memo_of(self, paths: list[str]) -> dict[str, tuple[FileStamp, str]]:
+        """Absolute path → (its stamp when last hashed, the video id it hashed to), for those
+        of `paths` hashed before."""
+        rows = self._lookup("SELECT path, size, mtime_ns, inode, video_id FROM memo", paths)
+        return {p: ((s, m, i), v) for p, s, m, i, v in rows}
+
+    def _lookup(self, select: str, paths: list[str], chunk: int = 500) -> list[tuple]:
+        """Rows whose path is in `paths`, asked in chunks: memory stays bounded by the
+        question, never by the table (a million paths)."""
+        rows: list[tuple] = []
+        for start in range(0, len(paths), chunk):
+            part = paths[start : start + chunk]
+            marks = ",".join("?" * len(part))
+            rows += self.db.execute(f"{select} WHERE path IN ({marks})", part).fetchall()
+        return rows
+
+    def set_memo(self, rows: list[tuple[str, FileStamp, str]]) -> None:
+        with self.db:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO memo VALUES (?, ?, ?, ?, ?)",
+                [(p, *stamp, vid) for p, stamp, vid in rows],
+            )
+
     def get_meta(self, key: str) -> str | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        try:
+            row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        except sqlite3.OperationalError:  # a new or older index without a meta table
+            return None
         return row[0] if row else None
 
     def set_meta(self, key: str, value: str) -> None:

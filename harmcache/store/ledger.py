@@ -1,6 +1,6 @@
 """Append-only JSON-lines logs in the cache: the failure ledger and the path→video-id sightings.
 
-Each line is fsynced as it is written; a crash can tear only the last line, which readers skip.
+Each append is fsynced; a crash can tear only the last line, which readers skip.
 """
 
 from __future__ import annotations
@@ -20,6 +20,13 @@ class JsonLog:
     def append(self, **fields: Any) -> None:
         fields.setdefault("time", round(time.time(), 3))
         append_line_durable(self.path, json.dumps(fields, ensure_ascii=False, sort_keys=True))
+
+    def extend(self, rows: list[dict[str, Any]]) -> None:
+        """Append many rows with one write and one fsync."""
+        now = round(time.time(), 3)
+        lines = [json.dumps({"time": now, **r}, ensure_ascii=False, sort_keys=True) for r in rows]
+        if lines:
+            append_line_durable(self.path, "\n".join(lines))
 
     def read(self) -> list[dict[str, Any]]:
         if not self.path.exists():

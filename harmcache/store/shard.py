@@ -3,7 +3,8 @@
 Layout (readable with plain h5py or h5ls; see docs/cache-format.md):
 
     /                       attrs: format, format_version, family, extractor, fingerprint,
-                                   spec (JSON), random_init, video_ids
+                                   spec (JSON), random_init, video_ids, backends (parallel to
+                                   video_ids), versions (JSON: the libraries that made it)
     /<video_id>/            attrs: source_path, n_frames, fps, duration, width, height, backend
     /<video_id>/features    (L, D) float32
     /<video_id>/frame_index (L,) int64
@@ -15,17 +16,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from harmcache.extractors.base import FeatureRecord
 from harmcache.hashing import canonical_json
+from harmcache.provenance import library_versions
 from harmcache.store.atomic import publish, temporary_name
 from harmcache.store.family import Family
-from harmcache.video.decode import VideoInfo
+from harmcache.types import FeatureRecord, VideoFeatures, VideoInfo
 
 FORMAT = "harmcache-shard"
 FORMAT_VERSION = 1
@@ -33,14 +34,7 @@ CORE_DATASETS = ("features", "frame_index", "timestamp")
 _STR = h5py.string_dtype("utf-8")
 
 
-@dataclass
-class ShardItem:
-    """One video's entry in a shard."""
-
-    video_id: str
-    info: VideoInfo
-    source_path: str
-    record: FeatureRecord
+ShardItem = VideoFeatures
 
 
 def shard_name(video_ids: list[str]) -> str:
@@ -66,6 +60,9 @@ def write_shard(folder: Path, family: Family, items: list[ShardItem]) -> Path:
         f.attrs["spec"] = canonical_json(family.spec)
         f.attrs["random_init"] = family.random_init
         f.attrs.create("video_ids", np.array(ids, dtype=object), dtype=_STR)
+        backends = [item.info.backend for item in items]
+        f.attrs.create("backends", np.array(backends, dtype=object), dtype=_STR)
+        f.attrs["versions"] = canonical_json(library_versions())
         for item in items:
             group = f.create_group(item.video_id)
             group.attrs["source_path"] = item.source_path
@@ -86,6 +83,10 @@ def write_shard(folder: Path, family: Family, items: list[ShardItem]) -> Path:
 class ShardHeader:
     family: Family
     video_ids: list[str]
+    backends: list[str] = field(default_factory=list)
+    """Decode backend per video, parallel to video_ids (empty strings in older shards)."""
+    versions: dict = field(default_factory=dict)
+    """Library versions that made the shard (empty in older shards)."""
 
 
 def read_header(path: Path) -> ShardHeader:
@@ -94,8 +95,14 @@ def read_header(path: Path) -> ShardHeader:
             raise ValueError(f"{path.name} is not a harmcache shard")
         spec = json.loads(f.attrs["spec"])
         family = Family(str(f.attrs["extractor"]), str(f.attrs["fingerprint"]), spec)
-        ids = [v.decode() if isinstance(v, bytes) else str(v) for v in f.attrs["video_ids"]]
-    return ShardHeader(family, ids)
+        ids = _strings(f.attrs["video_ids"])
+        backends = _strings(f.attrs["backends"]) if "backends" in f.attrs else [""] * len(ids)
+        versions = json.loads(f.attrs["versions"]) if "versions" in f.attrs else {}
+    return ShardHeader(family, ids, backends, versions)
+
+
+def _strings(values) -> list[str]:
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
 
 
 def read_group(group: h5py.Group, *, extras: bool = True) -> tuple[FeatureRecord, VideoInfo, str]:

@@ -7,29 +7,15 @@ missing, empty, unreadable, no_video_stream, no_frames, too_short, decode_error.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from harmcache.errors import VideoError
+from harmcache.types import VideoInfo
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """What probing learned about a video; stored with its features."""
-
-    n_frames: int
-    fps: float
-    duration: float
-    width: int
-    height: int
-    backend: str
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
