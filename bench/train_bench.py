@@ -88,7 +88,7 @@ def time_epoch(train, val, settings: dict) -> dict:
     # timed again on its own so the training pass can be reported apart.
     reports = []
     head = TransformerHead(epochs=1, **settings)
-    head.fit(train, val, on_epoch=reports.append)
+    head.fit(train, eval_set=val, on_epoch=reports.append)
     start = time.perf_counter()
     head.predict_proba(val)
     scoring = time.perf_counter() - start

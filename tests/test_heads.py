@@ -10,7 +10,7 @@ import torch
 from harmcache.errors import UsageError
 from harmcache.heads.base import load_head, make_head, parse_params
 from harmcache.heads.data import SequenceData
-from harmcache.heads.transformer import SequenceClassifier, TransformerConfig, find_nhead
+from harmcache.heads.transformer import SequenceClassifier, find_nhead
 from harmcache.metrics import best_f1
 from harmcache.train.features import load_sequences
 from harmcache.train.labels import LabeledVideo
@@ -53,20 +53,54 @@ def test_find_nhead(d_model, max_heads, expected):
 @pytest.mark.parametrize("name", ["transformer", "lightgbm", "logreg"])
 def test_head_learns_planted_signal_and_round_trips(name, planted, tmp_path):
     train, val = planted
-    head = make_head(name, **FAST[name]).fit(train, val, on_epoch=quiet)
-    scores = head.predict_proba(val)
-    assert scores.shape == (len(val),) and np.all((scores >= 0) & (scores <= 1))
+    head = make_head(name, **FAST[name]).fit(train, eval_set=val, on_epoch=quiet)
+    proba = head.predict_proba(val)
+    assert proba.shape == (len(val), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    scores = proba[:, 1]
+    assert np.all((scores >= 0) & (scores <= 1))
     f1, _ = best_f1(val.labels, scores)
     assert f1 >= 0.95
     head.save(tmp_path / name)
     again = load_head(tmp_path / name)
-    np.testing.assert_allclose(again.predict_proba(val), scores, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(again.predict_proba(val)[:, 1], scores, rtol=0, atol=1e-7)
+
+
+def reordered(data: SequenceData, names: list[str]) -> SequenceData:
+    return SequenceData(
+        data.video_ids, {n: data.modalities[n] for n in names}, data.labels, data.duration
+    )
+
+
+@pytest.mark.parametrize("name", ["transformer", "lightgbm", "logreg"])
+def test_modality_order_does_not_change_scores_after_a_round_trip(name, tmp_path):
+    # Two modalities of the same width, fitted in non-sorted order: state must follow the names.
+    syn = build(tmp_path, 40, signal=3.0, dims={"yolo": 8, "clip": 8, "slowfast": 12})
+    data = load_sequences(syn.cache, syn.families, syn.ids, np.array(syn.labels))
+    order = ["yolo", "slowfast", "clip"]
+    train, val = reordered(data[np.arange(0, 40, 2)], order), data[np.arange(1, 40, 2)]
+    head = make_head(name, **FAST[name]).fit(train, eval_set=reordered(val, order), on_epoch=quiet)
+    scores = head.predict_proba(reordered(val, order))
+    head.save(tmp_path / "head")
+    again = load_head(tmp_path / "head")
+    for names in (order, sorted(order), ["clip", "yolo", "slowfast"]):
+        np.testing.assert_allclose(
+            again.predict_proba(reordered(val, names)), scores, rtol=0, atol=1e-6
+        )
+
+
+def test_a_transformer_saved_with_index_keyed_weights_is_refused(planted, tmp_path):
+    train, val = planted
+    make_head("transformer", epochs=1).fit(train, on_epoch=quiet).save(tmp_path)
+    torch.save({"mean0": torch.zeros(16)}, tmp_path / "model.pt")
+    with pytest.raises(UsageError, match=r"saved before its per-modality weights were keyed"):
+        load_head(tmp_path)
 
 
 def test_transformer_is_deterministic_with_a_seed(planted):
     train, val = planted
-    a = make_head("transformer", epochs=2, seed=3).fit(train, val, on_epoch=quiet)
-    b = make_head("transformer", epochs=2, seed=3).fit(train, val, on_epoch=quiet)
+    a = make_head("transformer", epochs=2, seed=3).fit(train, eval_set=val, on_epoch=quiet)
+    b = make_head("transformer", epochs=2, seed=3).fit(train, eval_set=val, on_epoch=quiet)
     np.testing.assert_array_equal(a.predict_proba(val), b.predict_proba(val))
 
 
@@ -74,7 +108,7 @@ def test_transformer_reports_each_epoch_and_restores_the_best(planted):
     train, val = planted
     reports = []
     head = make_head("transformer", epochs=3, monitor="loss")
-    head.fit(train, val, on_epoch=reports.append)
+    head.fit(train, eval_set=val, on_epoch=reports.append)
     assert [r.epoch for r in reports] == [1, 2, 3]
     table = [row["threshold"] for row in reports[0].rows]
     assert table == [0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7]
@@ -85,7 +119,7 @@ def test_transformer_reports_each_epoch_and_restores_the_best(planted):
 
 def test_fully_masked_modality_gives_finite_scores(planted):
     train, val = planted
-    head = make_head("transformer", epochs=1).fit(train, val, on_epoch=quiet)
+    head = make_head("transformer", epochs=1).fit(train, eval_set=val, on_epoch=quiet)
     data = val.subset(np.arange(4))
     for m in data.modalities.values():
         m.mask[0] = False  # video 0: no rows at all, in any modality
@@ -97,10 +131,10 @@ def test_fully_masked_modality_gives_finite_scores(planted):
 
 
 def test_model_logits_are_finite_when_everything_is_padding():
-    model = SequenceClassifier({"a": 3, "b": 5}, TransformerConfig(d_model=12)).eval()
-    values = [torch.zeros(2, 4, 3), torch.zeros(2, 0, 5)]
-    masks = [torch.zeros(2, 4, dtype=torch.bool), torch.zeros(2, 0, dtype=torch.bool)]
-    positions = [torch.zeros(2, 4), torch.zeros(2, 0)]
+    model = SequenceClassifier({"a": 3, "b": 5}, d_model=12).eval()
+    values = {"a": torch.zeros(2, 4, 3), "b": torch.zeros(2, 0, 5)}
+    masks = {"a": torch.zeros(2, 4, dtype=torch.bool), "b": torch.zeros(2, 0, dtype=torch.bool)}
+    positions = {"a": torch.zeros(2, 4), "b": torch.zeros(2, 0)}
     assert model.nhead == 6
     assert torch.isfinite(model(values, masks, positions)).all()
 
@@ -108,7 +142,7 @@ def test_model_logits_are_finite_when_everything_is_padding():
 @pytest.mark.parametrize("name", ["lightgbm", "logreg"])
 def test_pooled_heads_handle_empty_modalities(name, planted):
     train, val = planted
-    head = make_head(name).fit(train, val, on_epoch=quiet)
+    head = make_head(name).fit(train, eval_set=val, on_epoch=quiet)
     data = val.subset(np.arange(3))
     data.modalities["slowfast"].mask[:] = False
     assert np.isfinite(head.predict_proba(data)).all()
@@ -116,13 +150,13 @@ def test_pooled_heads_handle_empty_modalities(name, planted):
 
 def test_focal_loss_trains(planted):
     train, val = planted
-    head = make_head("transformer", epochs=4, loss="focal").fit(train, val, on_epoch=quiet)
-    assert best_f1(val.labels, head.predict_proba(val))[0] >= 0.9
+    head = make_head("transformer", epochs=4, loss="focal").fit(train, eval_set=val, on_epoch=quiet)
+    assert best_f1(val.labels, head.predict_proba(val)[:, 1])[0] >= 0.9
 
 
 def test_wrong_features_at_predict_time(planted):
     train, val = planted
-    head = make_head("logreg").fit(train, val, on_epoch=quiet)
+    head = make_head("logreg").fit(train, eval_set=val, on_epoch=quiet)
     fewer = SequenceData(val.video_ids, {"clip": val.modalities["clip"]}, None, val.duration)
     with pytest.raises(UsageError, match=r"the logreg head was fitted on features"):
         head.predict_proba(fewer)

@@ -1,29 +1,41 @@
 """The head contract and its registry.
 
-A head is a binary classifier over `SequenceData`. Like a scikit-learn estimator it takes its
-settings as keyword arguments (held in a dataclass config) and does no work in `__init__`;
-`fit` returns `self` and learned state ends in `_`. `save(dir)` writes `head.json` (name, config,
-input dims) plus the head's own files; `load_head(dir)` gives the fitted head back.
+A head is a binary classifier over `SequenceData` that follows scikit-learn's conventions:
+
+- its settings are keyword arguments of `__init__`, stored as given and checked in `fit`, so
+  `clone`, `get_params` and `set_params` work;
+- `fit(X, y=None, *, eval_set=None)` returns self. X is a `SequenceData` (it has `len()` and
+  integer-array indexing, so `cross_val_score` can split it); y is a 0/1 array, X's own labels
+  when left out. With `eval_set` the head stops early on it; without, it trains the configured
+  epochs or rounds;
+- learned state ends in `_`; `classes_` is `[0, 1]` (safe, harmful);
+- `predict_proba` gives (n, 2); `predict` cuts at `threshold_` when set (`load_run` sets it
+  from the run's threshold.json) or else at 0.5; both raise `NotFittedError` before `fit`.
+
+`save(dir)` writes `head.json` (name, settings, learned facts) plus the head's own files;
+`load_head(dir)` gives the fitted head back. Heads depend on nothing but `SequenceData`, the
+metrics and the errors: never on the cache or the training pipeline.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
+import inspect
 import json
 import logging
 import types
 import typing
-from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_is_fitted
 
 from harmcache import metrics
-from harmcache.errors import UsageError
+from harmcache.errors import DataError, UsageError
 from harmcache.heads.data import SequenceData
 
 log = logging.getLogger(__name__)
@@ -35,32 +47,58 @@ HEADS: dict[str, str] = {
     "logreg": "harmcache.heads.logreg:LogRegHead",
 }
 HEAD_FILE = "head.json"
+DEFAULT_THRESHOLD = 0.5
 
 
 @dataclass
 class EpochReport:
-    """What one epoch (or a whole non-iterative fit) did on the validation set."""
+    """What one epoch (or a whole non-iterative fit) did; the validation fields are None (and
+    `rows` empty) when the head was fitted without an `eval_set`."""
 
     epoch: int
     epochs: int
     train_loss: float
-    val_loss: float
-    rows: list[dict]
-    """`metrics.threshold_rows` at 0.30..0.70."""
-    best_f1: float
-    """Best F1 over the 0.01..0.99 grid."""
-    best_threshold: float
-    monitor: float
-    """The early-stopping value this epoch."""
-    improved: bool
     seconds: float
+    val_loss: float | None = None
+    rows: list[dict] = field(default_factory=list)
+    """`metrics.threshold_rows` at 0.30..0.70."""
+    best_f1: float | None = None
+    """Best F1 over the 0.01..0.99 grid."""
+    best_threshold: float | None = None
+    monitor: float | None = None
+    """The early-stopping value this epoch."""
+    improved: bool = False
+
+    @classmethod
+    def validated(
+        cls,
+        epoch: int,
+        epochs: int,
+        train_loss: float,
+        seconds: float,
+        *,
+        y_val: np.ndarray,
+        scores: np.ndarray,
+        val_loss: float,
+        monitor: float,
+        improved: bool,
+    ) -> EpochReport:
+        """A report with the validation table and best F1 computed from `scores`."""
+        f1, threshold = metrics.best_f1(y_val, scores)
+        rows = metrics.threshold_rows(y_val, scores)
+        return cls(
+            epoch, epochs, train_loss, seconds, val_loss, rows, f1, threshold, monitor, improved
+        )
 
     def format(self) -> str:
-        best = metrics.best_row(self.rows)
+        val = "" if self.val_loss is None else f"  val loss {self.val_loss:.4f}"
         head = (
-            f"epoch {self.epoch}/{self.epochs}  train loss {self.train_loss:.4f}  "
-            f"val loss {self.val_loss:.4f}  ({self.seconds:.1f}s)"
+            f"epoch {self.epoch}/{self.epochs}  train loss {self.train_loss:.4f}{val}  "
+            f"({self.seconds:.1f}s)"
         )
+        if not self.rows:
+            return head
+        best = metrics.best_row(self.rows)
         tail = (
             f"  best in table: F1 {best['f1']:.4f} at {best['threshold']:.2f};"
             f" best on 0.01 grid: F1 {self.best_f1:.4f} at {self.best_threshold:.2f}"
@@ -82,6 +120,8 @@ class EpochReport:
 
 
 EpochCallback = Callable[[EpochReport], None]
+Validation = tuple[SequenceData, np.ndarray]
+"""A validation set: the videos and their 0/1 labels."""
 
 
 def log_epoch(report: EpochReport) -> None:
@@ -89,45 +129,78 @@ def log_epoch(report: EpochReport) -> None:
     log.info("%s", report.format())
 
 
-class Head(ABC):
-    """Binary classifier over cached feature sequences."""
+class Head(ClassifierMixin, BaseEstimator):
+    """Binary classifier over cached feature sequences (see the module docstring)."""
 
     name: ClassVar[str]
-    config_class: ClassVar[type]
 
-    def __init__(self, **settings: Any):
-        self.config = make_config(self.config_class, settings)
-
-    def get_params(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.config)
-
-    @abstractmethod
     def fit(
-        self, train: SequenceData, val: SequenceData, *, on_epoch: EpochCallback | None = None
+        self,
+        X: SequenceData,
+        y: np.ndarray | None = None,
+        *,
+        eval_set: SequenceData | tuple[SequenceData, np.ndarray] | None = None,
+        on_epoch: EpochCallback | None = None,
     ) -> Head:
-        """Learn from `train`; `val` drives early stopping. `on_epoch` receives each epoch's
-        report (default: logged). Returns self."""
+        """Learn from the videos `X` and their labels `y` (default: `X.labels`).
 
-    @abstractmethod
-    def predict_proba(self, data: SequenceData) -> np.ndarray:
-        """(N,) probability that each video is harmful."""
+        `eval_set`, a labelled `SequenceData` or an `(X_val, y_val)` pair, drives early
+        stopping; without it the head trains its configured epochs or rounds. `on_epoch`
+        receives each epoch's report (default: logged). Returns self."""
+        self._check_params()
+        X, y = check_labelled(X, y, "X")
+        val = None
+        if eval_set is not None:
+            val = check_labelled(*_as_pair(eval_set), "eval_set")
+        for learned in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
+            delattr(self, learned)  # a refit starts from nothing (no stale threshold_)
+        self.dims_ = X.dims
+        self._fit(X, y, val, on_epoch or log_epoch)
+        self.classes_ = np.array([0, 1])
+        return self
 
-    @abstractmethod
-    def _save_state(self, folder: Path) -> None: ...
+    def predict_proba(self, X: SequenceData) -> np.ndarray:
+        """(n, 2): each video's probability of being safe (column 0) and harmful (column 1)."""
+        harmful = self._harmful_proba(self._check_input(X))
+        return np.column_stack([1.0 - harmful, harmful])
 
-    @abstractmethod
-    def _load_state(self, folder: Path, meta: dict[str, Any]) -> None: ...
+    def predict(self, X: SequenceData) -> np.ndarray:
+        """(n,) 0/1: harmful where the probability reaches `threshold_` (else 0.5)."""
+        harmful = self.predict_proba(X)[:, 1]
+        return (harmful >= getattr(self, "threshold_", DEFAULT_THRESHOLD)).astype(np.int64)
 
-    def _meta(self) -> dict[str, Any]:
-        """Learned facts that `_load_state` needs beyond the config (input dims, best epoch)."""
+    # --- what each head provides --------------------------------------------------------------
+    def _check_params(self) -> None:
+        """Raise UsageError for an invalid setting (called by `fit` and `make_head`)."""
+
+    def _fit(
+        self, X: SequenceData, y: np.ndarray, val: Validation | None, on_epoch: EpochCallback
+    ) -> None:
+        raise NotImplementedError
+
+    def _harmful_proba(self, X: SequenceData) -> np.ndarray:
+        """(n,) probability of harmful, for checked input."""
+        raise NotImplementedError
+
+    def _save_state(self, folder: Path) -> None:
+        raise NotImplementedError
+
+    def _load_state(self, folder: Path, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _state(self) -> dict[str, Any]:
+        """Learned facts that `_load_state` needs beyond the settings (best epoch, ...)."""
         return {}
 
+    # --- saving -------------------------------------------------------------------------------
     def save(self, folder: str | Path) -> None:
         """Write the fitted head into `folder`."""
+        check_is_fitted(self, ("classes_", "dims_"))
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self._save_state(folder)
-        meta = {"head": self.name, "config": self.get_params(), "state": self._meta()}
+        state = {"dims": self.dims_, **self._state()}
+        meta = {"head": self.name, "config": self.get_params(), "state": state}
         (folder / HEAD_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
     @classmethod
@@ -136,16 +209,52 @@ class Head(ABC):
         folder = Path(folder)
         meta = json.loads((folder / HEAD_FILE).read_text())
         head = cls(**meta["config"])
-        head._load_state(folder, meta.get("state", {}))
+        state = meta.get("state", {})
+        head.dims_ = {k: int(v) for k, v in state["dims"].items()}
+        head._load_state(folder, state)
+        head.classes_ = np.array([0, 1])
         return head
 
-    def check_data(self, data: SequenceData, dims: dict[str, int]) -> None:
-        """The modalities and widths the head was fitted on must be the ones given."""
-        if data.dims != dims:
-            raise UsageError(f"the {self.name} head was fitted on features {dims}, got {data.dims}")
+    def _check_input(self, X: SequenceData) -> SequenceData:
+        """Fitted, given a SequenceData, with the modalities and widths it was fitted on."""
+        check_is_fitted(self, ("classes_", "dims_"))
+        if not isinstance(X, SequenceData):
+            raise UsageError(f"X must be a SequenceData, got {type(X).__name__}")
+        if X.dims != self.dims_:
+            raise UsageError(
+                f"the {self.name} head was fitted on features {self.dims_}, got {X.dims}"
+            )
+        return X
+
+
+def check_labelled(X: Any, y: Any, what: str) -> Validation:
+    """`X` as a SequenceData and `y` (default `X.labels`) as int64 0/1 with both classes."""
+    if not isinstance(X, SequenceData):
+        raise UsageError(f"{what} must be a SequenceData, got {type(X).__name__}")
+    if y is None:
+        y = X.labels
+    if y is None:
+        raise UsageError(f"{what} has no labels: pass y, or build the SequenceData with labels")
+    y = np.asarray(y)
+    if y.shape != (len(X),):
+        raise UsageError(f"{what} holds {len(X)} videos but the labels have shape {y.shape}")
+    if not np.isin(y, (0, 1)).all():
+        raise UsageError(f"{what} labels must be 0 (safe) or 1 (harmful)")
+    if len(np.unique(y)) < 2:
+        raise DataError(f"{what} needs both classes; all {len(y)} videos are labelled {y[0]}")
+    return X, y.astype(np.int64)
+
+
+def _as_pair(eval_set: Any) -> tuple[Any, Any]:
+    if isinstance(eval_set, SequenceData):
+        return eval_set, None
+    if isinstance(eval_set, tuple) and len(eval_set) == 2:
+        return eval_set
+    raise UsageError("eval_set must be a labelled SequenceData or an (X_val, y_val) pair")
 
 
 def head_class(name: str) -> type[Head]:
+    """The head class registered as `name`."""
     try:
         module, cls = HEADS[name].split(":")
     except KeyError:
@@ -154,8 +263,19 @@ def head_class(name: str) -> type[Head]:
 
 
 def make_head(name: str, **settings: Any) -> Head:
-    """A new, unfitted head of kind `name` (transformer, lightgbm, logreg)."""
-    return head_class(name)(**settings)
+    """A new, unfitted head of kind `name` (transformer, lightgbm, logreg); its settings are
+    checked now, so a bad one fails before any data is loaded."""
+    cls = head_class(name)
+    known = set(setting_names(cls))
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise UsageError(
+            f"unknown setting(s) {', '.join(unknown)} for this head; "
+            f"known: {', '.join(sorted(known))}"
+        )
+    head = cls(**settings)
+    head._check_params()
+    return head
 
 
 def load_head(folder: str | Path) -> Head:
@@ -166,29 +286,24 @@ def load_head(folder: str | Path) -> Head:
     return head_class(json.loads(path.read_text())["head"]).load(folder)
 
 
-def make_config(config_class: type, settings: dict[str, Any]) -> Any:
-    """The config dataclass from keyword settings; unknown names are a UsageError."""
-    known = {f.name for f in dataclasses.fields(config_class)}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise UsageError(
-            f"unknown setting(s) {', '.join(unknown)} for this head; "
-            f"known: {', '.join(sorted(known))}"
-        )
-    return config_class(**settings)
+def setting_names(cls: type[Head]) -> list[str]:
+    """The keyword settings of a head class (its `__init__` parameters)."""
+    return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
 
 
 def parse_params(name: str, pairs: list[str]) -> dict[str, Any]:
-    """`["lr=1e-4", "loss=focal"]` → typed settings for head `name` (from its config's types)."""
-    config_class = head_class(name).config_class
-    hints = typing.get_type_hints(config_class)
+    """`["lr=1e-4", "loss=focal"]` → typed settings for head `name` (from its `__init__`)."""
+    cls = head_class(name)
+    hints = typing.get_type_hints(cls.__init__)
+    known = setting_names(cls)
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         key = key.strip().replace("-", "_")
-        if not sep or key not in hints:
-            known = ", ".join(sorted(hints))
-            raise UsageError(f"--param {pair!r}: expected KEY=VALUE with KEY one of {known}")
+        if not sep or key not in known:
+            raise UsageError(
+                f"--param {pair!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(known))}"
+            )
         out[key] = _convert(raw.strip(), hints[key], key)
     return out
 

@@ -1,7 +1,8 @@
 """What every head consumes: per-modality padded sequences with masks, on the video's time axis.
 
 Heads never see the cache. `harmcache.train.features` builds a `SequenceData` from it; tests
-build one from arrays.
+build one from arrays. A `SequenceData` is the X of a head: it has `len()`, a `shape` of (N,)
+and integer-array indexing, so scikit-learn's cross-validation can split it like an array.
 """
 
 from __future__ import annotations
@@ -60,6 +61,29 @@ class SequenceData:
         return len(self.video_ids)
 
     @property
+    def shape(self) -> tuple[int]:
+        """(N,): one entry per video, so scikit-learn counts and indexes it like an array."""
+        return (len(self),)
+
+    def __getitem__(self, key) -> SequenceData:
+        """The videos at `key` (an integer array, a boolean mask or a slice), as a SequenceData.
+        scikit-learn's `_safe_indexing` writes `data[idx, ...]`: the Ellipsis is accepted."""
+        if isinstance(key, tuple) and len(key) == 2 and key[1] is Ellipsis:
+            key = key[0]
+        if isinstance(key, slice):
+            return self.subset(np.arange(len(self))[key])
+        idx = np.asarray(key)
+        if idx.ndim == 1 and idx.dtype == bool:
+            if len(idx) != len(self):
+                raise IndexError(f"a boolean mask of {len(idx)} for {len(self)} videos")
+            return self.subset(np.flatnonzero(idx))
+        if idx.ndim == 1 and (idx.size == 0 or np.issubdtype(idx.dtype, np.integer)):
+            return self.subset(idx)
+        raise TypeError(
+            f"index a SequenceData with an integer array, a boolean mask or a slice, not {key!r}"
+        )
+
+    @property
     def dims(self) -> dict[str, int]:
         return {name: m.dim for name, m in self.modalities.items()}
 
@@ -87,13 +111,19 @@ class SequenceData:
 
 
 def pooled_statistics(
-    data: SequenceData, stats: tuple[str, ...] = ("mean", "std", "max", "min"), chunk: int = 256
+    data: SequenceData,
+    stats: tuple[str, ...] = ("mean", "std", "max", "min"),
+    chunk: int = 256,
+    *,
+    order: list[str] | None = None,
 ) -> tuple[np.ndarray, list[str]]:
-    """Fixed-size features: masked statistics over time per modality, concatenated.
+    """Fixed-size features: masked statistics over time per modality, concatenated in `order`
+    (default: the data's own order) so columns do not depend on how the data was built.
 
     A video with no rows in a modality gets NaN there (LightGBM treats it as missing)."""
     blocks, names = [], []
-    for name, m in data.modalities.items():
+    for name in data.modalities if order is None else order:
+        m = data.modalities[name]
         # In chunks of videos: a float64 copy of all rows at once would be several GB.
         parts = [
             _pool(m.values[i : i + chunk], m.mask[i : i + chunk], stats)

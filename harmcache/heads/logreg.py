@@ -5,53 +5,46 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from harmcache import metrics
 from harmcache.errors import UsageError
-from harmcache.heads.base import EpochCallback, EpochReport, Head, log_epoch
+from harmcache.heads.base import EpochCallback, EpochReport, Head, Validation
 from harmcache.heads.data import SequenceData, pooled_statistics
 
 STATE_FILE = "logreg.json"
 
 
-@dataclass
-class LogRegConfig:
-    """Settings of the logistic-regression head."""
+class LogRegHead(Head):
+    """StandardScaler + LogisticRegression(class_weight="balanced") on mean-pooled rows.
 
-    C: float = 1.0
-    """Inverse L2 strength."""
-    max_iter: int = 2000
-    seed: int = 0
+    Parameters
+    ----------
+    C : inverse L2 strength.
+    max_iter : most solver iterations.
+    seed : the solver's random state.
+    """
 
-    def __post_init__(self) -> None:
+    name = "logreg"
+
+    def __init__(self, *, C: float = 1.0, max_iter: int = 2000, seed: int = 0):
+        self.C = C
+        self.max_iter = max_iter
+        self.seed = seed
+
+    def _check_params(self) -> None:
         if self.C <= 0:
             raise UsageError(f"C must be positive, got {self.C}")
 
-
-class LogRegHead(Head):
-    """StandardScaler + LogisticRegression(class_weight="balanced") on mean-pooled rows."""
-
-    name = "logreg"
-    config_class = LogRegConfig
-
-    def _features(self, data: SequenceData) -> np.ndarray:
-        x = _mean_pooled(data)
-        # A modality with no rows in a video (or in a predict segment): use the training mean.
-        return np.where(np.isnan(x), self.mean_, x)
-
-    def fit(
-        self, train: SequenceData, val: SequenceData, *, on_epoch: EpochCallback | None = None
-    ) -> LogRegHead:
+    def _fit(
+        self, X: SequenceData, y: np.ndarray, val: Validation | None, on_epoch: EpochCallback
+    ) -> None:
         from sklearn.linear_model import LogisticRegression
 
         start = time.perf_counter()
-        self.dims_ = train.dims
-        x = _mean_pooled(train)
+        x = self._pooled(X)
         seen = ~np.isnan(x)
         # Column means over the videos that have rows there (0 for a column nobody has).
         self.mean_ = np.where(seen, x, 0).sum(axis=0) / np.maximum(seen.sum(axis=0), 1)
@@ -59,40 +52,40 @@ class LogRegHead(Head):
         std = x.std(axis=0)
         self.scale_ = np.where(std < 1e-12, 1.0, std)
         model = LogisticRegression(
-            C=self.config.C,
-            class_weight="balanced",
-            max_iter=self.config.max_iter,
-            random_state=self.config.seed,
-        ).fit((x - self.mean_) / self.scale_, train.labels)
+            C=self.C, class_weight="balanced", max_iter=self.max_iter, random_state=self.seed
+        ).fit((x - self.mean_) / self.scale_, y)
         self.coef_ = model.coef_[0].astype(np.float64)
         self.intercept_ = float(model.intercept_[0])
-        scores = self.predict_proba(val)
-        f1, thr = metrics.best_f1(val.labels, scores)
-        train_loss = _log_loss(train.labels, self.predict_proba(train))
-        val_loss = _log_loss(val.labels, scores)
-        (on_epoch or log_epoch)(
-            EpochReport(
+        train_loss = _log_loss(y, self._harmful_proba(X))
+        if val is None:
+            on_epoch(EpochReport(1, 1, train_loss, time.perf_counter() - start))
+            return
+        scores = self._harmful_proba(val[0])
+        val_loss = _log_loss(val[1], scores)
+        seconds = time.perf_counter() - start
+        on_epoch(
+            EpochReport.validated(
                 1,
                 1,
                 train_loss,
-                val_loss,
-                metrics.threshold_rows(val.labels, scores),
-                f1,
-                thr,
-                val_loss,
-                True,
-                time.perf_counter() - start,
+                seconds,
+                y_val=val[1],
+                scores=scores,
+                val_loss=val_loss,
+                monitor=val_loss,
+                improved=True,
             )
         )
-        return self
 
-    def predict_proba(self, data: SequenceData) -> np.ndarray:
-        self.check_data(data, self.dims_)
-        z = (self._features(data) - self.mean_) / self.scale_ @ self.coef_ + self.intercept_
+    def _pooled(self, X: SequenceData) -> np.ndarray:
+        return pooled_statistics(X, ("mean",), order=sorted(self.dims_))[0].astype(np.float64)
+
+    def _harmful_proba(self, X: SequenceData) -> np.ndarray:
+        x = self._pooled(X)
+        # A modality with no rows in a video (or in a predict segment): use the training mean.
+        x = np.where(np.isnan(x), self.mean_, x)
+        z = (x - self.mean_) / self.scale_ @ self.coef_ + self.intercept_
         return 1.0 / (1.0 + np.exp(-z))
-
-    def _meta(self) -> dict[str, Any]:
-        return {"dims": self.dims_}
 
     def _save_state(self, folder: Path) -> None:
         # JSON, not pickle: readable, and independent of the scikit-learn version.
@@ -104,17 +97,12 @@ class LogRegHead(Head):
         }
         (folder / STATE_FILE).write_text(json.dumps(state))
 
-    def _load_state(self, folder: Path, meta: dict[str, Any]) -> None:
-        state = json.loads((folder / STATE_FILE).read_text())
-        self.dims_ = {k: int(v) for k, v in meta["dims"].items()}
-        self.mean_ = np.asarray(state["mean"], dtype=np.float64)
-        self.scale_ = np.asarray(state["scale"], dtype=np.float64)
-        self.coef_ = np.asarray(state["coef"], dtype=np.float64)
-        self.intercept_ = float(state["intercept"])
-
-
-def _mean_pooled(data: SequenceData) -> np.ndarray:
-    return pooled_statistics(data, ("mean",))[0].astype(np.float64)
+    def _load_state(self, folder: Path, state: dict[str, Any]) -> None:
+        saved = json.loads((folder / STATE_FILE).read_text())
+        self.mean_ = np.asarray(saved["mean"], dtype=np.float64)
+        self.scale_ = np.asarray(saved["scale"], dtype=np.float64)
+        self.coef_ = np.asarray(saved["coef"], dtype=np.float64)
+        self.intercept_ = float(saved["intercept"])
 
 
 def _log_loss(y: np.ndarray, p: np.ndarray) -> float:

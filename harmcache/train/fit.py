@@ -116,9 +116,9 @@ def train(
     timer = {"load": time.perf_counter() - loading}
     model = make_head(head, **{"seed": seed, **(head_params or {})})
     fitting = time.perf_counter()
-    model.fit(train_data, val_data, on_epoch=on_epoch)
+    model.fit(train_data, eval_set=val_data, on_epoch=on_epoch)
     timer["fit"] = time.perf_counter() - fitting
-    scores = model.predict_proba(val_data)
+    scores = model.predict_proba(val_data)[:, 1]
     choice = sweep(val_data.labels, scores, "f1", DEFAULT_GRID)
     timer["total"] = time.perf_counter() - started
 

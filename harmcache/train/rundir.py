@@ -189,7 +189,7 @@ class Run:
 
     def score(self, data: SequenceData) -> np.ndarray:
         """(N,) probability of harmful for each video."""
-        return self.head.predict_proba(data)
+        return self.head.predict_proba(data)[:, 1]
 
     def score_cache(self, cache: FeatureCache, video_ids: list[str]) -> np.ndarray:
         """(N,) probability of harmful for cached videos."""
@@ -197,7 +197,7 @@ class Run:
 
 
 def load_run(run_dir: str | Path) -> Run:
-    """Load a run directory written by `train`."""
+    """Load a run directory written by `train`; its head predicts at the run's threshold."""
     path = Path(run_dir)
     for name in (CONFIG_FILE, FEATURES_FILE, THRESHOLD_FILE, VAL_SCORES_FILE):
         if not (path / name).exists():
@@ -205,4 +205,7 @@ def load_run(run_dir: str | Path) -> Run:
     config = json.loads((path / CONFIG_FILE).read_text())
     features = json.loads((path / FEATURES_FILE).read_text())
     threshold = json.loads((path / THRESHOLD_FILE).read_text())
-    return Run(path, config, features, load_head(path / HEAD_DIR), threshold)
+    head = load_head(path / HEAD_DIR)
+    # The run's threshold.json is the one source of truth: a sweep rewrites only it.
+    head.threshold_ = float(threshold["threshold"])
+    return Run(path, config, features, head, threshold)
