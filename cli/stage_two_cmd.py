@@ -1,6 +1,7 @@
 """Stage two: train | sweep-threshold | evaluate | compare | predict. Each command parses its
-options and calls one library function (harmcache.train.*); none of them opens a video except
-predict, which extracts new videos through the extraction pipeline."""
+options and calls one public function of `harmcache` (train, sweep_threshold, evaluate,
+compare, predict); none of them opens a video except predict, which extracts new videos
+through the extraction pipeline."""
 
 from __future__ import annotations
 
@@ -71,8 +72,8 @@ def train_cmd(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Train a head on cached features; write a run directory."""
+    from harmcache import train
     from harmcache.heads.base import parse_params
-    from harmcache.train.fit import train
     from harmcache.train.rundir import plain
 
     setup_logging(verbose)
@@ -170,16 +171,15 @@ def sweep_threshold_cmd(
     json_out: bool = typer.Option(False, "--json", help="Last stdout line: one JSON object."),
 ) -> None:
     """Choose the decision threshold on validation scores; rewrite threshold.json, draw a PNG."""
-    from harmcache import metrics
-    from harmcache.train.rundir import PLOT_FILE, plain, read_val_scores
-    from harmcache.train.sweep_run import sweep_threshold
+    from harmcache import metrics, sweep_threshold
+    from harmcache.train.rundir import PLOT_FILE, VAL_SCORES_FILE, plain, read_val_scores
 
     if bootstrap < 0:
         raise UsageError("--bootstrap must be 0 or more")
     result = sweep_threshold(
         run, objective, grid, bootstrap=bootstrap, seed=seed, review_band=_parse_band(review_band)
     )
-    _, _, y, scores = read_val_scores(run / "val_scores.csv")
+    _, _, y, scores = read_val_scores(run / VAL_SCORES_FILE)
     shown = np.round(np.arange(0.05, 0.951, 0.05), 2)
     rows = metrics.threshold_rows(y, scores, np.unique(np.append(shown, result.threshold)))
     chosen = next(r for r in rows if r["threshold"] == result.threshold)
@@ -227,7 +227,7 @@ def evaluate_cmd(
     json_out: bool = typer.Option(False, "--json", help="Last stdout line: one JSON object."),
 ) -> None:
     """Metrics at the run's stored threshold, from the cache alone."""
-    from harmcache.train.evaluate import evaluate
+    from harmcache import evaluate
     from harmcache.train.rundir import plain
 
     if subset not in (None, "val", "test"):
@@ -261,7 +261,7 @@ def compare_cmd(
     json_out: bool = typer.Option(False, "--json", help="Last stdout line: one JSON object."),
 ) -> None:
     """Runs side by side: validation metrics at each run's threshold."""
-    from harmcache.train.evaluate import compare
+    from harmcache import compare
     from harmcache.train.rundir import plain
 
     result = compare(runs)
@@ -296,7 +296,7 @@ def predict_cmd(
 ) -> None:
     """Score videos with a run: extract them with its backbones, print label, probability and a
     per-segment timeline (each segment scored on its own rows)."""
-    from harmcache.predict import predict
+    from harmcache import predict
     from harmcache.train.rundir import plain
 
     setup_logging(verbose)
