@@ -30,6 +30,7 @@ BENCHMARKS = {
     "extract": "bench.extract_bench",
     "train": "bench.train_bench",
     "decode": "bench.decode_cost",
+    "rerun": "bench.rerun_bench",
 }
 
 

@@ -244,3 +244,37 @@ def test_cache_info_shows_decode_backend_and_library_versions(make_video, tmp_pa
     )
     text = cli("cache", "info", out).stdout
     assert f"torch {metadata.version('torch')}" in text
+
+
+def test_a_ray_batch_with_a_failing_video_commits_the_rest(make_video, tmp_path, monkeypatch):
+    """The Ray actor's logic, called in this process: a video whose extractor raises is left
+    out of the shard and reported failed with its family; the batch itself never fails."""
+    from harmcache.extract.ray_engine import ExtractActor, decode_row
+    from harmcache.store.family import Family
+
+    rows = []
+    for i, size in enumerate([(32, 64), (48, 48), (32, 64)]):
+        path, _ = make_video(f"v{i}.mp4", size=size, seed=i)
+        rows.append({"path": str(path), "file": str(path), "video_id": f"{i}" * 64,
+                     "extractors": "clip"})  # fmt: skip
+    decoded = [decode_row(r, settings={"clip": TINY}, sides=[360]) for r in rows]
+    batch = {k: [d[k] for d in decoded] for k in decoded[0]}
+    real = ClipExtractor.compute
+
+    def fails_on_odd_sizes(self, video):
+        if video.info.width == 48:
+            raise RuntimeError("kernel bug")
+        return real(self, video)
+
+    monkeypatch.setattr(ClipExtractor, "compute", fails_on_odd_sizes)
+    family = Family.from_spec(ClipExtractor(TINY).spec())
+    with FeatureCache(tmp_path / "cache", create=True) as cache:
+        folder = cache.ensure_family(family)
+    actor = ExtractActor(settings={"clip": TINY}, families={"clip": family},
+                         folders={"clip": str(folder)}, shard_size=8)  # fmt: skip
+    out = actor(batch)
+    assert list(out["status"]) == ["extracted", "failed", "extracted"]
+    assert out["reason"][1] == "model_error" and out["family"][1] == family.name
+    shards = [json.loads(s) for s in out["shards"]]
+    assert shards[1] == [] and shards[0] == shards[2] and shards[0][0][2] == 2
+    assert [p.name for p in folder.glob("shard-*.h5")] == [shards[0][0][1]]

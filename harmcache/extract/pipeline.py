@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -52,12 +53,12 @@ def build_extractors(
 
 def _stamp(path: Path) -> tuple[FileStamp | None, VideoError | None]:
     try:
-        st = path.stat()
+        st = os.stat(path)
     except FileNotFoundError:
         return None, VideoError("missing", f"no such file: {path}")
     except OSError as exc:
         return None, VideoError("unreadable", exc.strerror or str(exc))
-    if path.is_dir():
+    if stat.S_ISDIR(st.st_mode):
         return None, VideoError("unreadable", "is a folder, not a video")
     return (st.st_size, st.st_mtime_ns, st.st_ino), None
 
@@ -72,12 +73,15 @@ def _hash(path: Path) -> tuple[str | None, VideoError | None]:
 
 
 def identify(
-    cache: FeatureCache, paths: list[Path], progress: Progress | None = None
+    cache: FeatureCache,
+    paths: list[Path],
+    progress: Progress | None = None,
+    absolute: list[str] | None = None,
 ) -> list[tuple[str | None, VideoError | None]]:
     """Each path's video id (SHA-256 of its bytes) or the reason it has none. A file whose
     size, mtime and inode match the cache's memo keeps its memoised id without being read."""
     progress = progress or Progress()
-    absolute = [str(p.absolute()) for p in paths]
+    absolute = absolute or [os.path.abspath(p) for p in paths]
     known = cache.known_identities(absolute)
     out: list[tuple[str | None, VideoError | None]] = [(None, None)] * len(paths)
     to_hash: list[int] = []
@@ -158,20 +162,21 @@ def plan_jobs(
     Returns the jobs, a result per input already settled (failed or cached), and for each job's
     video id the other input paths with the same bytes.
     """
-    ids = identify(cache, paths, progress)
+    absolute = [os.path.abspath(p) for p in paths]
+    ids = identify(cache, paths, progress, absolute)
     settled: dict[str, InputResult] = {}
     first_path: dict[str, str] = {}
     duplicates: dict[str, list[str]] = {}
     sightings = []
     committed = [cache.committed(f) for f in families]
     jobs: list[VideoJob] = []
-    for path, (vid, error) in zip(paths, ids):
+    for path, where, (vid, error) in zip(paths, absolute, ids):
         key = str(path)
         if error is not None:
             settled[key] = InputResult(key, None, "failed", error.reason, error.message)
             cache.record_failure(key, None, error.reason, error.message)
             continue
-        sightings.append((str(path.absolute()), vid))
+        sightings.append((where, vid))
         if vid in first_path:
             duplicates[vid].append(key)
             continue

@@ -155,6 +155,7 @@ class FeatureCache:
 
     def rebuild_index(self) -> None:
         """Throw the index away and recreate it from shards and logs alone."""
+        self._require_writable("rebuild its index")
         self.index.clear()
         self.refresh()
 

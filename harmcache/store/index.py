@@ -58,6 +58,9 @@ class Index:
             db.close()
             path.unlink()
             db = sqlite3.connect(path, timeout=60)
+        # Planning looks up every input: keep the index's pages in memory instead of asking the
+        # OS for the same B-tree pages chunk after chunk (64 MiB at most).
+        db.execute("PRAGMA cache_size = -65536")
         return db
 
     @staticmethod
