@@ -7,7 +7,6 @@ from pathlib import Path
 
 import typer
 
-from harmcache.errors import UsageError
 from harmcache.extract.progress import Progress
 from harmcache.extract.summary import InputResult
 
@@ -50,21 +49,6 @@ class BarProgress(Progress):
         self.bar.close()
 
 
-def resolve_device(device: str, engine: str = "local") -> str:
-    """The torch device to extract on. With Ray the GPUs are on the workers, not the driver."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        if engine == "local" and not torch.cuda.is_available():
-            raise UsageError(f"--device {device} asked for, but CUDA is not available here")
-        return device
-    if device != "cpu":
-        raise UsageError(f"--device must be auto, cpu or cuda[:N], got {device!r}")
-    return device
-
-
 def parse_extractors(value: str) -> list[str]:
     return [name.strip() for name in value.split(",") if name.strip()]
 
@@ -97,40 +81,31 @@ def extract(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Decode each video once and cache YOLO, CLIP and SlowFast features in HDF5 shards."""
-    from harmcache.extract.pipeline import build_extractors, run_extraction
-    from harmcache.extractors.base import ExtractSettings, WeightsSource
+    from harmcache.extract.api import extract as extract_videos
 
     setup_logging(verbose)
-    if weights_dir is not None and random_init:
-        raise UsageError("--weights-dir and --random-init exclude each other")
-    resolved = resolve_device(device, engine)
-    settings = ExtractSettings(
+    summary = extract_videos(
+        inputs or [],
+        out,
+        extractors=parse_extractors(extractors),
         frames=frames,
         windows=windows,
+        device=device,
         batch_size=batch_size,
-        device=resolved,
+        workers=workers,
+        shard_size=shard_size,
+        weights_dir=weights_dir,
+        random_init=random_init,
+        seed=seed,
         tta=tta,
-        weights=WeightsSource(random_init=random_init, seed=seed, weights_dir=weights_dir),
+        engine=engine,
+        ray_address=ray_address,
+        gpus_per_worker=gpus_per_worker,
         decode_short_side=decode_short_side,
         yolo_imgsz=yolo_imgsz,
         slowfast_crop=slowfast_crop,
         slowfast_short_side=slowfast_short_side,
-    )
-    chosen = build_extractors(parse_extractors(extractors), settings)
-    _check_writable(out)
-    if gpus_per_worker is None:
-        gpus_per_worker = 1.0 if resolved.startswith("cuda") else 0.0
-    progress = BarProgress() if sys.stderr.isatty() else Progress()
-    summary = run_extraction(
-        inputs or [],
-        out,
-        chosen,
-        workers=workers,
-        shard_size=shard_size,
-        engine=engine,
-        ray_address=ray_address,
-        gpus_per_worker=gpus_per_worker,
-        progress=progress,
+        progress=BarProgress() if sys.stderr.isatty() else Progress(),
     )
     typer.echo(
         f"extracted {summary.count('extracted')}, cached {summary.count('cached')}, "
@@ -144,18 +119,6 @@ def extract(
         print_json_line(summary.to_json())
     if strict and summary.failed:
         raise typer.Exit(1)
-
-
-def _check_writable(out: Path) -> None:
-    probe = out
-    while not probe.exists():
-        probe = probe.parent
-    if probe.is_file() or (probe == out and not out.is_dir()):
-        raise UsageError(f"--out {out} is not a folder")
-    import os
-
-    if not os.access(probe, os.W_OK):
-        raise UsageError(f"--out {out} is not writable")
 
 
 def register(app: typer.Typer) -> None:
