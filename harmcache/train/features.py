@@ -7,6 +7,7 @@ non-finite features.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 
 import numpy as np
@@ -15,6 +16,8 @@ from harmcache.errors import CacheError, DataError, UsageError
 from harmcache.heads.data import Modality, SequenceData
 from harmcache.store.cache import CachedVideo, FeatureCache
 from harmcache.store.family import Family
+
+log = logging.getLogger(__name__)
 
 SPARSE_EXTRACTORS = {"yolo"}
 """Extractors whose rows are legitimately all zero for some videos (no detections in any
@@ -78,7 +81,28 @@ def select_families(
     if not chosen:
         raise DataError("no features selected: the cache holds no families for these videos")
     check_provenance(chosen)
+    warn_version_drift(cache, chosen)
     return chosen
+
+
+def warn_version_drift(cache: FeatureCache, families: dict[str, Family]) -> None:
+    """Warn when one family's videos were made under different library versions: the numbers
+    may have drifted between machines even though the fingerprint is the same."""
+    for extractor, family in sorted(families.items()):
+        made = [m["versions"] for m in cache.versions(family) if m["versions"]]
+        if len(made) < 2:
+            continue
+        differing = sorted({k for m in made for k in m if len({x.get(k) for x in made}) > 1})
+        shown = ", ".join(
+            f"{k} {' / '.join(sorted({str(x.get(k)) for x in made}))}" for k in differing
+        )
+        log.warning(
+            "%s features were made under %d different library version sets (%s); the same "
+            "video may give slightly different numbers on each",
+            extractor,
+            len(made),
+            shown,
+        )
 
 
 def check_provenance(families: dict[str, Family]) -> None:
