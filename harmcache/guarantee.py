@@ -222,39 +222,30 @@ def certify(
     thresholds = _candidates(obj, s, grid)
     table = _Table.observe(y, s, thresholds)
     decision = _decide(obj, table, delta)
-    n_pos, n_neg = table.n_pos, table.n - table.n_pos
-
-    base = dict(
+    cert = Certificate(
         method=decision.method,
         confidence=float(confidence),
         delta=delta,
         objective=obj.text,
-        n_positive=n_pos,
-        n_negative=n_neg,
+        threshold=None,
+        bound=None,
+        n_positive=table.n_pos,
+        n_negative=table.n - table.n_pos,
+        certified=False,
+        needed_positives=None,
         n_thresholds=len(thresholds),
     )
     if decision.index is None:
-        needed, reason = _needed_positives(obj, table, delta)
-        return Certificate(
-            **base,
-            threshold=None,
-            bound=None,
-            certified=False,
-            needed_positives=needed,
-            reason=reason,
-        )
+        cert.needed_positives, cert.reason = _needed_positives(obj, table, delta)
+        return cert
     i = decision.index
-    bounds = {t.metric: _bound(t, table, i, decision.levels[t.metric]) for t in obj.targets}
-    return Certificate(
-        **base,
-        threshold=float(thresholds[i]),
-        bound=bounds[obj.primary.metric],
-        certified=True,
-        needed_positives=None,
-        bounds=bounds,
-        levels=dict(decision.levels),
-        empirical=table.empirical(i),
-    )
+    cert.bounds = {t.metric: _bound(t, table, i, decision.levels[t.metric]) for t in obj.targets}
+    cert.threshold = float(thresholds[i])
+    cert.bound = cert.bounds[obj.primary.metric]
+    cert.certified = True
+    cert.levels = dict(decision.levels)
+    cert.empirical = table.empirical(i)
+    return cert
 
 
 # --- counts at candidate thresholds ------------------------------------------------------------
