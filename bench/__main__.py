@@ -1,9 +1,10 @@
 """Run the benchmarks and summarise them.
 
-    python -m bench [--only extract,train,decode] [--quick]
+    python -m bench [--only extract,train,decode,rerun,guarantee] [--quick]
 
 Each benchmark is a module with `run(results_dir) -> dict` that writes its own JSON into
-bench/results/. A module that does not exist yet is skipped with a message.
+bench/results/, with a `meta` block naming the commit it measured (bench/meta.py). A module
+that does not exist yet is skipped with a message. bench/README.md lists what each one claims.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ BENCHMARKS = {
     "train": "bench.train_bench",
     "decode": "bench.decode_cost",
     "rerun": "bench.rerun_bench",
+    "guarantee": "bench.guarantee_sim",
 }
 
 
@@ -71,7 +73,7 @@ def summary_lines(result: dict) -> list[str]:
     block = result.get("summary") if isinstance(result, dict) else None
     if not isinstance(block, dict):
         block = {k: v for k, v in (result or {}).items() if isinstance(v, (int, float, str))}
-    return [f"    {key}: {value}" for key, value in list(block.items())[:20]]
+    return [f"    {key}: {value}" for key, value in list(block.items())[:30]]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,8 +13,6 @@ on `device` (random init: same architecture, same compute as the real weights).
 from __future__ import annotations
 
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -123,13 +121,13 @@ def run(
     device: str = "cpu",
 ) -> dict:
     """Measure, write `results_dir/decode-cpu[-quick].json` and return what was written."""
+    from bench.meta import run_metadata
+
     results_dir = Path(results_dir)
     repeats = 2 if quick else 5
     results: dict = {
         "what": "decode_job seconds per 10-s 30-fps libx264 clip, one core, default frame plan",
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": sys.version.split()[0],
+        "meta": run_metadata(),
         "decode": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -149,6 +147,8 @@ def run(
 
 
 if __name__ == "__main__":
+    # Run as a script, as docs/scale-out.md shows, the repository root is not on the path.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     args = sys.argv[1:]
     device = args[args.index("--device") + 1] if "--device" in args else "cpu"
     report = run(Path(__file__).parent / "results", models="--models" in args, device=device)

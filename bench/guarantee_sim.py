@@ -23,17 +23,17 @@ from __future__ import annotations
 
 import json
 import math
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 from scipy import optimize, stats
+
+from bench.meta import run_metadata
 
 REPO = Path(__file__).resolve().parent.parent
 MEASURED = ["harmcache/guarantee.py", "bench/guarantee_sim.py"]
@@ -208,20 +208,9 @@ def _round(x: float | None) -> float | None:
 
 
 def metadata() -> dict:
-    """The measured commit and machine, as bench/meta.py records them where it exists, plus
-    whether the files measured here differ from that commit."""
-    try:
-        from bench.meta import run_metadata
-
-        meta = run_metadata()
-    except ImportError:
-        meta = {
-            "commit": _git("rev-parse", "HEAD") or None,
-            "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
-            "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": platform.machine(),
-            "python": sys.version.split()[0],
-        }
+    """The measured commit and machine as every benchmark records them, plus whether the files
+    measured here differ from that commit."""
+    meta = run_metadata()
     meta["measured_files_dirty"] = bool(_git("status", "--porcelain", "--", *MEASURED))
     versions = {}
     for lib in ("numpy", "scipy"):

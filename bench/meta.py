@@ -20,13 +20,18 @@ def git_commit() -> dict:
         out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
         return out.stdout.strip()
 
+    changed = git("diff", "--name-only", "HEAD").splitlines()
     return {
         "commit": git("rev-parse", "HEAD") or None,
-        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "dirty": bool(changed),
+        # Which tracked files differ, so a reader can tell whether the change touched the code
+        # measured or only, say, the docs.
+        "dirty_files": changed,
     }
 
 
 def run_metadata() -> dict:
+    """The `meta` block of every result: commit, dirty tree, time, machine, device, Python."""
     try:
         import torch
 

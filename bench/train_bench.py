@@ -26,10 +26,11 @@ import shutil
 import statistics
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+
+from bench.meta import run_metadata
 
 DIMS = {"clip": 512, "yolo": 160, "slowfast": 2304}
 ROWS = {"clip": 32, "yolo": 32, "slowfast": 4}
@@ -157,10 +158,10 @@ def run(results_dir: Path, quick: bool = False) -> dict:
     result = {
         "benchmark": "train",
         "quick": quick,
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
+        "meta": run_metadata(),
+        # What this benchmark ran with; the commit, machine and device are in `meta`.
+        "environment": {
             "host": platform.node(),
-            "cpus": os.cpu_count(),
             "torch": torch.__version__,
             "torch_default_threads": torch.get_num_threads(),
             "load_average_before": [round(x, 2) for x in load_before],
