@@ -11,7 +11,16 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "harmcache"
 
-LEAVES = {"errors", "types", "hashing", "metrics", "provenance", "guarantee", "calibration"}
+LEAVES = {
+    "errors",
+    "types",
+    "hashing",
+    "metrics",
+    "provenance",
+    "guarantee",
+    "calibration",
+    "threads",
+}
 ALLOWED: dict[str, set[str]] = {
     **{leaf: {"errors"} for leaf in LEAVES},
     "video": LEAVES,

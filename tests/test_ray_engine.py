@@ -41,8 +41,12 @@ def video(path: Path, seed: int) -> Path:
 
 def harmcache_cli(*args, cwd: Path) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).with_name("harmcache")  # the installed console script
+    # Ray runs in this test process leave OMP_NUM_THREADS=1 in its environment; a user's shell
+    # has no such thing, and the thread count changes float results, so the command gets the
+    # shell's view.
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     return subprocess.run(
-        [str(exe), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=400
+        [str(exe), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=400, env=env
     )
 
 
@@ -244,11 +248,15 @@ def test_a_worker_error_reaches_the_driver_as_that_error(tmp_path, ray_local):
         _run_ray(cache, jobs, extractors, [other])
 
 
-def test_workers_get_an_absolute_weights_dir(tmp_path, monkeypatch):
+def test_workers_get_an_absolute_weights_dir_and_the_drivers_thread_count(tmp_path, monkeypatch):
+    import torch
+
     from harmcache.extract.ray_engine import _portable
 
     monkeypatch.chdir(tmp_path)
     settings = ExtractSettings(weights=WeightsSource(weights_dir=Path("weights")))
     portable = _portable(settings)
     assert portable.weights.weights_dir == tmp_path / "weights"
-    assert _portable(TINY) is TINY
+    assert portable.cpu_threads == torch.get_num_threads() and settings.cpu_threads == 0
+    pinned = ExtractSettings(cpu_threads=3, weights=WeightsSource(random_init=True))
+    assert _portable(pinned) is pinned

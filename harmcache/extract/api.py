@@ -62,6 +62,7 @@ def extract(
         yolo_imgsz=yolo_imgsz,
         slowfast_crop=slowfast_crop,
         slowfast_short_side=slowfast_short_side,
+        cpu_threads=_cpu_threads(resolved),
     )
     chosen = build_extractors(list(extractors), settings)
     check_writable_folder(Path(out))
@@ -104,3 +105,13 @@ def check_writable_folder(out: Path) -> None:
         raise UsageError(f"--out {out} is not a folder")
     if not os.access(probe, os.W_OK):
         raise UsageError(f"--out {out} is not writable")
+
+
+def _cpu_threads(device: str) -> int:
+    """This process's torch thread count, fixed for the run so that Ray actors (which start
+    with one thread) compute the same numbers as a local run."""
+    if device != "cpu":
+        return 0
+    import torch
+
+    return torch.get_num_threads()

@@ -172,7 +172,12 @@ def _dataset(
 
 def _portable(settings: ExtractSettings) -> ExtractSettings:
     """Settings a worker on another node reads the same way: an absolute --weights-dir (the
-    fingerprint holds the weights' hash, not their path, so it is unchanged)."""
+    fingerprint holds the weights' hash, not their path, so it is unchanged), and the driver's
+    CPU thread count (an actor starts with one thread, which would change the floats)."""
+    if settings.cpu_threads == 0 and settings.device == "cpu":
+        import torch
+
+        settings = replace(settings, cpu_threads=torch.get_num_threads())
     folder = settings.weights.weights_dir
     if folder is None:
         return settings

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from harmcache.hashing import fingerprint
+from harmcache.threads import torch_threads
 from harmcache.types import FeatureRecord, VideoInfo
 from harmcache.video.decode import DecodedVideo
 
@@ -92,6 +93,9 @@ class ExtractSettings:
     """YOLO detection confidence floor."""
     slowfast_short_side: int = 256
     slowfast_crop: int = 256
+    cpu_threads: int = 0
+    """torch intra-op threads for the models on the CPU; 0 takes the process's count. The count
+    changes float results, so a run fixes it once and every engine's workers use the same."""
 
     def __post_init__(self) -> None:
         from harmcache.errors import UsageError
@@ -213,7 +217,8 @@ class Extractor(ABC):
         import torch
 
         self.load()
-        with torch.inference_mode(), self._autocast():
+        threads = self.settings.cpu_threads if self.settings.device == "cpu" else 0
+        with torch.inference_mode(), self._autocast(), torch_threads(threads):
             record = self.compute(video)
         record.features = np.ascontiguousarray(record.features, dtype=np.float32)
         record.frame_index = np.asarray(record.frame_index, dtype=np.int64)
