@@ -50,7 +50,7 @@ def build_cache(root: Path, n: int, seed: int = 0):
     from harmcache.extractors.base import FeatureRecord
     from harmcache.store.cache import FeatureCache
     from harmcache.store.family import Family
-    from harmcache.store.shard import ShardItem
+    from harmcache.types import VideoFeatures
     from harmcache.video.decode import VideoInfo
 
     rng = np.random.default_rng(seed)
@@ -77,7 +77,7 @@ def build_cache(root: Path, n: int, seed: int = 0):
                 x = rng.standard_normal((rows, dim), dtype=np.float32)
                 x[:, :4] += labels[i]
                 record = FeatureRecord(x, np.round(stamps * 30).astype(np.int64), stamps)
-                items.append(ShardItem(ids[i], info, f"/bench/{i}.mp4", record))
+                items.append(VideoFeatures(ids[i], info, f"/bench/{i}.mp4", record))
             cache.commit(family, items)
     return cache, ids, labels
 

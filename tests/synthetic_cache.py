@@ -16,7 +16,7 @@ import numpy as np
 from harmcache.extractors.base import FeatureRecord
 from harmcache.store.cache import FeatureCache
 from harmcache.store.family import Family
-from harmcache.store.shard import ShardItem
+from harmcache.types import VideoFeatures
 from harmcache.video.decode import VideoInfo
 
 SMALL_DIMS = {"clip": 16, "yolo": 8, "slowfast": 24}
@@ -115,7 +115,7 @@ def build(
             if extractor in zero:
                 record.features[:] = 0
             info = VideoInfo(int(durations[i] * 25), 25.0, float(durations[i]), 64, 32, "synthetic")
-            items.append(ShardItem(ids[i], info, paths[i], record))
+            items.append(VideoFeatures(ids[i], info, paths[i], record))
         for start in range(0, n, shard_size):
             cache.commit(family, items[start : start + shard_size])
     labels_csv = root / "labels.csv"

@@ -7,8 +7,8 @@ import pytest
 
 from harmcache.errors import CacheError, DataError
 from harmcache.store.family import Family
-from harmcache.store.shard import ShardItem
 from harmcache.train.features import check_features, load_sequences, select_families
+from harmcache.types import VideoFeatures
 from harmcache.video.decode import VideoInfo
 from tests.synthetic_cache import build, make_record, spec
 
@@ -22,7 +22,9 @@ def add_family(syn, extractor, ids, *, frames=4, dim=16, random_init=True, value
         record = make_record(rng, 0, frames, dim, 4.0, 0.0)
         if value is not None:
             record.features[:] = value
-        items.append(ShardItem(vid, VideoInfo(100, 25.0, 4.0, 64, 32, "synthetic"), "x", record))
+        items.append(
+            VideoFeatures(vid, VideoInfo(100, 25.0, 4.0, 64, 32, "synthetic"), "x", record)
+        )
     syn.cache.commit(family, items)
     return family
 

@@ -11,7 +11,8 @@ from harmcache.extractors.base import FeatureRecord
 from harmcache.hashing import fingerprint
 from harmcache.store.cache import FeatureCache
 from harmcache.store.family import Family
-from harmcache.store.shard import ShardItem, shard_name
+from harmcache.store.shard import shard_name
+from harmcache.types import VideoFeatures
 from harmcache.video.decode import VideoInfo
 
 INFO = VideoInfo(10, 5.0, 2.0, 64, 32, "decord")
@@ -26,12 +27,12 @@ def spec(extractor="clip", seed=0, **options):
     }
 
 
-def item(vid: str, rows: int = 3, dim: int = 4, value: float = 1.0) -> ShardItem:
+def item(vid: str, rows: int = 3, dim: int = 4, value: float = 1.0) -> VideoFeatures:
     feats = np.full((rows, dim), value, dtype=np.float32)
     record = FeatureRecord(
         feats, np.arange(rows), np.arange(rows) / 5.0, {"detections": np.zeros((2, 7), np.float32)}
     )
-    return ShardItem(vid, INFO, f"/videos/{vid}.mp4", record)
+    return VideoFeatures(vid, INFO, f"/videos/{vid}.mp4", record)
 
 
 def test_commit_then_load_round_trips(tmp_path):

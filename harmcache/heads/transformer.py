@@ -29,6 +29,7 @@ from harmcache import metrics
 from harmcache.errors import UsageError
 from harmcache.heads.base import EpochCallback, EpochReport, Head, Validation
 from harmcache.heads.data import Modality, SequenceData
+from harmcache.threads import torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -310,7 +311,7 @@ class TransformerHead(Head):
     def _fit(
         self, X: SequenceData, y: np.ndarray, val: Validation | None, on_epoch: EpochCallback
     ) -> None:
-        with _threads(self.threads):
+        with torch_threads(self.threads):
             torch.manual_seed(self.seed)
             self.model_ = self._new_model()
             self._set_statistics(X)
@@ -390,7 +391,7 @@ class TransformerHead(Head):
         )
 
     def _harmful_proba(self, X: SequenceData) -> np.ndarray:
-        with _threads(self.threads):
+        with torch_threads(self.threads):
             logits = self._logits(_Tensors(X, self.max_rows))
         return torch.sigmoid(logits).numpy().astype(np.float64)
 
@@ -464,18 +465,3 @@ def _adamw(params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError):
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-
-
-class _threads:
-    """Set torch's intra-op thread count for a block, then put it back."""
-
-    def __init__(self, n: int | None):
-        self.n = n
-
-    def __enter__(self) -> None:
-        self.before = torch.get_num_threads()
-        if self.n:
-            torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc) -> None:
-        torch.set_num_threads(self.before)

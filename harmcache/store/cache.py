@@ -39,9 +39,6 @@ MARKER = "harmcache.json"
 CACHE_FORMAT_VERSION = 1
 
 
-CachedVideo = VideoFeatures
-
-
 class FeatureCache:
     """Open (or with `create=True`, make) a cache folder."""
 
@@ -245,7 +242,7 @@ class FeatureCache:
 
     def load(
         self, family: Family | str, video_ids: list[str] | None = None, *, extras: bool = True
-    ) -> dict[str, CachedVideo]:
+    ) -> dict[str, VideoFeatures]:
         """Features of `video_ids` (default: all) from one family, opening each shard once;
         `extras=False` leaves out the extractor-specific raw arrays."""
         name = family if isinstance(family, str) else family.name
@@ -257,7 +254,7 @@ class FeatureCache:
         by_shard: dict[str, list[str]] = defaultdict(list)
         for vid in wanted:
             by_shard[entries[vid]].append(vid)
-        out: dict[str, CachedVideo] = {}
+        out: dict[str, VideoFeatures] = {}
         for shard, vids in sorted(by_shard.items()):
             with h5py.File(self.family_dir(name) / shard, "r") as f:
                 for vid in vids:

@@ -34,9 +34,6 @@ CORE_DATASETS = ("features", "frame_index", "timestamp")
 _STR = h5py.string_dtype("utf-8")
 
 
-ShardItem = VideoFeatures
-
-
 def shard_name(video_ids: list[str]) -> str:
     """Derived from the videos it holds, so a retried writer produces the same name, never a
     second copy."""
@@ -44,7 +41,7 @@ def shard_name(video_ids: list[str]) -> str:
     return f"shard-{digest[:20]}.h5"
 
 
-def write_shard(folder: Path, family: Family, items: list[ShardItem]) -> Path:
+def write_shard(folder: Path, family: Family, items: list[VideoFeatures]) -> Path:
     """Write and atomically commit a shard; returns its final path."""
     ids = [item.video_id for item in items]
     if len(set(ids)) != len(ids):

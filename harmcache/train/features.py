@@ -14,8 +14,9 @@ import numpy as np
 
 from harmcache.errors import CacheError, DataError, UsageError
 from harmcache.heads.data import Modality, SequenceData
-from harmcache.store.cache import CachedVideo, FeatureCache
+from harmcache.store.cache import FeatureCache
 from harmcache.store.family import Family
+from harmcache.types import VideoFeatures
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ def load_sequences(
     return SequenceData(list(video_ids), modalities, labels, duration)
 
 
-def _duration(video: CachedVideo) -> float:
+def _duration(video: VideoFeatures) -> float:
     info = video.info
     if info.duration > 0:
         return float(info.duration)
@@ -143,7 +144,7 @@ def _duration(video: CachedVideo) -> float:
     return float(ts.max()) + 1.0 if len(ts) else 1.0
 
 
-def _pad(videos: list[CachedVideo], duration: np.ndarray) -> Modality:
+def _pad(videos: list[VideoFeatures], duration: np.ndarray) -> Modality:
     n = len(videos)
     length = max((len(v.record.features) for v in videos), default=0)
     dims = {v.record.features.shape[1] for v in videos if v.record.features.ndim == 2}
