@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import typer
 
-from harmcache.errors import HarmcacheError
+from harmcache.errors import HarmcacheError, UsageError
+
+# The system refusing an operation: a full disk, a missing permission, a read-only mount. Any
+# write anywhere can meet these, and none of them can be a bug in harmcache, so they end a command
+# with one line (exit 1) wherever they arise. Other OSErrors (no such file, is a folder, file
+# exists) are as often a wrong path in our own code as in the user's: they are translated where a
+# user's path is opened, and anywhere else they stay loud tracebacks.
+SYSTEM_REFUSALS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS})
+SYSTEM_REFUSED_EXIT = 1
 
 
 def handle_errors(fn: Callable) -> Callable:
-    """Run a command; a HarmcacheError becomes `error: ...` on stderr and its exit code."""
+    """Run a command; a HarmcacheError becomes `error: ...` on stderr and its exit code, and so
+    does the system refusing an operation (see SYSTEM_REFUSALS)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -24,11 +35,28 @@ def handle_errors(fn: Callable) -> Callable:
         except HarmcacheError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:
+            if exc.errno not in SYSTEM_REFUSALS:
+                raise
+            where = f": {exc.filename}" if exc.filename else ""
+            typer.echo(f"error: {exc.strerror or exc}{where}", err=True)
+            raise typer.Exit(SYSTEM_REFUSED_EXIT) from None
         except KeyboardInterrupt:
             typer.echo("interrupted: committed shards are kept; rerun to finish", err=True)
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+def make_folder(folder: Path, what: str = "") -> None:
+    """Create `folder` (and its parents) for output; a UsageError if a file is in the way.
+    `what` names the option, e.g. "--out ", for the message."""
+    blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocker == folder:
+        raise UsageError(f"{what}{folder} is not a folder")
+    if blocker is not None:
+        raise UsageError(f"{what}{folder} is not a folder: {blocker} is a file")
+    folder.mkdir(parents=True, exist_ok=True)
 
 
 def print_json_line(obj: Any) -> None:

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import typer
 
-from .common import handle_errors
+from harmcache.errors import UsageError
+
+from .common import handle_errors, make_folder
 
 weights_app = typer.Typer(
     help="Get the canonical backbone weights for --weights-dir.", no_args_is_help=True
@@ -19,6 +21,11 @@ def _names(extractors: str | None) -> list[str]:
     if not extractors:
         return available_extractors()
     names = [n.strip() for n in extractors.split(",") if n.strip()]
+    if not names:
+        raise UsageError(
+            f"--extractors {extractors!r} names no extractor; "
+            f"choose from {', '.join(available_extractors())}"
+        )
     for name in names:
         get_extractor(name)  # an unknown name is a UsageError that lists the choices
     return names
@@ -33,11 +40,12 @@ def download(
     ),
 ) -> None:
     """Download each extractor's canonical weights into DIR, for --weights-dir DIR."""
-    target_dir.mkdir(parents=True, exist_ok=True)
     from harmcache.extractors.base import get_extractor
     from harmcache.extractors.weights import download_weights
 
-    for name in _names(extractors):
+    names = _names(extractors)
+    make_folder(target_dir)
+    for name in names:
         path = download_weights(get_extractor(name), target_dir)
         typer.echo(f"{name}: saved {path}")
     typer.echo(f"use them with --weights-dir {target_dir}")

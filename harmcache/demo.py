@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harmcache.errors import UsageError
 from harmcache.video.encode import write_video
 
 HARMFUL_PER_SAFE = 2.68
@@ -46,7 +47,19 @@ def demo_frames(
 
 def make_demo_set(out_dir: str | Path, *, n_safe: int = 13, seed: int = 0) -> Path:
     """Write the clips into out_dir/{harmful,safe}/ and a labels.csv (path,label); returns it."""
+    if n_safe < 1:
+        raise UsageError(f"--n-safe must be at least 1, got {n_safe}")
     out = Path(out_dir)
+    try:
+        return _write_demo_set(out, n_safe, seed)
+    except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
+        # Every path written is under out_dir, so a clash is with something the user put there.
+        raise UsageError(
+            f"cannot write the demo set into {out}: {exc.strerror}: {exc.filename}"
+        ) from None
+
+
+def _write_demo_set(out: Path, n_safe: int, seed: int) -> Path:
     rng = np.random.default_rng(seed)
     n_harmful = round(n_safe * HARMFUL_PER_SAFE)
     rows = []

@@ -50,9 +50,15 @@ def _expand_one(path: Path) -> list[Path]:
 def read_path_list(list_file: Path) -> list[Path]:
     """Paths from a text list (one per line) or a CSV whose first column (or `path`) holds them.
 
-    Relative paths are taken relative to the list file's folder.
+    Relative paths are taken relative to the list file's folder. A list that cannot be read is
+    a UsageError: unlike a missing video, it leaves no input to account for.
     """
-    text = list_file.read_text(encoding="utf-8")
+    try:
+        text = list_file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"cannot read the list {list_file}: it is not UTF-8 text") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read the list {list_file}: {exc.strerror or exc}") from None
     rows: list[str]
     if list_file.suffix.lower() == ".csv":
         reader = csv.reader(text.splitlines())
