@@ -15,7 +15,28 @@ def extractor_for_spec(
     spec: dict, *, device: str = "cpu", weights_dir: Path | None = None
 ) -> Extractor:
     """An extractor whose fingerprint equals the spec's, or a UsageError saying what differs."""
-    cls = get_extractor(spec["extractor"])
+    try:
+        cls = get_extractor(spec["extractor"])
+        settings = _settings(cls, spec, device, weights_dir)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UsageError(
+            f"the run's {spec.get('extractor', 'extractor')} spec is unusable "
+            f"({type(exc).__name__}: {exc}); retrain the run on re-extracted features"
+        ) from None
+    extractor = cls(settings)
+    if fingerprint(extractor.spec()) != fingerprint(spec):
+        got = extractor.spec()
+        differs = sorted(k for k in set(got) | set(spec) if got.get(k) != spec.get(k))
+        raise UsageError(
+            f"cannot reproduce the run's {cls.name} features: {', '.join(differs)} differ "
+            "(other weights file? pass the --weights-dir the run was extracted with)"
+        )
+    return extractor
+
+
+def _settings(
+    cls: type[Extractor], spec: dict, device: str, weights_dir: Path | None
+) -> ExtractSettings:
     if str(spec.get("version")) != cls.version:
         raise UsageError(
             f"{cls.name} features were made by extractor version {spec.get('version')}, "
@@ -36,15 +57,4 @@ def extractor_for_spec(
         decode_short_side=int(spec["decode"]["short_side_max"]),
     )
     options = spec["options"]
-    settings = replace(
-        settings, **{field: options[key] for key, field in cls.option_fields.items()}
-    )
-    extractor = cls(settings)
-    if fingerprint(extractor.spec()) != fingerprint(spec):
-        got = extractor.spec()
-        differs = sorted(k for k in set(got) | set(spec) if got.get(k) != spec.get(k))
-        raise UsageError(
-            f"cannot reproduce the run's {cls.name} features: {', '.join(differs)} differ "
-            "(other weights file? pass the --weights-dir the run was extracted with)"
-        )
-    return extractor
+    return replace(settings, **{field: options[key] for key, field in cls.option_fields.items()})

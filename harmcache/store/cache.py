@@ -138,11 +138,11 @@ class FeatureCache:
             meta = folder / "family.json"
             if meta.exists() and folder.name not in {f.name for f in self.index.families()}:
                 try:
-                    data = json.loads(meta.read_text())
-                    family = Family(data["extractor"], data["fingerprint"], data["spec"])
-                except (OSError, ValueError, KeyError) as exc:
-                    log.warning("skipping unreadable %s/family.json: %s", folder.name, exc)
+                    data = read_family_json(meta)
+                except CacheError as exc:
+                    log.warning("skipping %s", exc)
                     continue
+                family = Family(data["extractor"], data["fingerprint"], data["spec"])
                 self.index.add_family(family)
         size = str(self.sightings.path.stat().st_size) if self.sightings.path.exists() else "0"
         if self.index.get_meta("sources_size") != size:
@@ -328,6 +328,11 @@ class FeatureCache:
             if not folder.is_dir():
                 continue
             seen: dict[str, str] = {}
+            if (folder / "family.json").exists():
+                try:
+                    read_family_json(folder / "family.json")
+                except CacheError as exc:
+                    problems.append(str(exc))
             for shard in sorted(folder.glob("shard-*.h5")):
                 problems += _verify_shard(shard, folder.name, seen, expected_dims or {})
             indexed = self.index.entries(folder.name)
@@ -354,7 +359,7 @@ class FeatureCache:
             meta = folder / "family.json"
             extractor, version = None, None
             if meta.exists():
-                spec = json.loads(meta.read_text())["spec"]
+                spec = read_family_json(meta)["spec"]
                 extractor, version = spec.get("extractor"), str(spec.get("version"))
             old = extractor in current_versions and current_versions[extractor] != version
             empty = not any(folder.glob("shard-*.h5"))
@@ -446,3 +451,17 @@ def _writable(root: Path) -> bool:
     """Whether this process may write the cache: its folder and (if present) its index."""
     index = root / "index.sqlite"
     return os.access(root, os.W_OK) and (not index.exists() or os.access(index, os.W_OK))
+
+
+def read_family_json(path: Path) -> dict:
+    """A family folder's family.json, or a CacheError naming it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not all(key in data for key in ("extractor", "fingerprint", "spec")):
+            raise ValueError("extractor, fingerprint or spec is missing")
+        return data
+    except (OSError, ValueError) as exc:
+        raise CacheError(
+            f"{path.parent.name}/family.json is damaged ({exc}); "
+            "`harmcache cache reindex` rebuilds the index but not this file"
+        ) from None
