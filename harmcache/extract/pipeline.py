@@ -77,9 +77,10 @@ def identify(
     paths: list[Path],
     progress: Progress | None = None,
     absolute: list[str] | None = None,
-) -> list[tuple[str | None, VideoError | None]]:
-    """Each path's video id (SHA-256 of its bytes) or the reason it has none. A file whose
-    size, mtime and inode match the cache's memo keeps its memoised id without being read."""
+) -> tuple[list[tuple[str | None, VideoError | None]], list[tuple[str, FileStamp, str]]]:
+    """Each path's video id (SHA-256 of its bytes) or the reason it has none, and the memo rows
+    of the files that had to be read. A file whose size, mtime and inode match the cache's memo
+    keeps its memoised id without being read."""
     progress = progress or Progress()
     absolute = absolute or [os.path.abspath(p) for p in paths]
     known = cache.known_identities(absolute)
@@ -105,8 +106,7 @@ def identify(
             if vid is not None and stamp is not None:
                 fresh.append((absolute[i], stamp, vid))
             progress.hashing(n, len(to_hash))
-    cache.remember_identities(fresh)
-    return out
+    return out, fresh
 
 
 class ShardWriter:
@@ -163,7 +163,8 @@ def plan_jobs(
     video id the other input paths with the same bytes.
     """
     absolute = [os.path.abspath(p) for p in paths]
-    ids = identify(cache, paths, progress, absolute)
+    ids, fresh = identify(cache, paths, progress, absolute)
+    hashed = {where for where, _, _ in fresh}
     settled: dict[str, InputResult] = {}
     first_path: dict[str, str] = {}
     duplicates: dict[str, list[str]] = {}
@@ -176,7 +177,8 @@ def plan_jobs(
             settled[key] = InputResult(key, None, "failed", error.reason, error.message)
             cache.record_failure(key, None, error.reason, error.message)
             continue
-        sightings.append((where, vid))
+        if where in hashed:  # a memo hit was seen, and recorded, when it was hashed
+            sightings.append((where, vid))
         if vid in first_path:
             duplicates[vid].append(key)
             continue
@@ -189,7 +191,9 @@ def plan_jobs(
             jobs.append(VideoJob(key, vid, missing))
         else:
             settled[key] = InputResult(key, vid, "cached")
+    # Sightings before the memo: a memo row must never exist for a sighting that was not kept.
     cache.record_sources(sightings)
+    cache.remember_identities(fresh)
     return jobs, settled, duplicates
 
 
