@@ -211,6 +211,17 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def _reap_workers(timeout: float = 30.0) -> None:
+    """Wait until the decode workers have exited and been reaped. The pipeline shuts its pool
+    down without waiting, and getrusage counts a child's CPU time only once it is reaped: without
+    this a phase's decode CPU would land in whichever phase came next."""
+    import multiprocessing as mp
+
+    deadline = time.monotonic() + timeout
+    while mp.active_children() and time.monotonic() < deadline:  # reaps those that exited
+        time.sleep(0.01)
+
+
 @contextlib.contextmanager
 def clock(record: dict):
     """Fill `record` with the wall and CPU seconds of the block and the load average around it.
@@ -221,6 +232,7 @@ def clock(record: dict):
     cpu, wall, load = _cpu_seconds(), time.perf_counter(), os.getloadavg()[0]
     yield record
     record["seconds"] = time.perf_counter() - wall
+    _reap_workers()  # outside the wall time: the pipeline does not wait for them either
     record["cpu_seconds"] = _cpu_seconds() - cpu
     record["load_avg_1min"] = [round(load, 2), round(os.getloadavg()[0], 2)]
 
