@@ -1,4 +1,4 @@
-"""`harmcache cache info | verify | gc | reindex`."""
+"""`harmcache cache info | verify | gc | reindex | migrate`."""
 
 from __future__ import annotations
 
@@ -113,6 +113,23 @@ def reindex(cache: Path = typer.Argument(..., help="Cache folder.")) -> None:
         store.rebuild_index()
         n = sum(len(store.committed(f)) for f in store.families())
     typer.echo(f"reindexed {cache}: {n} family entries")
+
+
+@cache_app.command("migrate")
+@handle_errors
+def migrate(
+    cache: Path = typer.Argument(..., help="Cache folder."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only list the shards to convert."),
+) -> None:
+    """Convert shards of an older layout to the current one, shard by shard (resumable)."""
+    with _open(cache) as store:
+        report = store.migrate(dry_run=dry_run)
+    for shard in report.migrated:
+        typer.echo(f"{'would migrate' if dry_run else 'migrated'} {shard}")
+    for shard in report.unreadable:
+        typer.echo(f"skipped unreadable {shard} (see `harmcache cache verify`)", err=True)
+    done = "to migrate" if dry_run else "migrated"
+    typer.echo(f"{len(report.migrated)} shard(s) {done}, {report.current} already current")
 
 
 def register(app: typer.Typer) -> None:

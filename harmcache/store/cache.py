@@ -18,10 +18,10 @@ import json
 import logging
 import os
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import h5py
-import numpy as np
 
 from harmcache.errors import CacheError
 from harmcache.hashing import canonical_json
@@ -30,13 +30,34 @@ from harmcache.store.family import Family
 from harmcache.store.index import FileStamp, Index
 from harmcache.store.ledger import JsonLog
 from harmcache.store.lock import CacheLock
-from harmcache.store.shard import read_group, read_header, write_shard
+from harmcache.store.shard import (
+    FORMAT_VERSION,
+    ShardBlock,
+    check_arrays,
+    migrate_shard,
+    read_block,
+    read_header,
+    read_videos,
+    write_shard,
+)
 from harmcache.types import VideoFeatures
 
 log = logging.getLogger(__name__)
 
 MARKER = "harmcache.json"
 CACHE_FORMAT_VERSION = 1
+
+
+@dataclass
+class MigrationReport:
+    """What `FeatureCache.migrate` did (or, in a dry run, would do), shards named
+    `<family>/<file>`."""
+
+    migrated: list[str] = field(default_factory=list)
+    current: int = 0
+    """Shards already in the current layout, left alone."""
+    unreadable: list[str] = field(default_factory=list)
+    """Shards whose header cannot be read (`cache verify` names the problem)."""
 
 
 class FeatureCache:
@@ -243,24 +264,48 @@ class FeatureCache:
     def load(
         self, family: Family | str, video_ids: list[str] | None = None, *, extras: bool = True
     ) -> dict[str, VideoFeatures]:
-        """Features of `video_ids` (default: all) from one family, opening each shard once;
-        `extras=False` leaves out the extractor-specific raw arrays."""
+        """Features of `video_ids` (default: all) from one family, opening each shard once and
+        reading each of its arrays in one slice (or, for a few videos of a big shard, only their
+        rows); `extras=False` leaves out the extractor-specific raw arrays."""
         name = family if isinstance(family, str) else family.name
-        entries = self.index.entries(name)
-        wanted = list(entries) if video_ids is None else list(video_ids)
+        wanted, by_shard = self._plan(name, video_ids)
+        out: dict[str, VideoFeatures] = {}
+        for shard, vids in by_shard:
+            with _reading(name, shard):
+                out.update(read_videos(self.family_dir(name) / shard, vids, extras=extras))
+        return {vid: out[vid] for vid in wanted}
+
+    def iter_shards(
+        self, family: Family | str, video_ids: list[str] | None = None, *, extras: bool = False
+    ) -> Iterator[ShardBlock]:
+        """The family's videos (default: all) as one `ShardBlock` of concatenated arrays per
+        shard, shards in name order and videos in shard order: no per-video objects, a few
+        large reads per shard. `extras=True` adds the extractor-specific arrays."""
+        name = family if isinstance(family, str) else family.name
+        _, by_shard = self._plan(name, video_ids)
+        for shard, vids in by_shard:
+            with _reading(name, shard):
+                block = read_block(self.family_dir(name) / shard, vids, extras=extras, family=name)
+            yield block
+
+    def _plan(
+        self, name: str, video_ids: list[str] | None
+    ) -> tuple[list[str], list[tuple[str, list[str]]]]:
+        """The videos asked for and, per shard (in name order), those it holds. A list of ids
+        is looked up id by id in the index, never by reading the whole family's entries."""
+        if video_ids is None:
+            entries = self.index.entries(name)
+            wanted = list(entries)
+        else:
+            wanted = list(video_ids)
+            entries = self.index.shards_of(name, wanted)
         missing = [v for v in wanted if v not in entries]
         if missing:
             raise CacheError(f"{len(missing)} video(s) are not in family {name}, e.g. {missing[0]}")
         by_shard: dict[str, list[str]] = defaultdict(list)
-        for vid in wanted:
+        for vid in dict.fromkeys(wanted):
             by_shard[entries[vid]].append(vid)
-        out: dict[str, VideoFeatures] = {}
-        for shard, vids in sorted(by_shard.items()):
-            with h5py.File(self.family_dir(name) / shard, "r") as f:
-                for vid in vids:
-                    record, info, source = read_group(f[vid], extras=extras)
-                    out[vid] = VideoFeatures(vid, info, source, record)
-        return {vid: out[vid] for vid in wanted}
+        return wanted, sorted(by_shard.items())
 
     def versions(self, family: Family | str) -> list[dict]:
         """The distinct library-version sets the family's videos were made under, each with
@@ -381,6 +426,40 @@ class FeatureCache:
                 self.remove(stale)
         return stale
 
+    def migrate(self, *, dry_run: bool = False) -> MigrationReport:
+        """Rewrite every shard of an older layout in the current one, shard by shard, each
+        with the same atomic commit as a new shard and under its own name, holding the writer
+        lock (so `gc` cannot run meanwhile). A rerun skips shards already current, so an
+        interrupted migration resumes; `dry_run` only lists what would be rewritten."""
+        report = MigrationReport()
+        if dry_run:
+            self._migrate(report, dry_run=True)
+        else:
+            with self.lock().shared():
+                self._migrate(report, dry_run=False)
+        return report
+
+    def _migrate(self, report: MigrationReport, *, dry_run: bool) -> None:
+        for folder in sorted(p for p in (self.root / "features").glob("*") if p.is_dir()):
+            for shard in sorted(folder.glob("shard-*.h5")):
+                where = f"{folder.name}/{shard.name}"
+                try:
+                    version = read_header(shard).format_version
+                except (OSError, ValueError, KeyError) as exc:
+                    log.warning("not migrating unreadable shard %s: %s", where, exc)
+                    report.unreadable.append(where)
+                    continue
+                if version >= FORMAT_VERSION:
+                    report.current += 1
+                    continue
+                if not dry_run:
+                    try:
+                        migrate_shard(shard)
+                    except (OSError, ValueError, KeyError) as exc:
+                        raise CacheError(f"cannot migrate {where}: {exc}") from None
+                    log.info("migrated %s", where)
+                report.migrated.append(where)
+
     def remove(self, paths: list[Path]) -> None:
         """Delete what `stale()` listed. Call it holding `lock().exclusive()`, so that no live
         writer's temporary file or fresh family can be among them."""
@@ -411,40 +490,32 @@ def _verify_shard(
         and header.family.fingerprint != Family.from_spec(header.family.spec).fingerprint
     ):
         problems.append(f"{where}: fingerprint does not match its spec")
-    dim = dims.get(header.family.extractor)
-    with h5py.File(shard, "r") as f:
-        groups = set(f.keys())
-        if groups != set(header.video_ids):
-            problems.append(f"{where}: groups do not match the video_ids attribute")
-        for vid in header.video_ids:
-            if vid not in f:
-                continue
-            if vid in seen:
-                problems.append(f"{where}:{vid[:12]}: also held by {seen[vid]} (duplicate)")
-            seen.setdefault(vid, shard.name)
-            g = f[vid]
-            try:
-                feats, idx, ts = g["features"], g["frame_index"], g["timestamp"]
-            except KeyError as exc:
-                problems.append(f"{where}:{vid[:12]}: missing dataset {exc}")
-                continue
-            if feats.dtype != np.float32 or feats.ndim != 2:
-                problems.append(
-                    f"{where}:{vid[:12]}: features must be 2-d float32, "
-                    f"got {feats.dtype} {feats.shape}"
-                )
-                continue
-            if dim is not None and feats.shape[1] != dim:
-                problems.append(
-                    f"{where}:{vid[:12]}: features are {feats.shape[1]}-d, expected {dim}"
-                )
-            if idx.shape != (feats.shape[0],) or ts.shape != (feats.shape[0],):
-                problems.append(
-                    f"{where}:{vid[:12]}: frame_index/timestamp do not match {feats.shape[0]} rows"
-                )
-            if not np.isfinite(feats[()]).all():
-                problems.append(f"{where}:{vid[:12]}: features hold NaN or inf")
+    ids = header.video_ids
+    if len(set(ids)) != len(ids):
+        problems.append(f"{where}: holds a video twice")
+    for vid in dict.fromkeys(ids):
+        if vid in seen:
+            problems.append(f"{where}:{vid[:12]}: also held by {seen[vid]} (duplicate)")
+        seen.setdefault(vid, shard.name)
+    try:
+        problems += check_arrays(shard, header, where, dims.get(header.family.extractor))
+    except (OSError, KeyError) as exc:
+        problems.append(f"{where}: cannot be read ({exc})")
     return problems
+
+
+@contextmanager
+def _reading(family: str, shard: str) -> Iterator[None]:
+    """A shard that cannot be read (damaged, truncated, of a newer format, not holding what the
+    index says) is a one-line `CacheError` naming it."""
+    try:
+        yield
+    except (OSError, ValueError, KeyError) as exc:
+        reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        raise CacheError(
+            f"cannot read the shard {family}/{shard} ({reason}); "
+            "`harmcache cache verify` checks every shard"
+        ) from None
 
 
 def _writable(root: Path) -> bool:

@@ -155,6 +155,21 @@ class Index:
         rows = self.db.execute("SELECT video_id, shard FROM entries WHERE family = ?", (family,))
         return dict(rows.fetchall())
 
+    def shards_of(self, family: str, video_ids: list[str], chunk: int = 500) -> dict[str, str]:
+        """video_id → shard file, for those of `video_ids` the family holds: a primary-key
+        lookup per id, so finding a few videos costs nothing however large the family."""
+        out: dict[str, str] = {}
+        ids = list(dict.fromkeys(video_ids))
+        for start in range(0, len(ids), chunk):
+            part = ids[start : start + chunk]
+            marks = ",".join("?" * len(part))
+            rows = self.db.execute(
+                f"SELECT video_id, shard FROM entries WHERE family = ? AND video_id IN ({marks})",
+                [family, *part],
+            )
+            out.update(rows.fetchall())
+        return out
+
     def backends(self, family: str) -> dict[str, int]:
         """Decode backend → number of the family's videos it decoded."""
         rows = self.db.execute(

@@ -1,15 +1,22 @@
 """HDF5 shards: one file holds several videos' features from one family.
 
-Layout (readable with plain h5py or h5ls; see docs/cache-format.md):
+Layout, format_version 2 (columnar; readable with plain h5py or h5ls; see docs/cache-format.md):
 
     /                       attrs: format, format_version, family, extractor, fingerprint,
                                    spec (JSON), random_init, video_ids, backends (parallel to
                                    video_ids), versions (JSON: the libraries that made it)
-    /<video_id>/            attrs: source_path, n_frames, fps, duration, width, height, backend
-    /<video_id>/features    (L, D) float32
-    /<video_id>/frame_index (L,) int64
-    /<video_id>/timestamp   (L,) float64
-    /<video_id>/<extra>     extractor-specific arrays (YOLO detections, SlowFast window frames)
+    /features               (R, D) float32   every video's rows, concatenated in video_ids order
+    /frame_index            (R,)   int64
+    /timestamp              (R,)   float64
+    /videos/<column>        (n,)   one entry per video, parallel to video_ids: video_id,
+                                   source_path, n_frames, fps, duration, width, height, backend,
+                                   offset and length (the video's rows are [offset, offset+length))
+    /extras/<name>/values   (N, ...) extractor-specific rows (YOLO detections, SlowFast window
+                                   frames), concatenated the same way
+    /extras/<name>/offset, /extras/<name>/length   (n,) int64, parallel to video_ids
+
+One contiguous dataset per array makes a shard cost a handful of reads rather than a group and
+several small datasets per video. Format_version 1 shards (a group per video) still read.
 """
 
 from __future__ import annotations
@@ -29,8 +36,18 @@ from harmcache.store.family import Family
 from harmcache.types import FeatureRecord, VideoFeatures, VideoInfo
 
 FORMAT = "harmcache-shard"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+GROUPED_VERSION = 1
+"""The original layout: one HDF5 group per video."""
 CORE_DATASETS = ("features", "frame_index", "timestamp")
+CORE_DTYPES = {"features": np.float32, "frame_index": np.int64, "timestamp": np.float64}
+INFO_COLUMNS = ("n_frames", "fps", "duration", "width", "height", "backend")
+INFO_DTYPES = {"n_frames": np.int64, "fps": np.float64, "duration": np.float64,
+               "width": np.int64, "height": np.int64}  # fmt: skip
+STRING_COLUMNS = ("video_id", "source_path", "backend")
+READ_COST_BYTES = 256 * 1024
+"""What one extra HDF5 read costs, in bytes of sequential reading: a few scattered videos are
+read slice by slice, many are read as the whole array and picked out in memory."""
 _STR = h5py.string_dtype("utf-8")
 
 
@@ -41,14 +58,40 @@ def shard_name(video_ids: list[str]) -> str:
     return f"shard-{digest[:20]}.h5"
 
 
-def write_shard(folder: Path, family: Family, items: list[VideoFeatures]) -> Path:
-    """Write and atomically commit a shard; returns its final path."""
-    ids = [item.video_id for item in items]
-    if len(set(ids)) != len(ids):
-        raise ValueError("a shard cannot hold the same video twice")
-    final = folder / shard_name(ids)
+# --- writing -------------------------------------------------------------------------------
+
+
+def write_shard(
+    folder: Path,
+    family: Family,
+    items: list[VideoFeatures],
+    *,
+    versions: dict | None = None,
+    name: str | None = None,
+) -> Path:
+    """Write and atomically commit a shard; returns its final path. `versions` (default: this
+    process's libraries) and `name` (default: derived from the ids) let a migration keep the
+    shard's provenance and file name."""
+    final = folder / (name or shard_name([item.video_id for item in items]))
+    columns = _columns(items)  # validates before any file exists
     tmp = temporary_name(final)
-    with h5py.File(tmp, "w") as f:
+    write_shard_file(tmp, family, items, versions=versions, columns=columns)
+    publish(tmp, final)
+    return final
+
+
+def write_shard_file(
+    path: Path,
+    family: Family,
+    items: list[VideoFeatures],
+    *,
+    versions: dict | None = None,
+    columns: dict | None = None,
+) -> None:
+    """Write a shard in the current layout at `path` (no commit: see `write_shard`)."""
+    columns = columns or _columns(items)
+    ids = [item.video_id for item in items]
+    with h5py.File(path, "w") as f:
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["family"] = family.name
@@ -59,21 +102,80 @@ def write_shard(folder: Path, family: Family, items: list[VideoFeatures]) -> Pat
         f.attrs.create("video_ids", np.array(ids, dtype=object), dtype=_STR)
         backends = [item.info.backend for item in items]
         f.attrs.create("backends", np.array(backends, dtype=object), dtype=_STR)
-        f.attrs["versions"] = canonical_json(library_versions())
-        for item in items:
-            group = f.create_group(item.video_id)
-            group.attrs["source_path"] = item.source_path
-            for key, value in item.info.to_dict().items():
-                group.attrs[key] = value
-            record = item.record
-            group.create_dataset("features", data=record.features)
-            group.create_dataset("frame_index", data=record.frame_index)
-            group.create_dataset("timestamp", data=record.timestamp)
-            for key, value in record.extras.items():
-                group.create_dataset(key, data=value)
+        versions = library_versions() if versions is None else versions
+        f.attrs["versions"] = canonical_json(versions)
+        for key in CORE_DATASETS:
+            f.create_dataset(key, data=columns["rows"][key])
+        table = f.create_group("videos")
+        for key, values in columns["videos"].items():
+            if key in STRING_COLUMNS:
+                table.create_dataset(key, data=np.array(values, dtype=object), dtype=_STR)
+            else:
+                table.create_dataset(key, data=values)
+        if columns["extras"]:
+            extras = f.create_group("extras")
+            for key, (values, offset, length) in columns["extras"].items():
+                group = extras.create_group(key)
+                group.create_dataset("values", data=values)
+                group.create_dataset("offset", data=offset)
+                group.create_dataset("length", data=length)
         f.flush()
-    publish(tmp, final)
-    return final
+
+
+def _columns(items: list[VideoFeatures]) -> dict:
+    """The shard's arrays, concatenated; a `ValueError` for what one shard cannot hold."""
+    ids = [item.video_id for item in items]
+    if len(set(ids)) != len(ids):
+        raise ValueError("a shard cannot hold the same video twice")
+    records = [item.record for item in items]
+    feats = [np.asarray(r.features, dtype=np.float32) for r in records]
+    widths = {x.shape[1:] for x in feats}
+    if any(x.ndim != 2 for x in feats) or len(widths) > 1:
+        shapes = sorted({str(x.shape) for x in feats})
+        raise ValueError(f"a shard's features must be 2-d of one width, got {', '.join(shapes)}")
+    width = widths.pop() if widths else (0,)
+    lengths = np.array([len(x) for x in feats], dtype=np.int64)
+    for r, x in zip(records, feats):
+        if np.shape(r.frame_index) != (len(x),) or np.shape(r.timestamp) != (len(x),):
+            raise ValueError("frame_index and timestamp need one entry per feature row")
+    rows = {
+        "features": _concat(feats, (0, *width), np.float32),
+        "frame_index": _concat([r.frame_index for r in records], (0,), np.int64),
+        "timestamp": _concat([r.timestamp for r in records], (0,), np.float64),
+    }
+    videos: dict[str, object] = {"video_id": ids, "source_path": [i.source_path for i in items]}
+    for key in INFO_COLUMNS:
+        values = [getattr(item.info, key) for item in items]
+        videos[key] = values if key in STRING_COLUMNS else np.array(values, INFO_DTYPES[key])
+    videos["offset"] = _offsets(lengths)
+    videos["length"] = lengths
+    extras = {}
+    keys = {tuple(sorted(r.extras)) for r in records}
+    if len(keys) > 1:
+        raise ValueError("every video of a shard must carry the same extras, got " + str(keys))
+    for key in sorted(keys.pop()) if keys else []:
+        parts = [np.asarray(r.extras[key]) for r in records]
+        kinds = {(x.dtype.str, x.shape[1:]) for x in parts}
+        if len(kinds) > 1 or parts[0].ndim == 0:
+            raise ValueError(f"extras {key!r} must share one dtype and row shape, got {kinds}")
+        length = np.array([len(x) for x in parts], dtype=np.int64)
+        extras[key] = (np.concatenate(parts), _offsets(length), length)
+    return {"rows": rows, "videos": videos, "extras": extras}
+
+
+def _concat(parts: list, empty_shape: tuple, dtype) -> np.ndarray:
+    if not parts:
+        return np.zeros(empty_shape, dtype)
+    return np.concatenate([np.asarray(p, dtype=dtype) for p in parts])
+
+
+def _offsets(lengths: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(lengths), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=out[1:])
+    return out
+
+
+# --- headers -------------------------------------------------------------------------------
 
 
 @dataclass
@@ -84,27 +186,232 @@ class ShardHeader:
     """Decode backend per video, parallel to video_ids (empty strings in older shards)."""
     versions: dict = field(default_factory=dict)
     """Library versions that made the shard (empty in older shards)."""
+    format_version: int = FORMAT_VERSION
 
 
 def read_header(path: Path) -> ShardHeader:
+    """The root attributes alone: cheap, whatever the shard holds."""
     with h5py.File(path, "r") as f:
-        if f.attrs.get("format") != FORMAT:
-            raise ValueError(f"{path.name} is not a harmcache shard")
-        spec = json.loads(f.attrs["spec"])
-        family = Family(str(f.attrs["extractor"]), str(f.attrs["fingerprint"]), spec)
-        ids = _strings(f.attrs["video_ids"])
-        backends = _strings(f.attrs["backends"]) if "backends" in f.attrs else [""] * len(ids)
-        versions = json.loads(f.attrs["versions"]) if "versions" in f.attrs else {}
-    return ShardHeader(family, ids, backends, versions)
+        return _header(f, path)
+
+
+def _header(f: h5py.File, path: Path) -> ShardHeader:
+    if f.attrs.get("format") != FORMAT:
+        raise ValueError(f"{path.name} is not a harmcache shard")
+    spec = json.loads(f.attrs["spec"])
+    family = Family(str(f.attrs["extractor"]), str(f.attrs["fingerprint"]), spec)
+    ids = _strings(f.attrs["video_ids"])
+    backends = _strings(f.attrs["backends"]) if "backends" in f.attrs else [""] * len(ids)
+    versions = json.loads(f.attrs["versions"]) if "versions" in f.attrs else {}
+    version = int(f.attrs.get("format_version", GROUPED_VERSION))
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"{path.name} has shard format_version {version}; this harmcache reads up to "
+            f"{FORMAT_VERSION} (upgrade harmcache)"
+        )
+    return ShardHeader(family, ids, backends, versions, version)
 
 
 def _strings(values) -> list[str]:
     return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
 
 
+# --- reading -------------------------------------------------------------------------------
+
+
+@dataclass
+class ShardBlock:
+    """Some or all videos of one shard as concatenated arrays: video i's rows are
+    `features[offsets[i] : offsets[i] + lengths[i]]`. Videos are in shard order."""
+
+    family: str
+    shard: str
+    video_ids: list[str]
+    offsets: np.ndarray
+    """(n,) int64 into the row arrays below."""
+    lengths: np.ndarray
+    """(n,) int64 rows per video."""
+    features: np.ndarray
+    """(R, D) float32, R = lengths.sum()."""
+    frame_index: np.ndarray
+    """(R,) int64."""
+    timestamp: np.ndarray
+    """(R,) float64."""
+    info: dict[str, np.ndarray]
+    """(n,) per-video columns: source_path, n_frames, fps, duration, width, height, backend."""
+    extras: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    """name → (values, offsets, lengths), like the rows; empty unless asked for."""
+
+    def __len__(self) -> int:
+        return len(self.video_ids)
+
+    def videos(self) -> list[VideoFeatures]:
+        """One `VideoFeatures` per video; their arrays are views of the block's."""
+        cols = {k: self.info[k].tolist() for k in (*INFO_COLUMNS, "source_path")}
+        starts, stops = self.offsets.tolist(), (self.offsets + self.lengths).tolist()
+        extras = {
+            key: (values, offset.tolist(), (offset + length).tolist())
+            for key, (values, offset, length) in self.extras.items()
+        }
+        out = []
+        for i, vid in enumerate(self.video_ids):
+            a, b = starts[i], stops[i]
+            more = {key: v[s[i] : e[i]] for key, (v, s, e) in extras.items()}
+            rows = (self.features[a:b], self.frame_index[a:b], self.timestamp[a:b])
+            record = FeatureRecord(*rows, more)
+            info = VideoInfo(*(cols[k][i] for k in INFO_COLUMNS))
+            out.append(VideoFeatures(vid, info, cols["source_path"][i], record))
+        return out
+
+
+def read_block(
+    path: Path, video_ids: list[str] | None = None, *, extras: bool = False, family: str = ""
+) -> ShardBlock:
+    """The videos `video_ids` (default: all) of one shard, in shard order, as concatenated
+    arrays. A few videos of a big shard cost a read of their own rows only."""
+    with h5py.File(path, "r") as f:
+        header = _header(f, path)
+        positions = _positions(header.video_ids, video_ids, path)
+        family = family or str(f.attrs.get("family", header.family.name))
+        if header.format_version == GROUPED_VERSION:
+            return _grouped_block(f, header, positions, extras, family, path.name)
+        return _columnar_block(f, header, positions, extras, family, path.name)
+
+
+def read_videos(
+    path: Path, video_ids: list[str] | None = None, *, extras: bool = True
+) -> dict[str, VideoFeatures]:
+    """The videos `video_ids` (default: all) of one shard, one `VideoFeatures` each."""
+    with h5py.File(path, "r") as f:
+        header = _header(f, path)
+        if header.format_version == GROUPED_VERSION:
+            wanted = header.video_ids if video_ids is None else video_ids
+            _positions(header.video_ids, wanted, path)
+            out = {}
+            for vid in wanted:
+                record, info, source = read_group(f[vid], extras=extras)
+                out[vid] = VideoFeatures(vid, info, source, record)
+            return out
+        positions = _positions(header.video_ids, video_ids, path)
+        block = _columnar_block(f, header, positions, extras, header.family.name, path.name)
+    return {v.video_id: v for v in block.videos()}
+
+
+def _positions(ids: list[str], wanted: list[str] | None, path: Path) -> np.ndarray:
+    if wanted is None:
+        return np.arange(len(ids))
+    where = {vid: i for i, vid in enumerate(ids)}
+    missing = [v for v in wanted if v not in where]
+    if missing:
+        raise KeyError(f"{path.name} does not hold the video {missing[0]}")
+    return np.unique(np.array([where[v] for v in wanted], dtype=np.int64))
+
+
+def _columnar_block(
+    f: h5py.File, header: ShardHeader, positions: np.ndarray, extras: bool, family: str, name: str
+) -> ShardBlock:
+    table = f["videos"]
+    offset, length = table["offset"][()], table["length"][()]
+    every = len(positions) == len(header.video_ids)
+    runs = None if every else _runs(offset[positions], length[positions])
+    sliced = runs is not None and _sliced(f["features"], runs)
+    rows = {key: _read_rows(f[key], runs, sliced) for key in CORE_DATASETS}
+    info = {}
+    for key in (*INFO_COLUMNS, "source_path"):
+        column = table[key].asstr()[()] if key in STRING_COLUMNS else table[key][()]
+        info[key] = column if every else column[positions]
+    more = {}
+    if extras and "extras" in f:
+        for key, group in f["extras"].items():
+            e_off, e_len = group["offset"][()][positions], group["length"][()][positions]
+            e_runs = None if every else _runs(e_off, e_len)
+            values = _read_rows(group["values"], e_runs, sliced)
+            more[key] = (values, _offsets(e_len), e_len)
+    return ShardBlock(
+        family,
+        name,
+        [header.video_ids[i] for i in positions],
+        _offsets(length[positions]),
+        length[positions],
+        rows["features"],
+        rows["frame_index"],
+        rows["timestamp"],
+        info,
+        more,
+    )
+
+
+def _runs(offset: np.ndarray, length: np.ndarray) -> list[tuple[int, int]]:
+    """Row ranges covering the chosen videos (in shard order), neighbours merged."""
+    runs: list[list[int]] = []
+    for a, n in zip(offset.tolist(), length.tolist()):
+        if runs and runs[-1][1] == a:
+            runs[-1][1] = a + n
+        elif n:
+            runs.append([a, a + n])
+    return [(a, b) for a, b in runs]
+
+
+def _sliced(ds: h5py.Dataset, runs: list[tuple[int, int]]) -> bool:
+    """Whether reading `runs` one by one beats one read of the whole of `ds` (the features:
+    the other row arrays follow the same plan)."""
+    row_bytes = ds.dtype.itemsize * int(np.prod(ds.shape[1:], dtype=np.int64))
+    wanted = sum(b - a for a, b in runs)
+    return wanted * row_bytes + len(runs) * READ_COST_BYTES < ds.shape[0] * row_bytes
+
+
+def _read_rows(ds: h5py.Dataset, runs: list[tuple[int, int]] | None, sliced: bool) -> np.ndarray:
+    """The rows of `runs` (None: every row), concatenated: read run by run when `sliced`,
+    else as one read of the whole dataset picked out in memory."""
+    if runs is None or runs == [(0, ds.shape[0])]:
+        return ds[()]
+    if not runs:
+        return np.zeros((0, *ds.shape[1:]), ds.dtype)
+    if sliced:
+        parts = [ds[a:b] for a, b in runs]
+    else:
+        whole = ds[()]
+        parts = [whole[a:b] for a, b in runs]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _grouped_block(
+    f: h5py.File, header: ShardHeader, positions: np.ndarray, extras: bool, family: str, name: str
+) -> ShardBlock:
+    """A block gathered from a format_version 1 shard (one group per video)."""
+    ids = [header.video_ids[i] for i in positions]
+    videos = [read_group(f[vid], extras=extras) for vid in ids]
+    records = [record for record, _, _ in videos]
+    lengths = np.array([len(r.features) for r in records], dtype=np.int64)
+    width = next((r.features.shape[1:] for r in records if r.features.ndim == 2), (0,))
+    info: dict[str, np.ndarray] = {
+        "source_path": np.array([source for _, _, source in videos], dtype=object)
+    }
+    for key in INFO_COLUMNS:
+        values = [getattr(i, key) for _, i, _ in videos]
+        info[key] = np.array(values, dtype=object if key in STRING_COLUMNS else INFO_DTYPES[key])
+    more = {}
+    for key in sorted(set.intersection(*(set(r.extras) for r in records))) if records else []:
+        parts = [r.extras[key] for r in records]
+        length = np.array([len(x) for x in parts], dtype=np.int64)
+        more[key] = (np.concatenate(parts), _offsets(length), length)
+    return ShardBlock(
+        family,
+        name,
+        ids,
+        _offsets(lengths),
+        lengths,
+        _concat([r.features for r in records], (0, *width), np.float32),
+        _concat([r.frame_index for r in records], (0,), np.int64),
+        _concat([r.timestamp for r in records], (0,), np.float64),
+        info,
+        more,
+    )
+
+
 def read_group(group: h5py.Group, *, extras: bool = True) -> tuple[FeatureRecord, VideoInfo, str]:
-    """One video's record; `extras=False` skips the raw arrays (detections, window frames)
-    that training never reads."""
+    """One video's record from a format_version 1 shard; `extras=False` skips the raw arrays
+    (detections, window frames) that training never reads."""
     more = {k: group[k][()] for k in group if k not in CORE_DATASETS} if extras else {}
     record = FeatureRecord(
         group["features"][()], group["frame_index"][()], group["timestamp"][()], more
@@ -119,3 +426,149 @@ def read_group(group: h5py.Group, *, extras: bool = True) -> tuple[FeatureRecord
         str(a["backend"]),
     )
     return record, info, str(a["source_path"])
+
+
+# --- migrating and checking ----------------------------------------------------------------
+
+
+def migrate_shard(path: Path) -> bool:
+    """Rewrite a shard of an older layout in the current one, keeping its name, attributes
+    and every array bit for bit, with the same commit as a new shard (temporary name, fsync,
+    rename). Returns False, touching nothing, when it is already current."""
+    header = read_header(path)
+    if header.format_version >= FORMAT_VERSION:
+        return False
+    before = read_videos(path)
+    items = [before[vid] for vid in header.video_ids]
+    columns = _columns(items)
+    tmp = temporary_name(path)
+    try:
+        write_shard_file(tmp, header.family, items, versions=header.versions, columns=columns)
+        after = read_videos(tmp)
+        changed = [vid for vid in header.video_ids if not _same_video(before[vid], after[vid])]
+        if changed:
+            raise ValueError(f"video {changed[0]} would not read back bit for bit")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    publish(tmp, path)
+    return True
+
+
+def _same_video(a: VideoFeatures, b: VideoFeatures) -> bool:
+    ra, rb = a.record, b.record
+    pairs = [(getattr(ra, k), getattr(rb, k)) for k in CORE_DATASETS]
+    pairs += [(ra.extras[k], rb.extras.get(k)) for k in ra.extras]
+    return (
+        a.info == b.info
+        and a.source_path == b.source_path
+        and ra.extras.keys() == rb.extras.keys()
+        and all(_same_bits(x, y) for x, y in pairs)
+    )
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray | None) -> bool:
+    if b is None or a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    return a.tobytes() == b.tobytes()
+
+
+def check_arrays(path: Path, header: ShardHeader, where: str, dim: int | None) -> list[str]:
+    """Problems with a shard's arrays: missing datasets, dtypes and shapes, offsets that do
+    not tile the rows, non-finite features. `where` prefixes each message."""
+    with h5py.File(path, "r") as f:
+        if header.format_version == GROUPED_VERSION:
+            return _check_groups(f, header, where, dim)
+        return _check_columns(f, header, where, dim)
+
+
+def _check_columns(f: h5py.File, header: ShardHeader, where: str, dim: int | None) -> list[str]:
+    ids, n = header.video_ids, len(header.video_ids)
+    names = ["videos/" + c for c in ("video_id", "source_path", *INFO_COLUMNS, "offset", "length")]
+    missing = [k for k in (*CORE_DATASETS, *names) if k not in f]
+    if missing:
+        return [f"{where}: missing dataset {missing[0]!r}"]
+    problems = []
+    short = [k for k in names if f[k].shape != (n,)]
+    if short:
+        return [f"{where}: {short[0]} has shape {f[short[0]].shape}, expected ({n},)"]
+    if _strings(f["videos/video_id"][()]) != ids:
+        problems.append(f"{where}: the video table does not match the video_ids attribute")
+    feats, idx, ts = (f[k] for k in CORE_DATASETS)
+    if feats.dtype != np.float32 or feats.ndim != 2:
+        got = f"{feats.dtype} {feats.shape}"
+        return [*problems, f"{where}: features must be 2-d float32, got {got}"]
+    rows = feats.shape[0]
+    if dim is not None and feats.shape[1] != dim:
+        problems.append(f"{where}: features are {feats.shape[1]}-d, expected {dim}")
+    if (idx.dtype, idx.shape, ts.dtype, ts.shape) != (np.int64, (rows,), np.float64, (rows,)):
+        problems.append(
+            f"{where}: frame_index/timestamp must be int64/float64 with {rows} rows, "
+            f"got {idx.dtype} {idx.shape} and {ts.dtype} {ts.shape}"
+        )
+    offset, length = f["videos/offset"][()], f["videos/length"][()]
+    tiling = _tiling_problem(offset, length, rows)
+    if tiling:
+        return [*problems, f"{where}: videos/offset and videos/length {tiling}"]
+    if "extras" in f:
+        for key, group in f["extras"].items():
+            parts = [k for k in ("values", "offset", "length") if k not in group]
+            if parts:
+                problems.append(f"{where}: extras/{key} has no {parts[0]!r}")
+                continue
+            e_off, e_len = group["offset"][()], group["length"][()]
+            if e_off.shape != (n,) or e_len.shape != (n,):
+                problems.append(f"{where}: extras/{key} offsets do not have one entry per video")
+                continue
+            tiling = _tiling_problem(e_off, e_len, len(group["values"]))
+            if tiling:
+                problems.append(f"{where}: extras/{key} offsets {tiling}")
+    ends = offset + length
+    bad: set[int] = set()
+    step = max(1, (64 << 20) // max(1, feats.shape[1] * 4))  # 64 MiB of rows per read
+    for start in range(0, rows, step):
+        finite = np.isfinite(feats[start : start + step]).all(axis=1)
+        rows_bad = start + np.flatnonzero(~finite)
+        bad.update(np.searchsorted(ends, rows_bad, side="right").tolist())
+    problems += [f"{where}:{ids[i][:12]}: features hold NaN or inf" for i in sorted(bad)]
+    return problems
+
+
+def _tiling_problem(offset: np.ndarray, length: np.ndarray, rows: int) -> str | None:
+    """Why (offset, length) do not lay the videos end to end over `rows` rows, or None."""
+    if offset.dtype.kind not in "iu" or length.dtype.kind not in "iu":
+        return f"must be integers, got {offset.dtype} and {length.dtype}"
+    if (length < 0).any():
+        return "hold a negative length"
+    if not np.array_equal(offset, _offsets(length)) or int(length.sum()) != rows:
+        return f"do not tile the {rows} rows end to end"
+    return None
+
+
+def _check_groups(f: h5py.File, header: ShardHeader, where: str, dim: int | None) -> list[str]:
+    problems = []
+    if set(f.keys()) != set(header.video_ids):
+        problems.append(f"{where}: groups do not match the video_ids attribute")
+    for vid in header.video_ids:
+        if vid not in f:
+            continue
+        g = f[vid]
+        try:
+            feats, idx, ts = g["features"], g["frame_index"], g["timestamp"]
+        except KeyError as exc:
+            problems.append(f"{where}:{vid[:12]}: missing dataset {exc}")
+            continue
+        if feats.dtype != np.float32 or feats.ndim != 2:
+            problems.append(
+                f"{where}:{vid[:12]}: features must be 2-d float32, got {feats.dtype} {feats.shape}"
+            )
+            continue
+        if dim is not None and feats.shape[1] != dim:
+            problems.append(f"{where}:{vid[:12]}: features are {feats.shape[1]}-d, expected {dim}")
+        if idx.shape != (feats.shape[0],) or ts.shape != (feats.shape[0],):
+            problems.append(
+                f"{where}:{vid[:12]}: frame_index/timestamp do not match {feats.shape[0]} rows"
+            )
+        if not np.isfinite(feats[()]).all():
+            problems.append(f"{where}:{vid[:12]}: features hold NaN or inf")
+    return problems
