@@ -45,6 +45,7 @@ HEADS: dict[str, str] = {
     "transformer": "harmcache.heads.transformer:TransformerHead",
     "lightgbm": "harmcache.heads.gbm:LightGBMHead",
     "logreg": "harmcache.heads.logreg:LogRegHead",
+    "mil": "harmcache.heads.mil:MILHead",
 }
 HEAD_FILE = "head.json"
 DEFAULT_THRESHOLD = 0.5
