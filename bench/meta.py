@@ -20,7 +20,8 @@ def git_commit() -> dict:
         out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
         return out.stdout.strip()
 
-    changed = git("diff", "--name-only", "HEAD").splitlines()
+    # Results are not measured code, and a run of every benchmark rewrites them as it goes.
+    changed = git("diff", "--name-only", "HEAD", "--", ".", ":(exclude)bench/results").splitlines()
     return {
         "commit": git("rev-parse", "HEAD") or None,
         "dirty": bool(changed),
