@@ -197,17 +197,22 @@ def test_asking_for_a_video_the_family_lacks_is_an_error(tmp_path):
 
 
 class ReadLog:
-    """Records every h5py dataset read: (dataset name, selection)."""
+    """Records every dataset read: (dataset name, selection), `()` for a whole dataset."""
 
     def __init__(self, monkeypatch):
         self.reads: list[tuple[str, object]] = []
-        original = h5py.Dataset.__getitem__
+        getitem, whole = h5py.Dataset.__getitem__, shard_mod._whole
 
-        def getitem(ds, key, *args, **kwargs):
+        def logged_getitem(ds, key, *args, **kwargs):
             self.reads.append((ds.name, key))
-            return original(ds, key, *args, **kwargs)
+            return getitem(ds, key, *args, **kwargs)
 
-        monkeypatch.setattr(h5py.Dataset, "__getitem__", getitem)
+        def logged_whole(group, name, **kwargs):
+            self.reads.append((f"{group.name.rstrip('/')}/{name}", ()))
+            return whole(group, name, **kwargs)
+
+        monkeypatch.setattr(h5py.Dataset, "__getitem__", logged_getitem)
+        monkeypatch.setattr(shard_mod, "_whole", logged_whole)
 
     def of(self, name: str) -> list[object]:
         return [key for ds, key in self.reads if ds == name]

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from h5py import h5d, h5s
 
 from harmcache.hashing import canonical_json
 from harmcache.provenance import library_versions
@@ -200,16 +201,24 @@ def _header(f: h5py.File, path: Path) -> ShardHeader:
         raise ValueError(f"{path.name} is not a harmcache shard")
     spec = json.loads(f.attrs["spec"])
     family = Family(str(f.attrs["extractor"]), str(f.attrs["fingerprint"]), spec)
-    ids = _strings(f.attrs["video_ids"])
+    ids, version = _layout(f, path)
     backends = _strings(f.attrs["backends"]) if "backends" in f.attrs else [""] * len(ids)
     versions = json.loads(f.attrs["versions"]) if "versions" in f.attrs else {}
+    return ShardHeader(family, ids, backends, versions, version)
+
+
+def _layout(f: h5py.File, path: Path) -> tuple[list[str], int]:
+    """The video ids and format_version: all a reader needs of the header (three attributes,
+    not the eight of `read_header`; they cost a visible share of reading a small shard)."""
+    if f.attrs.get("format") != FORMAT:
+        raise ValueError(f"{path.name} is not a harmcache shard")
     version = int(f.attrs.get("format_version", GROUPED_VERSION))
     if version > FORMAT_VERSION:
         raise ValueError(
             f"{path.name} has shard format_version {version}; this harmcache reads up to "
             f"{FORMAT_VERSION} (upgrade harmcache)"
         )
-    return ShardHeader(family, ids, backends, versions, version)
+    return _strings(f.attrs["video_ids"]), version
 
 
 def _strings(values) -> list[str]:
@@ -247,20 +256,21 @@ class ShardBlock:
 
     def videos(self) -> list[VideoFeatures]:
         """One `VideoFeatures` per video; their arrays are views of the block's."""
-        cols = {k: self.info[k].tolist() for k in (*INFO_COLUMNS, "source_path")}
-        starts, stops = self.offsets.tolist(), (self.offsets + self.lengths).tolist()
-        extras = {
-            key: (values, offset.tolist(), (offset + length).tolist())
+        infos = zip(*(self.info[k].tolist() for k in INFO_COLUMNS))
+        sources = self.info["source_path"].tolist()
+        bounds = zip(self.offsets.tolist(), (self.offsets + self.lengths).tolist())
+        extras = [
+            (key, values, offset.tolist(), (offset + length).tolist())
             for key, (values, offset, length) in self.extras.items()
-        }
+        ]
+        feats, index, stamps = self.features, self.frame_index, self.timestamp
         out = []
-        for i, vid in enumerate(self.video_ids):
-            a, b = starts[i], stops[i]
-            more = {key: v[s[i] : e[i]] for key, (v, s, e) in extras.items()}
-            rows = (self.features[a:b], self.frame_index[a:b], self.timestamp[a:b])
-            record = FeatureRecord(*rows, more)
-            info = VideoInfo(*(cols[k][i] for k in INFO_COLUMNS))
-            out.append(VideoFeatures(vid, info, cols["source_path"][i], record))
+        for i, (vid, info, source, (a, b)) in enumerate(
+            zip(self.video_ids, infos, sources, bounds)
+        ):
+            more = {key: v[s[i] : e[i]] for key, v, s, e in extras}
+            record = FeatureRecord(feats[a:b], index[a:b], stamps[a:b], more)
+            out.append(VideoFeatures(vid, VideoInfo(*info), source, record))
         return out
 
 
@@ -270,12 +280,12 @@ def read_block(
     """The videos `video_ids` (default: all) of one shard, in shard order, as concatenated
     arrays. A few videos of a big shard cost a read of their own rows only."""
     with h5py.File(path, "r") as f:
-        header = _header(f, path)
-        positions = _positions(header.video_ids, video_ids, path)
-        family = family or str(f.attrs.get("family", header.family.name))
-        if header.format_version == GROUPED_VERSION:
-            return _grouped_block(f, header, positions, extras, family, path.name)
-        return _columnar_block(f, header, positions, extras, family, path.name)
+        ids, version = _layout(f, path)
+        positions = _positions(ids, video_ids, path)
+        family = family or str(f.attrs["family"])
+        if version == GROUPED_VERSION:
+            return _grouped_block(f, ids, positions, extras, family, path.name)
+        return _columnar_block(f, ids, positions, extras, family, path.name)
 
 
 def read_videos(
@@ -283,17 +293,17 @@ def read_videos(
 ) -> dict[str, VideoFeatures]:
     """The videos `video_ids` (default: all) of one shard, one `VideoFeatures` each."""
     with h5py.File(path, "r") as f:
-        header = _header(f, path)
-        if header.format_version == GROUPED_VERSION:
-            wanted = header.video_ids if video_ids is None else video_ids
-            _positions(header.video_ids, wanted, path)
+        ids, version = _layout(f, path)
+        if version == GROUPED_VERSION:
+            wanted = ids if video_ids is None else video_ids
+            _positions(ids, wanted, path)
             out = {}
             for vid in wanted:
                 record, info, source = read_group(f[vid], extras=extras)
                 out[vid] = VideoFeatures(vid, info, source, record)
             return out
-        positions = _positions(header.video_ids, video_ids, path)
-        block = _columnar_block(f, header, positions, extras, header.family.name, path.name)
+        positions = _positions(ids, video_ids, path)
+        block = _columnar_block(f, ids, positions, extras, "", path.name)
     return {v.video_id: v for v in block.videos()}
 
 
@@ -308,29 +318,30 @@ def _positions(ids: list[str], wanted: list[str] | None, path: Path) -> np.ndarr
 
 
 def _columnar_block(
-    f: h5py.File, header: ShardHeader, positions: np.ndarray, extras: bool, family: str, name: str
+    f: h5py.File, ids: list[str], positions: np.ndarray, extras: bool, family: str, name: str
 ) -> ShardBlock:
     table = f["videos"]
-    offset, length = table["offset"][()], table["length"][()]
-    every = len(positions) == len(header.video_ids)
+    offset, length = _whole(f, "videos/offset"), _whole(f, "videos/length")
+    every = len(positions) == len(ids)
     runs = None if every else _runs(offset[positions], length[positions])
     sliced = runs is not None and _sliced(f["features"], runs)
-    rows = {key: _read_rows(f[key], runs, sliced) for key in CORE_DATASETS}
+    rows = {key: _read_rows(f, key, runs, sliced) for key in CORE_DATASETS}
     info = {}
     for key in (*INFO_COLUMNS, "source_path"):
-        column = table[key].asstr()[()] if key in STRING_COLUMNS else table[key][()]
+        column = _whole(table, key, text=key in STRING_COLUMNS)
         info[key] = column if every else column[positions]
     more = {}
     if extras and "extras" in f:
         for key, group in f["extras"].items():
-            e_off, e_len = group["offset"][()][positions], group["length"][()][positions]
+            e_off = _whole(group, "offset")[positions]
+            e_len = _whole(group, "length")[positions]
             e_runs = None if every else _runs(e_off, e_len)
-            values = _read_rows(group["values"], e_runs, sliced)
+            values = _read_rows(group, "values", e_runs, sliced)
             more[key] = (values, _offsets(e_len), e_len)
     return ShardBlock(
         family,
         name,
-        [header.video_ids[i] for i in positions],
+        [ids[i] for i in positions],
         _offsets(length[positions]),
         length[positions],
         rows["features"],
@@ -339,6 +350,19 @@ def _columnar_block(
         info,
         more,
     )
+
+
+def _whole(group: h5py.Group, name: str, *, text: bool = False) -> np.ndarray:
+    """A dataset read whole through h5py's low-level API, which costs a fraction of a
+    high-level read: a shard has a dozen small columns, so that overhead shows. `text`: a
+    column of UTF-8 strings, returned as an object array of str."""
+    ds = h5d.open(group.id, name.encode())
+    out = np.empty(ds.shape, _STR if text else ds.dtype)
+    if out.size:
+        ds.read(h5s.ALL, h5s.ALL, out)
+    if text:
+        out[:] = [v.decode() if isinstance(v, bytes) else v for v in out.tolist()]
+    return out
 
 
 def _runs(offset: np.ndarray, length: np.ndarray) -> list[tuple[int, int]]:
@@ -360,26 +384,30 @@ def _sliced(ds: h5py.Dataset, runs: list[tuple[int, int]]) -> bool:
     return wanted * row_bytes + len(runs) * READ_COST_BYTES < ds.shape[0] * row_bytes
 
 
-def _read_rows(ds: h5py.Dataset, runs: list[tuple[int, int]] | None, sliced: bool) -> np.ndarray:
-    """The rows of `runs` (None: every row), concatenated: read run by run when `sliced`,
-    else as one read of the whole dataset picked out in memory."""
-    if runs is None or runs == [(0, ds.shape[0])]:
-        return ds[()]
+def _read_rows(
+    group: h5py.Group, name: str, runs: list[tuple[int, int]] | None, sliced: bool
+) -> np.ndarray:
+    """The rows of `runs` (None: every row) of `group[name]`, concatenated: read run by run
+    when `sliced`, else as one read of the whole dataset picked out in memory."""
+    if runs is None:
+        return _whole(group, name)
     if not runs:
+        ds = group[name]
         return np.zeros((0, *ds.shape[1:]), ds.dtype)
     if sliced:
+        ds = group[name]
         parts = [ds[a:b] for a, b in runs]
     else:
-        whole = ds[()]
+        whole = _whole(group, name)
         parts = [whole[a:b] for a, b in runs]
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _grouped_block(
-    f: h5py.File, header: ShardHeader, positions: np.ndarray, extras: bool, family: str, name: str
+    f: h5py.File, ids: list[str], positions: np.ndarray, extras: bool, family: str, name: str
 ) -> ShardBlock:
     """A block gathered from a format_version 1 shard (one group per video)."""
-    ids = [header.video_ids[i] for i in positions]
+    ids = [ids[i] for i in positions]
     videos = [read_group(f[vid], extras=extras) for vid in ids]
     records = [record for record, _, _ in videos]
     lengths = np.array([len(r.features) for r in records], dtype=np.int64)
