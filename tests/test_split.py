@@ -1,6 +1,10 @@
-"""Stratified, seeded, grouped splits, saved and reused."""
+"""Hash-assigned, stratified, grouped, seeded splits: saved, reused, and stable as videos are
+added."""
 
 from __future__ import annotations
+
+import json
+from collections import Counter
 
 import pytest
 
@@ -8,38 +12,88 @@ from harmcache.errors import DataError, UsageError
 from harmcache.train.labels import LabeledVideo
 from harmcache.train.split import (
     check_split,
+    missing_classes,
     read_split,
+    split_from_labels,
     split_from_run,
     stratified_split,
     write_split,
 )
 
 
-def videos(n_pos=20, n_neg=50):
+def videos(n_pos=20, n_neg=50, start=0, groups=None):
     return [
-        LabeledVideo(f"{i:064x}", int(i < n_pos), [f"/v/{i}.mp4"]) for i in range(n_pos + n_neg)
+        LabeledVideo(
+            f"{i:064x}",
+            int(i - start < n_pos),
+            [f"/v/{i}.mp4"],
+            group=groups(i) if groups else None,
+        )
+        for i in range(start, start + n_pos + n_neg)
     ]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_stratified_and_seeded(seed):
+def test_seeded_and_independent_of_order(seed):
     vs = videos()
     a = stratified_split(vs, val_fraction=0.2, test_fraction=0.1, seed=seed)
     assert a == stratified_split(list(reversed(vs)), val_fraction=0.2, test_fraction=0.1, seed=seed)
-    for label, n in ((1, 20), (0, 50)):
-        parts = [a[v.video_id] for v in vs if v.label == label]
-        assert parts.count("val") == round(n * 0.2)
-        assert parts.count("test") >= 1
-    assert a != stratified_split(vs, val_fraction=0.2, seed=seed + 10)
+    assert a != stratified_split(vs, val_fraction=0.2, test_fraction=0.1, seed=seed + 10)
 
 
-def test_small_classes_still_reach_validation():
-    a = stratified_split(videos(n_pos=2, n_neg=3), val_fraction=0.1)
-    check_split(videos(n_pos=2, n_neg=3), a)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_each_class_gets_its_fractions_on_a_large_set(seed):
+    vs = videos(n_pos=1000, n_neg=3000)
+    a = stratified_split(vs, seed=seed)  # defaults: val 0.15, test 0.15
+    for label, n in ((1, 1000), (0, 3000)):
+        parts = Counter(a[v.video_id] for v in vs if v.label == label)
+        assert abs(parts["val"] / n - 0.15) < 0.035 and abs(parts["test"] / n - 0.15) < 0.035
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_small_sets_get_every_class_on_every_side(seed):
+    # 29 videos like the demo set: a 15 % test split would often draw no safe video by chance.
+    vs = videos(n_pos=21, n_neg=8)
+    a = stratified_split(vs, seed=seed)
+    for part in ("train", "val", "test"):
+        assert {v.label for v in vs if a[v.video_id] == part} == {0, 1}, (seed, part)
+    check_split(vs, a)
+    assert missing_classes(vs, a) == []
+
+
+def test_a_class_too_small_to_share_is_a_clear_error():
+    vs = videos(n_pos=1, n_neg=10)
+    a = stratified_split(vs)
+    with pytest.raises(DataError, match=r"split needs both classes but has .*; the labels hold 1 "):
+        check_split(vs, a)
+
+
+def test_adding_videos_moves_no_assigned_video():
+    old = videos(n_pos=200, n_neg=600)
+    new = old + videos(n_pos=50, n_neg=150, start=800)
+    a, b = stratified_split(old, seed=4), stratified_split(new, seed=4)
+    assert all(b[v] == side for v, side in a.items())
+
+
+def test_changing_the_validation_share_keeps_the_test_set():
+    vs = videos(n_pos=200, n_neg=600)
+    a = stratified_split(vs, val_fraction=0.15)
+    b = stratified_split(vs, val_fraction=0.25)
+    assert {v for v, s in a.items() if s == "test"} == {v for v, s in b.items() if s == "test"}
+
+
+def test_a_group_stays_on_one_side():
+    vs = videos(n_pos=100, n_neg=300, groups=lambda i: f"source-{i // 5}")
+    a = stratified_split(vs, seed=2)
+    sides: dict[str, set] = {}
+    for v in vs:
+        sides.setdefault(v.group, set()).add(a[v.video_id])
+    assert all(len(s) == 1 for s in sides.values())
+    assert set().union(*sides.values()) == {"train", "val", "test"}
 
 
 def test_bad_fractions():
-    with pytest.raises(UsageError, match=r"--val-fraction"):
+    with pytest.raises(UsageError, match=r"--val-fraction \(0.7\) and --test-fraction \(0.4\)"):
         stratified_split(videos(), val_fraction=0.7, test_fraction=0.4)
 
 
@@ -54,16 +108,48 @@ def test_grouped_by_video_id(tmp_path):
     assert len({r["split"] for r in rows if r["video_id"] == vs[0].video_id}) == 1
 
 
-def test_split_from_run(tmp_path):
-    vs = videos()
-    a = stratified_split(vs, seed=3)
+def _saved_run(tmp_path, vs, seed=3):
+    a = stratified_split(vs, seed=seed)
     write_split(tmp_path / "split.csv", vs, a)
-    assert split_from_run(tmp_path, vs) == a
-    extra = vs + [LabeledVideo("f" * 64, 1, ["/new.mp4"])]
-    with pytest.raises(DataError, match=r"1 of the labelled videos are not in its split"):
-        split_from_run(tmp_path, extra)
+    split = {"seed": seed, "val_fraction": 0.15, "test_fraction": 0.15}
+    (tmp_path / "config.json").write_text(json.dumps({"seed": seed, "split": split}))
+    return a
+
+
+def test_split_from_run_keeps_sides_and_assigns_new_videos_by_the_rule(tmp_path):
+    vs = videos(n_pos=200, n_neg=600, groups=lambda i: f"g{i // 4}")
+    a = _saved_run(tmp_path, vs)
+    assert split_from_run(tmp_path, vs).assignment == a
+    # New videos: one joins a group the run already placed, the others are new groups.
+    joined = LabeledVideo("e" * 64, 1, ["/joined.mp4"], group="g0")
+    fresh = videos(n_pos=20, n_neg=20, start=5000, groups=lambda i: f"h{i}")
+    inherited = split_from_run(tmp_path, vs + [joined] + fresh)
+    assert all(inherited.assignment[v] == side for v, side in a.items())
+    assert inherited.assignment[joined.video_id] == a[vs[0].video_id]
+    assert inherited.new_by_group == 1 and sum(inherited.new.values()) == 41
+    # The same rule as a fresh split of everything would give the new groups.
+    everything = stratified_split(vs + fresh, seed=3)
+    assert all(inherited.assignment[v.video_id] == everything[v.video_id] for v in fresh)
     with pytest.raises(UsageError, match=r"no split.csv there"):
         split_from_run(tmp_path / "nothing", vs)
+
+
+def test_split_from_run_refuses_a_group_that_would_straddle(tmp_path):
+    vs = videos(n_pos=30, n_neg=90)
+    a = _saved_run(tmp_path, vs)
+    by_side = {side: next(v for v in vs if a[v.video_id] == side) for side in ("train", "val")}
+    for v in by_side.values():
+        v.group = "same-source"
+    with pytest.raises(DataError, match=r"group 'same-source' would straddle its split"):
+        split_from_run(tmp_path, vs)
+
+
+def test_a_group_may_not_straddle_the_split_column():
+    vs = videos(n_pos=2, n_neg=2)
+    for v, side in zip(vs, ("train", "val", "train", "val")):
+        v.split, v.group = side, "one"
+    with pytest.raises(DataError, match=r"group 'one' straddles the split column"):
+        split_from_labels(vs)
 
 
 def test_validation_needs_both_classes():

@@ -40,6 +40,8 @@ class LabelRow:
     """Where it came from, for messages: 'labels.csv:12' or 'folder/violence'."""
     base: Path
     """Folder that relative paths are resolved against first."""
+    group: str | None = None
+    """Related clips (same source video, same uploader) share a group and a side of the split."""
 
 
 @dataclass
@@ -50,6 +52,7 @@ class LabeledVideo:
     label: int
     paths: list[str]
     split: str | None = None
+    group: str | None = None
 
 
 @dataclass
@@ -107,7 +110,8 @@ class JoinReport:
 
 # --- reading -----------------------------------------------------------------------------------
 def read_labels(source: str | Path, positive: list[str] | None = None) -> list[LabelRow]:
-    """Label rows from a CSV (`path,label[,split]`) or a folder with one subfolder per class.
+    """Label rows from a CSV (`path,label[,split][,group]`) or a folder with one subfolder per
+    class.
 
     Labels are 0/1, or names: with `positive` (case-insensitive) the listed names are 1 and
     every other name is 0."""
@@ -123,7 +127,7 @@ def read_labels(source: str | Path, positive: list[str] | None = None) -> list[L
     return _binarise(raw, positive, source)
 
 
-def _read_csv(path: Path) -> list[tuple[str, str, str | None, str]]:
+def _read_csv(path: Path) -> list[tuple[str, str, str | None, str, str | None]]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -134,7 +138,7 @@ def _read_csv(path: Path) -> list[tuple[str, str, str | None, str]]:
     key_col = next((c for c in KEY_COLUMNS if c in columns), None)
     if key_col is None or "label" not in columns:
         raise DataError(
-            f"{path.name} needs a header with columns path,label[,split]; found: "
+            f"{path.name} needs a header with columns path,label[,split][,group]; found: "
             f"{', '.join(columns) or 'nothing'}"
         )
     rows = []
@@ -143,18 +147,19 @@ def _read_csv(path: Path) -> list[tuple[str, str, str | None, str]]:
         if not key:
             continue
         split = (row.get("split") or "").strip().lower() or None
-        rows.append((key, (row.get("label") or "").strip(), split, f"{path.name}:{line}"))
+        group = (row.get("group") or "").strip() or None
+        rows.append((key, (row.get("label") or "").strip(), split, f"{path.name}:{line}", group))
     if "split" in columns:
         _check_split_column(rows, path)
     return rows
 
 
 def _check_split_column(rows: list, path: Path) -> None:
-    bad = [(w, s) for _, _, s, w in rows if s is not None and s not in SPLIT_VALUES]
+    bad = [(w, s) for _, _, s, w, _ in rows if s is not None and s not in SPLIT_VALUES]
     if bad:
         where, value = bad[0]
         raise DataError(f"{where}: split must be train, val or test, got {value!r}")
-    empty = [w for _, _, s, w in rows if s is None]
+    empty = [w for _, _, s, w, _ in rows if s is None]
     if empty and len(empty) < len(rows):
         raise DataError(
             f"{path.name}: the split column is empty in {len(empty)} rows (e.g. {empty[0]}); "
@@ -162,7 +167,7 @@ def _check_split_column(rows: list, path: Path) -> None:
         )
 
 
-def _read_folder(folder: Path) -> list[tuple[str, str, str | None, str]]:
+def _read_folder(folder: Path) -> list[tuple[str, str, str | None, str, str | None]]:
     rows = []
     for class_dir in sorted(
         p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
@@ -170,14 +175,20 @@ def _read_folder(folder: Path) -> list[tuple[str, str, str | None, str]]:
         for file in sorted(class_dir.rglob("*")):
             if file.is_file() and file.suffix.lower() in VIDEO_SUFFIXES:
                 rows.append(
-                    (str(file.resolve()), class_dir.name, None, f"{folder.name}/{class_dir.name}")
+                    (
+                        str(file.resolve()),
+                        class_dir.name,
+                        None,
+                        f"{folder.name}/{class_dir.name}",
+                        None,
+                    )
                 )
     return rows
 
 
 def _binarise(raw: list, positive: list[str] | None, source: Path) -> list[LabelRow]:
     base = source if source.is_dir() else source.parent
-    values = Counter(label for _, label, _, _ in raw)
+    values = Counter(label for _, label, _, _, _ in raw)
     if positive:
         names = {p.strip().lower() for p in positive if p.strip()}
         found = {v.lower() for v in values}
@@ -197,7 +208,10 @@ def _binarise(raw: list, positive: list[str] | None, source: Path) -> list[Label
                     f"names are harmful (labels found: {_show(values)})"
                 )
             to_int[v] = number
-    return [LabelRow(key, to_int[label], split, where, base) for key, label, split, where in raw]
+    return [
+        LabelRow(key, to_int[label], split, where, base, group)
+        for key, label, split, where, group in raw
+    ]
 
 
 def _as_binary(value: str) -> int | None:
@@ -237,7 +251,7 @@ def join_labels(rows: list[LabelRow], cache: FeatureCache) -> tuple[list[Labeled
         report.matched_rows += 1
         path = path or first_path.get(vid, vid)
         if vid not in videos:
-            videos[vid] = LabeledVideo(vid, row.label, [path], row.split)
+            videos[vid] = LabeledVideo(vid, row.label, [path], row.split, row.group)
             origin[vid] = row.where
             continue
         report.duplicate_rows += 1
@@ -251,6 +265,12 @@ def join_labels(rows: list[LabelRow], cache: FeatureCache) -> tuple[list[Labeled
             raise DataError(
                 f"{row.where} and {origin[vid]} are the same video ({vid[:12]}) but are put in "
                 f"different splits ({row.split} vs {known.split})"
+            )
+        if known.group != row.group:
+            raise DataError(
+                f"{row.where} and {origin[vid]} are the same video ({vid[:12]}) but are put in "
+                f"different groups ({row.group or '<none>'} vs {known.group or '<none>'}); "
+                "give identical files one group"
             )
         if path not in known.paths:
             known.paths.append(path)

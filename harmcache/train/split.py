@@ -1,107 +1,219 @@
-"""Train/val/test splits: stratified by label, grouped by video id, seeded, saved in the run.
+"""Train/val/test splits: hash-assigned, stratified by label, grouped, seeded, saved in the run.
 
-A video id is the hash of the bytes, so duplicate files are one `LabeledVideo` and can never
-straddle the split. Every head trained with `--split-from` uses the same split.
+The side of a video is decided by a seeded hash of its group (the labels file's `group` column,
+e.g. the source video or the uploader; without one, the video id, so byte-identical files are
+one unit): u = hash(seed, group) in [0, 1) goes to test below `test_fraction`, to val below
+`test_fraction + val_fraction`, and to train above. A video's side therefore depends on nothing
+but its own group and the seed: adding videos never moves one already assigned, and
+`--split-from RUN` assigns new videos by the same rule.
+
+Within each class the hash is uniform, so each side gets its fraction of every class on
+average (stratified). Small sets need more: with 30 videos a 15 % test split may draw no
+harmful video. So, per class, a side with none of that class takes the unit of the class whose
+hash lies nearest its interval, from a side that has two or more (train first, then val, then
+test). Only sets that small are touched; `--split-from` keeps every existing assignment.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 from harmcache.errors import DataError, UsageError
 from harmcache.train.labels import SPLIT_VALUES, LabeledVideo
 
 SPLIT_FILE = "split.csv"
+DEFAULT_VAL_FRACTION = 0.15
+DEFAULT_TEST_FRACTION = 0.15
+HASH_VERSION = "harmcache-split/1"
+"""Part of every hash: changing the rule changes the version, and so every assignment."""
 
 
-def stratified_split(
-    videos: list[LabeledVideo],
-    *,
-    val_fraction: float = 0.2,
-    test_fraction: float = 0.0,
-    seed: int = 0,
-) -> dict[str, str]:
-    """video id → train | val | test. Within each class the ids (sorted, so the input order
-    does not matter) are shuffled with `seed`; each held-out part gets at least one video of a
-    class that has two or more."""
+def unit_of(video: LabeledVideo) -> str:
+    """What is assigned as one: the video's group, or the video id when it has none."""
+    return f"group:{video.group}" if video.group else video.video_id
+
+
+def unit_hash(unit: str, seed: int) -> float:
+    """A number in [0, 1) fixed by the unit and the seed alone."""
+    digest = hashlib.sha256(f"{HASH_VERSION}:{seed}:{unit}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def side_of(u: float, val_fraction: float, test_fraction: float) -> str:
+    """The hash rule: [0, test) → test, [test, test + val) → val, the rest → train."""
+    if u < test_fraction:
+        return "test"
+    return "val" if u < test_fraction + val_fraction else "train"
+
+
+def check_fractions(val_fraction: float, test_fraction: float) -> None:
     if not 0 < val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
         raise UsageError(
             f"--val-fraction ({val_fraction}) and --test-fraction ({test_fraction}) must be in "
             "[0, 1) with val > 0 and a sum below 1"
         )
-    rng = np.random.default_rng(seed)
-    out: dict[str, str] = {}
-    for label in (0, 1):
-        ids = sorted(v.video_id for v in videos if v.label == label)
-        ids = [ids[i] for i in rng.permutation(len(ids))]
-        n_val = _share(len(ids), val_fraction)
-        n_test = (
-            _share(len(ids) - n_val, test_fraction / (1 - val_fraction)) if test_fraction else 0
-        )
-        for i, vid in enumerate(ids):
-            out[vid] = "val" if i < n_val else "test" if i < n_val + n_test else "train"
-    return out
 
 
-def _share(n: int, fraction: float) -> int:
-    if n < 2:
-        return 0
-    return int(min(max(round(n * fraction), 1), n - 1))
+def stratified_split(
+    videos: list[LabeledVideo],
+    *,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    test_fraction: float = DEFAULT_TEST_FRACTION,
+    seed: int = 0,
+) -> dict[str, str]:
+    """video id → train | val | test by the hash rule, every video of a group on one side,
+    then the small-set repair (see the module docstring)."""
+    check_fractions(val_fraction, test_fraction)
+    units: dict[str, list[LabeledVideo]] = {}
+    for v in videos:
+        units.setdefault(unit_of(v), []).append(v)
+    u = {name: unit_hash(name, seed) for name in units}
+    side = {name: side_of(u[name], val_fraction, test_fraction) for name in units}
+    # A group's class, for the repair: harmful if any of its videos is.
+    label = {name: max(v.label for v in members) for name, members in units.items()}
+    intervals = {
+        "test": (0.0, test_fraction),
+        "val": (test_fraction, test_fraction + val_fraction),
+        "train": (test_fraction + val_fraction, 1.0),
+    }
+    wanted = ["train", "val"] + (["test"] if test_fraction > 0 else [])
+    for cls in (0, 1):
+        for part in wanted:
+            members = [n for n in sorted(units) if label[n] == cls]
+            count = Counter(side[n] for n in members)
+            if count[part]:
+                continue
+            donors = [n for n in members if side[n] != part and count[side[n]] >= 2]
+            if not donors:
+                continue
+            lo, hi = intervals[part]
+            nearest = min(donors, key=lambda n: (max(lo - u[n], u[n] - hi, 0.0), n))
+            side[nearest] = part
+    return {v.video_id: side[unit_of(v)] for v in videos}
 
 
 def split_from_labels(videos: list[LabeledVideo]) -> dict[str, str] | None:
-    """The split written in the labels file's `split` column, if it has one."""
+    """The split written in the labels file's `split` column, if it has one. A group may not
+    straddle it."""
     if all(v.split is None for v in videos):
         return None
+    seen: dict[str, tuple[str, str]] = {}
+    for v in videos:
+        if not v.group or v.split is None:
+            continue
+        first = seen.setdefault(v.group, (v.split, v.video_id))
+        if first[0] != v.split:
+            raise DataError(
+                f"group {v.group!r} straddles the split column: {first[1][:12]} is in "
+                f"{first[0]} and {v.video_id[:12]} in {v.split}; put a group on one side"
+            )
     return {v.video_id: v.split for v in videos if v.split is not None}
 
 
-def split_from_run(run_dir: str | Path, videos: list[LabeledVideo]) -> dict[str, str]:
-    """Another run's split for these videos. Every video must be in it."""
+@dataclass
+class Inherited:
+    """`--split-from`: the other run's sides, and how the videos it lacked were assigned."""
+
+    assignment: dict[str, str]
+    new: Counter = field(default_factory=Counter)
+    """side → videos not in the other run, assigned by its group or the hash rule"""
+    new_by_group: int = 0
+    """of those, videos that joined a group the other run had already placed"""
+
+
+def split_from_run(run_dir: str | Path, videos: list[LabeledVideo]) -> Inherited:
+    """Another run's split for these videos. Videos it does not hold join their group's side
+    if it placed the group, else the side the hash rule gives with its seed and fractions."""
+    import json
+
     path = Path(run_dir) / SPLIT_FILE
     if not path.exists():
         raise UsageError(f"--split-from {run_dir}: no {SPLIT_FILE} there")
-    assigned = {row["video_id"]: row["split"] for row in read_split(path)}
-    missing = [v.video_id for v in videos if v.video_id not in assigned]
-    if missing:
-        raise DataError(
-            f"--split-from {run_dir}: {len(missing)} of the labelled videos are not in its split "
-            f"(e.g. {missing[0][:12]}); train without --split-from, or use the same labels"
-        )
-    return {v.video_id: assigned[v.video_id] for v in videos}
+    rows = read_split(path)
+    assigned = {row["video_id"]: row["split"] for row in rows}
+    by_group = {f"group:{row['group']}": row["split"] for row in rows if row.get("group")}
+    config_path = Path(run_dir) / "config.json"
+    config = json.loads(config_path.read_text()) if config_path.exists() else {}
+    split_config = config.get("split", {})
+    seed = int(split_config.get("seed", config.get("seed", 0)))
+    val_fraction = float(split_config.get("val_fraction", DEFAULT_VAL_FRACTION))
+    test_fraction = float(split_config.get("test_fraction", DEFAULT_TEST_FRACTION))
+    # A group's side: where the other run put any of its videos (by this labels file's groups).
+    for v in videos:
+        old = assigned.get(v.video_id)
+        if old is None or not v.group:
+            continue
+        placed = by_group.setdefault(unit_of(v), old)
+        if placed != old:
+            raise DataError(
+                f"--split-from {run_dir}: group {v.group!r} would straddle its split "
+                f"({v.video_id[:12]} is in {old}, other videos of the group in {placed}); "
+                "regroup, or train without --split-from"
+            )
+    out = Inherited({})
+    for v in videos:
+        if v.video_id in assigned:
+            out.assignment[v.video_id] = assigned[v.video_id]
+            continue
+        unit = unit_of(v)
+        if unit in by_group:
+            side = by_group[unit]
+            out.new_by_group += 1
+        else:
+            side = side_of(unit_hash(unit, seed), val_fraction, test_fraction)
+        out.assignment[v.video_id] = side
+        out.new[side] += 1
+    return out
 
 
 def check_split(videos: list[LabeledVideo], assignment: dict[str, str]) -> None:
-    """Training and validation each need both classes."""
+    """Training and validation each need both classes; a group stays on one side."""
     for part in ("train", "val"):
         counts = Counter(v.label for v in videos if assignment.get(v.video_id) == part)
         if len(counts) < 2:
             have = ", ".join(f"{n} labelled {k}" for k, n in sorted(counts.items())) or "no videos"
+            total = Counter(v.label for v in videos)
             raise DataError(
-                f"the {part} split needs both classes but has {have}; add labelled videos or "
+                f"the {part} split needs both classes but has {have}; the labels hold "
+                f"{total[1]} harmful and {total[0]} safe videos (each side needs at least one of "
+                "each, so a class needs 2 or more, 3 with a test split); add labelled videos or "
                 "change the split"
             )
 
 
+def missing_classes(videos: list[LabeledVideo], assignment: dict[str, str]) -> list[str]:
+    """Notes for a test split that lacks a class (its recall or precision cannot be measured)."""
+    test = Counter(v.label for v in videos if assignment.get(v.video_id) == "test")
+    if not sum(test.values()):
+        return []
+    return [
+        f"the test split has no {name} videos: its {what} cannot be measured"
+        for cls, name, what in ((1, "harmful", "recall"), (0, "safe", "false-positive rate"))
+        if not test[cls]
+    ]
+
+
 def write_split(path: Path, videos: list[LabeledVideo], assignment: dict[str, str]) -> None:
-    """One row per labelled path: video_id,path,label,split."""
+    """One row per labelled path: video_id,path,label,split,group."""
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["video_id", "path", "label", "split"])
+        writer.writerow(["video_id", "path", "label", "split", "group"])
         for v in videos:
             for p in v.paths:
-                writer.writerow([v.video_id, p, v.label, assignment[v.video_id]])
+                writer.writerow([v.video_id, p, v.label, assignment[v.video_id], v.group or ""])
 
 
 def read_split(path: Path) -> list[dict]:
+    """The rows of a split.csv (label as int; group '' when none, or in older runs)."""
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     for row in rows:
         if row.get("split") not in SPLIT_VALUES:
             raise DataError(f"{path}: bad split value {row.get('split')!r}")
         row["label"] = int(row["label"])
+        row["group"] = row.get("group") or ""
     return rows
