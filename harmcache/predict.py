@@ -7,6 +7,10 @@ segment: the video's duration is cut into `segments` equal parts, and each part 
 its CLIP/YOLO frames and the SlowFast windows centred in it (the other rows are masked out, as
 padding is). It says where in the video the head sees harm. It is the same head on a shorter
 input, so it is not calibrated like the video score; compare segments with each other.
+
+Every prediction states its operating point: the threshold, the objective it was chosen for
+and, when `sweep-threshold --confidence` certified it, the guarantee. The label compares the
+raw score with the threshold; `probability` is the calibrated score, for people to read.
 """
 
 from __future__ import annotations
@@ -35,16 +39,23 @@ class Segment:
 
 @dataclass
 class Prediction:
-    """One video's score, label at the run's threshold, and timeline."""
+    """One video's score, probability, label at the run's threshold, and timeline."""
 
     path: str
     video_id: str | None
     status: str
     """scored | failed"""
     score: float | None = None
+    """The head's raw score: the label is harmful when score >= threshold."""
+    probability: float | None = None
+    """The score calibrated on the run's validation videos; None if trained without."""
     label: str | None = None
     """harmful | safe"""
     threshold: float | None = None
+    objective: str | None = None
+    """What the threshold was chosen for: f1, recall>=0.9, ..."""
+    guarantee: dict | None = None
+    """For a certified threshold: objective, confidence, bound, method, n_positive, n_negative."""
     duration: float | None = None
     timeline: list[Segment] = field(default_factory=list)
     reason: str | None = None
@@ -97,8 +108,9 @@ def predict(
     scored = score_videos(run, run.open_cache(cache_path), ids, segments)
     for position, vid in ok:
         p = scored[vid]
-        out[position].score, out[position].label = p.score, p.label
-        out[position].threshold, out[position].duration = p.threshold, p.duration
+        for name in ("score", "probability", "label", "threshold", "objective", "guarantee"):
+            setattr(out[position], name, getattr(p, name))
+        out[position].duration = p.duration
         out[position].timeline = p.timeline
     return out
 
@@ -108,20 +120,34 @@ def score_videos(run: Run, cache, video_ids: list[str], segments: int = DEFAULT_
     data = run.load_data(cache, video_ids)
     threshold = float(run.threshold["threshold"])
     scores = run.score(data)
+    probabilities = run.probability(scores)
     timelines = segment_scores(run, data, segments)
+    guarantee = operating_guarantee(run.threshold)
     return {
         vid: Prediction(
             path="",
             video_id=vid,
             status="scored",
             score=float(scores[i]),
+            probability=None if probabilities is None else float(probabilities[i]),
             label="harmful" if scores[i] >= threshold else "safe",
             threshold=threshold,
+            objective=run.threshold.get("objective"),
+            guarantee=guarantee,
             duration=float(data.duration[i]),
             timeline=timelines[i],
         )
         for i, vid in enumerate(video_ids)
     }
+
+
+def operating_guarantee(threshold: dict) -> dict | None:
+    """The certificate's headline from a threshold.json, or None when it carries none."""
+    cert = threshold.get("certificate")
+    if not cert or not cert.get("certified"):
+        return None
+    keys = ("objective", "confidence", "bound", "bounds", "method", "n_positive", "n_negative")
+    return {k: cert.get(k) for k in keys}
 
 
 def segment_scores(run: Run, data: SequenceData, segments: int) -> list[list[Segment]]:

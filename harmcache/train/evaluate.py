@@ -1,4 +1,11 @@
-"""Evaluating a run at its stored threshold, and comparing runs side by side."""
+"""Evaluating a run at its stored threshold, and comparing runs side by side.
+
+The headline numbers come from the test split, which chose nothing. Validation numbers are
+reported too, as what the threshold (and early stopping, and the calibrator) was "tuned on".
+When the run's threshold is certified, `evaluate` also says whether its targets held on the
+videos evaluated; when the run has a calibrator, it reports Brier score and expected calibration
+error before and after it, and draws a reliability diagram.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from harmcache import metrics
+from harmcache.calibration import brier_score, expected_calibration_error, reliability_diagram
 from harmcache.errors import DataError
 from harmcache.train.features import check_features
 from harmcache.train.labels import join_labels, read_labels
-from harmcache.train.rundir import Run, load_run
+from harmcache.train.rundir import RELIABILITY_FILE, Run, load_run
 
 
 @dataclass
@@ -24,6 +32,13 @@ class Evaluation:
     metrics: dict
     """threshold, precision, recall, f1, auroc, ap, confusion, n, n_positive"""
     notes: list[str] = field(default_factory=list)
+    tuned_on: dict | None = None
+    """The validation metrics at the same threshold: what the threshold was chosen on."""
+    objective: str | None = None
+    calibration: dict | None = None
+    """method, brier_raw, ece_raw and, with a calibrator, brier and ece; plot: the PNG."""
+    guarantee: dict | None = None
+    """For a certified threshold: each target against what these videos show, and `held`."""
 
     def to_json(self) -> dict:
         """The metrics flat (as `evaluate --json` prints them), with the run and subset."""
@@ -36,6 +51,10 @@ class Evaluation:
             n=self.metrics["n"],
             n_positive=self.metrics["n_positive"],
             notes=self.notes,
+            objective=self.objective,
+            tuned_on=self.tuned_on,
+            calibration=self.calibration,
+            guarantee=self.guarantee,
         )
         return out
 
@@ -47,35 +66,138 @@ def evaluate(
     cache_dir: str | Path | None = None,
     positive: list[str] | None = None,
     subset: str | None = None,
+    plot: str | Path | bool = True,
 ) -> Evaluation:
-    """Precision, recall, F1, AUROC, AP and the confusion matrix at the run's threshold.
+    """Precision, recall, F1, AUROC, AP and the confusion matrix at the run's threshold, with
+    the validation numbers it was tuned on, calibration before/after and, for a certified
+    threshold, whether its targets held.
 
     With `labels`: on those videos, read from the cache (default: the run's). Otherwise on the
     run's test split when it has one (or `subset="test"`), else on the validation scores saved
-    at training time (`subset="val"`)."""
+    at training time (`subset="val"`). `plot`: where to draw the reliability diagram (True: the
+    run's reliability.png; False: nowhere)."""
     run = load_run(run_dir)
     threshold = float(run.threshold["threshold"])
     if labels is not None:
-        return _on_labels(run, Path(labels), cache_dir, positive, threshold)
-    split = run.split()
-    has_test = any(r["split"] == "test" for r in split)
-    if subset == "test" or (subset is None and has_test):
-        if not has_test:
-            raise DataError(f"{run.path} has no test split; train with --test-fraction")
-        ids = sorted({r["video_id"] for r in split if r["split"] == "test"})
-        y = {r["video_id"]: r["label"] for r in split}
-        labels_arr = np.array([y[v] for v in ids], dtype=np.int64)
-        cache = run.open_cache(cache_dir)
-        scores = run.score(run.load_data(cache, ids, labels_arr))
-        return Evaluation(run.path, "test", metrics.summary(labels_arr, scores, threshold))
-    _, _, y, scores = run.val_scores()
-    notes = ["the threshold was chosen on these videos: expect these numbers to be optimistic"]
-    return Evaluation(run.path, "validation", metrics.summary(y, scores, threshold), notes)
+        y, scores, name, notes = _on_labels(run, Path(labels), cache_dir, positive)
+    else:
+        split = run.split()
+        has_test = any(r["split"] == "test" for r in split)
+        if subset == "test" or (subset is None and has_test):
+            if not has_test:
+                raise DataError(f"{run.path} has no test split; train with --test-fraction above 0")
+            ids = sorted({r["video_id"] for r in split if r["split"] == "test"})
+            by_id = {r["video_id"]: r["label"] for r in split}
+            y = np.array([by_id[v] for v in ids], dtype=np.int64)
+            scores = run.score(run.load_data(run.open_cache(cache_dir), ids, y))
+            name, notes = "test", []
+        else:
+            _, _, y, scores = run.val_scores()
+            name = "validation"
+            notes = [
+                "the threshold was chosen on these videos: expect these numbers to be optimistic"
+            ]
+    result = Evaluation(run.path, name, metrics.summary(y, scores, threshold), notes)
+    result.objective = run.threshold.get("objective")
+    if name != "validation":
+        _, _, y_val, s_val = run.val_scores()
+        result.tuned_on = metrics.summary(y_val, s_val, threshold)
+    result.calibration = _calibration(run, y, scores, name, plot, result.notes)
+    result.guarantee = guarantee_check(run.threshold, y, scores, name)
+    return result
+
+
+def _calibration(
+    run: Run, y: np.ndarray, scores: np.ndarray, subset: str, plot: str | Path | bool, notes
+) -> dict:
+    out: dict = {
+        "method": run.calibrator.method if run.calibrator else "none",
+        "brier_raw": brier_score(y, scores),
+        "ece_raw": expected_calibration_error(y, scores),
+        "plot": None,
+    }
+    if run.calibrator is None:
+        return out
+    p = run.calibrator.transform(scores)
+    out.update(brier=brier_score(y, p), ece=expected_calibration_error(y, p))
+    if subset == "validation":
+        notes.append("the calibrator was fitted on these videos: its ECE here is optimistic")
+    if plot is False:
+        return out
+    if len(set(y.tolist())) < 2:
+        notes.append("no reliability diagram: these videos hold one class only")
+        return out
+    path = run.path / RELIABILITY_FILE if plot is True else Path(plot)
+    out["plot"] = str(reliability_diagram(y, scores, p, path))
+    return out
+
+
+def guarantee_check(threshold: dict, y: np.ndarray, scores: np.ndarray, subset: str) -> dict | None:
+    """Each certified target against its value on these videos at the threshold. None when the
+    threshold carries no certificate."""
+    from harmcache.guarantee import Objective
+
+    cert = threshold.get("certificate")
+    if not cert or not cert.get("certified"):
+        return None
+    t = float(threshold["threshold"])
+    flagged = scores >= t
+    harmful = y.astype(bool)
+    observed = {
+        "recall": (int((flagged & harmful).sum()), int(harmful.sum())),
+        "precision": (int((flagged & harmful).sum()), int(flagged.sum())),
+        "flagged": (int(flagged.sum()), int(len(y))),
+    }
+    checks = []
+    for target in Objective.parse(cert["objective"]).targets:
+        hits, n = observed[target.metric]
+        value = hits / n if n else None
+        if value is None:
+            held = None
+        elif target.metric == "flagged":
+            held = value <= target.level + 1e-12
+        else:
+            held = value >= target.level - 1e-12
+        checks.append(
+            {
+                "metric": target.metric,
+                "target": target.level,
+                "observed": value,
+                "n": n,
+                "held": held,
+            }
+        )
+    measured = [c["held"] for c in checks if c["held"] is not None]
+    return {
+        "objective": cert["objective"],
+        "confidence": cert["confidence"],
+        "bound": cert["bound"],
+        "subset": subset,
+        "checks": checks,
+        "held": all(measured) if measured else None,
+    }
+
+
+def describe_guarantee(check: dict) -> str:
+    """One line: did the certified targets hold on these videos."""
+    parts = []
+    for c in check["checks"]:
+        op = "<=" if c["metric"] == "flagged" else ">="
+        if c["observed"] is None:
+            parts.append(f"{c['metric']} not measurable (no videos to count)")
+            continue
+        mark = "held" if c["held"] else "missed"
+        parts.append(f"{c['metric']} {c['observed']:.4f} {op} {c['target']:g}: {mark} (n={c['n']})")
+    verdict = {True: "held", False: "did not hold", None: "could not be checked"}[check["held"]]
+    return (
+        f"guarantee {check['objective']} at {check['confidence']:.0%} confidence {verdict} on "
+        f"{check['subset']}: " + "; ".join(parts)
+    )
 
 
 def _on_labels(
-    run: Run, labels: Path, cache_dir, positive: list[str] | None, threshold: float
-) -> Evaluation:
+    run: Run, labels: Path, cache_dir, positive: list[str] | None
+) -> tuple[np.ndarray, np.ndarray, str, list[str]]:
     cache = run.open_cache(cache_dir)
     rows = read_labels(labels, positive if positive is not None else run.config.get("positive"))
     videos, report = join_labels(rows, cache)
@@ -104,33 +226,45 @@ def _on_labels(
     y = np.array([v.label for v in videos], dtype=np.int64)
     data = run.load_data(cache, ids, y)
     check_features(data, across_videos=False)
-    scores = run.score(data)
-    return Evaluation(run.path, f"labels:{labels}", metrics.summary(y, scores, threshold), notes)
+    return y, run.score(data), f"labels:{labels}", notes
 
 
 @dataclass
 class Comparison:
-    """Runs side by side: one row of validation metrics per run, and why they may not compare."""
+    """Runs side by side, best first: one row per run, and why they may not compare."""
 
     rows: list[dict]
     warnings: list[str]
+    ranked_by: str = "test F1"
+    """'test F1', or 'validation F1 (tuned on)' when a run has no test scores."""
 
 
 def compare(run_dirs: list[str | Path]) -> Comparison:
-    """Each run's validation metrics at its own threshold, with warnings when the runs were
-    not validated on the same videos or used different features."""
+    """Each run's test metrics at its own threshold (and the validation F1 it was tuned on),
+    ranked by test F1; warnings when the runs were not split the same way or used different
+    features. Runs without a test split are ranked by validation F1, and the result says so."""
     rows, splits, fingerprints = [], {}, {}
     for run_dir in run_dirs:
         run = load_run(run_dir)
+        threshold = float(run.threshold["threshold"])
         _, _, y, scores = run.val_scores()
-        m = metrics.summary(y, scores, float(run.threshold["threshold"]))
+        val = metrics.summary(y, scores, threshold)
+        test_scores = run.test_scores()
+        test = metrics.summary(test_scores[2], test_scores[3], threshold) if test_scores else None
+        shown = test or val
         rows.append(
             {
                 "run": str(run.path),
                 "head": run.config.get("head"),
                 "features": ",".join(sorted(run.features)),
                 "objective": run.threshold.get("objective"),
-                **{k: m[k] for k in ("threshold", "precision", "recall", "f1", "auroc", "ap", "n")},
+                "certified": bool((run.threshold.get("certificate") or {}).get("certified")),
+                "subset": "test" if test else "validation",
+                **{k: shown[k] for k in ("threshold", "precision", "recall", "f1", "auroc", "ap")},
+                "n": shown["n"],
+                "val_f1": val["f1"],
+                "val_precision": val["precision"],
+                "val_recall": val["recall"],
             }
         )
         splits[str(run.path)] = {(r["video_id"], r["split"]) for r in run.split()}
@@ -146,4 +280,14 @@ def compare(run_dirs: list[str | Path]) -> Comparison:
         shared = fingerprints[other].keys() & fingerprints[names[0]].keys()
         if any(fingerprints[other][k] != fingerprints[names[0]][k] for k in shared):
             warnings.append(f"{other} and {names[0]} use different feature fingerprints")
-    return Comparison(rows, warnings)
+    if all(r["subset"] == "test" for r in rows):
+        ranked_by, key = "test F1", "f1"
+    else:
+        ranked_by, key = "validation F1 (tuned on)", "val_f1"
+        lacking = [Path(r["run"]).name for r in rows if r["subset"] != "test"]
+        warnings.append(
+            f"{', '.join(lacking)} have no test split: ranked by validation F1, which the "
+            "thresholds were tuned on (train with --test-fraction above 0)"
+        )
+    order = sorted(range(len(rows)), key=lambda i: (-(rows[i][key] or 0.0), i))
+    return Comparison([rows[i] for i in order], warnings, ranked_by)

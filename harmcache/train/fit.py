@@ -1,9 +1,10 @@
 """Training orchestration: labels + cache → a fitted head in a self-contained run directory.
 
-`train` joins the labels to the cache, splits (stratified, grouped by video id, or reused),
-loads the train and validation features, fits the head with early stopping on validation,
-picks the best-F1 threshold on the validation scores and writes the run directory
-(`harmcache.train.rundir`). The test split stays on disk until `evaluate` asks for it.
+`train` joins the labels to the cache, splits (hash-assigned, stratified, grouped; or reused),
+loads the features, fits the head with early stopping on validation, picks the best-F1
+threshold and fits the score calibrator on the validation scores, then scores the test split
+once, for the record, and writes the run directory (`harmcache.train.rundir`). Nothing is chosen
+on the test split: its numbers are the honest ones, the validation numbers are "tuned on".
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import numpy as np
 
 import harmcache
 from harmcache import metrics
+from harmcache.calibration import METHODS as CALIBRATION_METHODS
+from harmcache.calibration import ScoreCalibrator, brier_score, expected_calibration_error
 from harmcache.errors import DataError, UsageError
 from harmcache.heads.base import EpochCallback, make_head
 from harmcache.heads.data import SequenceData
@@ -33,10 +36,12 @@ from harmcache.train.features import (
 )
 from harmcache.train.labels import JoinReport, LabeledVideo, check_classes, join_labels, read_labels
 from harmcache.train.rundir import (
+    CALIBRATION_FILE,
     CONFIG_FILE,
     FEATURES_FILE,
     HEAD_DIR,
     METRICS_FILE,
+    TEST_SCORES_FILE,
     THRESHOLD_FILE,
     VAL_SCORES_FILE,
     check_out,
@@ -47,8 +52,13 @@ from harmcache.train.rundir import (
     write_val_scores,
 )
 from harmcache.train.split import (
+    DEFAULT_TEST_FRACTION,
+    DEFAULT_VAL_FRACTION,
+    HASH_VERSION,
     SPLIT_FILE,
+    check_fractions,
     check_split,
+    missing_classes,
     split_from_labels,
     split_from_run,
     stratified_split,
@@ -69,8 +79,11 @@ class RunResult:
     counts: dict[str, dict[str, int]]
     """split → {"videos", "harmful"}"""
     metrics: dict
+    """test (None without a test split), val (tuned on), calibration, counts, ..."""
     threshold: dict
     seconds: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    """What the user should know about the split (videos assigned anew, a class missing)."""
 
 
 def train(
@@ -84,35 +97,48 @@ def train(
     positive: list[str] | None = None,
     split_from: str | Path | None = None,
     seed: int = 0,
-    val_fraction: float = 0.2,
-    test_fraction: float = 0.0,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    test_fraction: float = DEFAULT_TEST_FRACTION,
+    calibrate: str = "isotonic",
     head_params: dict[str, Any] | None = None,
     force: bool = False,
     on_join: Callable[[JoinReport], None] | None = None,
     on_epoch: EpochCallback | None = None,
 ) -> RunResult:
-    """Join labels to the cache, split, fit a head, and write the run directory `out`."""
+    """Join labels to the cache, split, fit a head, and write the run directory `out`.
+
+    `calibrate`: isotonic, sigmoid or none: the map from raw scores to probabilities, fitted on
+    the validation scores (`harmcache.calibration`)."""
     out = Path(out)
     check_out(out, force)
+    check_fractions(val_fraction, test_fraction)
+    if calibrate not in (*CALIBRATION_METHODS, "none"):
+        raise UsageError(
+            f"--calibrate must be one of {', '.join((*CALIBRATION_METHODS, 'none'))}, "
+            f"got {calibrate!r}"
+        )
     started = time.perf_counter()
     cache = FeatureCache(cache_dir)
     videos, report, chosen = _join(cache, labels, positive, features, families)
     (on_join or _log_join)(report)
     check_classes(videos)
-    assignment, split_source = _assign_split(videos, split_from, seed, val_fraction, test_fraction)
+    assignment, split_config, notes = _assign_split(
+        videos, split_from, seed, val_fraction, test_fraction
+    )
     check_split(videos, assignment)
+    notes += missing_classes(videos, assignment)
     parts = {
         name: [v for v in videos if assignment[v.video_id] == name]
         for name in ("train", "val", "test")
     }
 
-    # The test split stays on disk until `evaluate` asks for it.
     loading = time.perf_counter()
     train_data, val_data = (_load_part(cache, chosen, parts[name]) for name in ("train", "val"))
     if features is None:
         chosen = _leave_out_constant(chosen, train_data, val_data, report)
     for part in (train_data, val_data):
         check_features(part)
+    test_data = _load_part(cache, chosen, parts["test"]) if parts["test"] else None
     timer = {"load": time.perf_counter() - loading}
     model = make_head(head, **{"seed": seed, **(head_params or {})})
     fitting = time.perf_counter()
@@ -120,6 +146,10 @@ def train(
     timer["fit"] = time.perf_counter() - fitting
     scores = model.predict_proba(val_data)[:, 1]
     choice = sweep(val_data.labels, scores, "f1", DEFAULT_GRID)
+    calibrator = None
+    if calibrate != "none":
+        calibrator = ScoreCalibrator(calibrate).fit(scores, val_data.labels)
+    test_scores = model.predict_proba(test_data)[:, 1] if test_data is not None else None
     timer["total"] = time.perf_counter() - started
 
     counts = {
@@ -137,14 +167,17 @@ def train(
         "families": families,
         "positive": positive,
         "seed": seed,
-        "split": {
-            "source": split_source,
-            "val_fraction": val_fraction,
-            "test_fraction": test_fraction,
-        },
+        "split": split_config,
+        "calibrate": calibrate,
     }
     run_metrics = {
+        "test": None
+        if test_scores is None
+        else metrics.summary(test_data.labels, test_scores, choice.threshold),
         "val": metrics.summary(val_data.labels, scores, choice.threshold),
+        "calibration": _calibration_report(
+            calibrator, val_data.labels, scores, test_data, test_scores
+        ),
         "counts": counts,
         "join": report.to_json(),
         "history": getattr(model, "history_", []),
@@ -158,9 +191,35 @@ def train(
         write_json(tmp / FEATURES_FILE, features_json(chosen, train_data.dims))
         model.save(tmp / HEAD_DIR)
         write_val_scores(tmp / VAL_SCORES_FILE, parts["val"], scores)
+        if test_scores is not None:
+            write_val_scores(tmp / TEST_SCORES_FILE, parts["test"], test_scores)
+        if calibrator is not None:
+            write_json(tmp / CALIBRATION_FILE, calibrator.to_json())
         write_json(tmp / METRICS_FILE, run_metrics)
         write_json(tmp / THRESHOLD_FILE, threshold)
-    return RunResult(out, report, chosen, counts, run_metrics, threshold, timer)
+    return RunResult(out, report, chosen, counts, run_metrics, threshold, timer, notes)
+
+
+def _calibration_report(
+    calibrator: ScoreCalibrator | None,
+    y_val: np.ndarray,
+    val_scores: np.ndarray,
+    test_data: SequenceData | None,
+    test_scores: np.ndarray | None,
+) -> dict:
+    """Brier score and ECE of the raw and the calibrated scores, on the test split (the honest
+    figure) and on validation (where the calibrator was fitted: optimistic)."""
+    out: dict[str, Any] = {"method": calibrator.method if calibrator else "none"}
+    sets = {"val": (y_val, val_scores)}
+    if test_data is not None and test_scores is not None:
+        sets["test"] = (test_data.labels, test_scores)
+    for name, (y, s) in sets.items():
+        row = {"brier_raw": brier_score(y, s), "ece_raw": expected_calibration_error(y, s)}
+        if calibrator is not None:
+            p = calibrator.transform(s)
+            row.update(brier=brier_score(y, p), ece=expected_calibration_error(y, p))
+        out[name] = row
+    return out
 
 
 def _join(
@@ -232,15 +291,50 @@ def _assign_split(
     seed: int,
     val_fraction: float,
     test_fraction: float,
-) -> tuple[dict[str, str], str]:
+) -> tuple[dict[str, str], dict, list[str]]:
+    """The assignment, the split's record for config.json (the rule that assigns videos added
+    later: its seed and fractions), and notes for the user."""
     from_labels = split_from_labels(videos)
     if from_labels is not None:
         if split_from is not None:
             raise UsageError("the labels file has a split column; drop it or drop --split-from")
-        return from_labels, "labels"
+        return from_labels, {"source": "labels"}, []
     if split_from is not None:
-        return split_from_run(split_from, videos), f"run:{Path(split_from).resolve()}"
-    return (
-        stratified_split(videos, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed),
-        "stratified",
+        inherited = split_from_run(split_from, videos)
+        notes = []
+        if inherited.new:
+            sides = ", ".join(f"{side} {n}" for side, n in sorted(inherited.new.items()))
+            by_group = inherited.new_by_group
+            grouped = f", {by_group} of them with their group" if by_group else ""
+            notes.append(
+                f"--split-from {split_from}: {sum(inherited.new.values())} videos not in its split "
+                f"were assigned by its rule ({sides}){grouped}"
+            )
+        source_config = _split_config_of(Path(split_from))
+        config = {**source_config, "source": f"run:{Path(split_from).resolve()}"}
+        return inherited.assignment, config, notes
+    assignment = stratified_split(
+        videos, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed
     )
+    config = {
+        "source": "hash",
+        "rule": HASH_VERSION,
+        "seed": seed,
+        "val_fraction": val_fraction,
+        "test_fraction": test_fraction,
+    }
+    return assignment, config, []
+
+
+def _split_config_of(run_dir: Path) -> dict:
+    """The rule (seed and fractions) that a run's split was made with."""
+    import json
+
+    path = run_dir / CONFIG_FILE
+    if not path.exists():
+        return {}
+    config = json.loads(path.read_text())
+    split = dict(config.get("split") or {})
+    split.setdefault("seed", config.get("seed", 0))
+    split.pop("source", None)
+    return split

@@ -5,9 +5,12 @@
     RUN/features.json      per extractor: family, fingerprint, random_init, dim and the full spec
     RUN/head/              head.json (kind, settings, learned facts) + the head's weights
     RUN/val_scores.csv     video_id,path,label,score: one row per validation video
-    RUN/metrics.json       validation metrics at the stored threshold, data counts, history
+    RUN/test_scores.csv    the same for the test split (never used to choose anything)
+    RUN/calibration.json   the score → probability map fitted on the validation scores
+    RUN/metrics.json       test metrics, then validation ("tuned on") metrics, counts, history
     RUN/threshold.json     the decision threshold and how it was chosen (see threshold.py)
     RUN/threshold.png      written by `sweep-threshold`
+    RUN/reliability.png    written by `evaluate`
 
 Nothing here opens a video: every later command needs only the run directory and the cache.
 The directory is written as RUN.incomplete and renamed when complete.
@@ -26,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from harmcache.calibration import ScoreCalibrator
 from harmcache.errors import CacheError, UsageError
 from harmcache.heads.base import Head, load_head
 from harmcache.heads.data import SequenceData
@@ -41,6 +45,9 @@ CONFIG_FILE = "config.json"
 FEATURES_FILE = "features.json"
 HEAD_DIR = "head"
 VAL_SCORES_FILE = "val_scores.csv"
+TEST_SCORES_FILE = "test_scores.csv"
+CALIBRATION_FILE = "calibration.json"
+RELIABILITY_FILE = "reliability.png"
 METRICS_FILE = "metrics.json"
 THRESHOLD_FILE = "threshold.json"
 PLOT_FILE = "threshold.png"
@@ -111,7 +118,7 @@ def threshold_json(result: SweepResult, plot: str | None = None) -> dict:
 
 
 def write_val_scores(path: Path, videos: list[LabeledVideo], scores: np.ndarray) -> None:
-    """val_scores.csv: video_id,path,label,score, one row per validation video."""
+    """val_scores.csv (or test_scores.csv): video_id,path,label,score, one row per video."""
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["video_id", "path", "label", "score"])
@@ -141,6 +148,8 @@ class Run:
     features: dict
     head: Head
     threshold: dict
+    calibrator: ScoreCalibrator | None = None
+    """Raw score → probability, fitted on the validation scores; None if trained without."""
 
     @property
     def families(self) -> dict[str, Family]:
@@ -156,6 +165,16 @@ class Run:
     def val_scores(self) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
         """(video ids, paths, labels, scores) as written at training time."""
         return read_val_scores(self.path / VAL_SCORES_FILE)
+
+    def test_scores(self) -> tuple[list[str], list[str], np.ndarray, np.ndarray] | None:
+        """(video ids, paths, labels, scores) of the test split as scored at training time, or
+        None when the run has no test split (or predates test_scores.csv)."""
+        path = self.path / TEST_SCORES_FILE
+        return read_val_scores(path) if path.exists() else None
+
+    def probability(self, scores: np.ndarray) -> np.ndarray | None:
+        """Calibrated probabilities for raw scores, or None when the run has no calibrator."""
+        return None if self.calibrator is None else self.calibrator.transform(scores)
 
     def open_cache(self, cache_dir: str | Path | None = None) -> FeatureCache:
         """`cache_dir`, or the cache the run was trained from."""
@@ -208,4 +227,7 @@ def load_run(run_dir: str | Path) -> Run:
     head = load_head(path / HEAD_DIR)
     # The run's threshold.json is the one source of truth: a sweep rewrites only it.
     head.threshold_ = float(threshold["threshold"])
-    return Run(path, config, features, head, threshold)
+    calibrator = None
+    if (path / CALIBRATION_FILE).exists():
+        calibrator = ScoreCalibrator.from_json(json.loads((path / CALIBRATION_FILE).read_text()))
+    return Run(path, config, features, head, threshold, calibrator)
