@@ -42,7 +42,9 @@ def train_cmd(
         ..., "--cache", help="Feature cache folder (from `harmcache extract`)."
     ),
     labels: Path = typer.Option(
-        ..., "--labels", help="CSV path,label[,split], or a folder with one subfolder per class."
+        ...,
+        "--labels",
+        help="CSV path,label[,split][,group], or a folder with one subfolder per class.",
     ),
     head: str = typer.Option("transformer", "--head", help="transformer | lightgbm | logreg."),
     out: Path = typer.Option(..., "--out", help="Run directory to write, e.g. runs/NAME."),
@@ -55,15 +57,22 @@ def train_cmd(
     positive: str = typer.Option(
         None, "--positive", help="Label names that mean harmful, e.g. harmful,violence."
     ),
-    split_from: Path = typer.Option(None, "--split-from", help="Reuse this run's split."),
+    split_from: Path = typer.Option(
+        None, "--split-from", help="Reuse this run's split; new videos are assigned by its rule."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seeds the split and the head."),
     epochs: int = typer.Option(None, "--epochs", help="Transformer: most epochs (default 10)."),
     batch_size: int = typer.Option(None, "--batch-size", help="Transformer: videos per step (4)."),
     loss: str = typer.Option(None, "--loss", help="Transformer: bce (default) or focal."),
     val_fraction: float = typer.Option(
-        0.2, "--val-fraction", help="Share of videos for validation."
+        0.15, "--val-fraction", help="Share for validation (early stopping, threshold)."
     ),
-    test_fraction: float = typer.Option(0.0, "--test-fraction", help="Share held out for testing."),
+    test_fraction: float = typer.Option(
+        0.15, "--test-fraction", help="Share held out for the reported numbers (0: none)."
+    ),
+    calibrate: str = typer.Option(
+        "isotonic", "--calibrate", help="isotonic | sigmoid | none: score → probability map."
+    ),
     param: list[str] = typer.Option(
         None, "--param", help="Any head setting as KEY=VALUE (repeatable), e.g. d_model=64."
     ),
@@ -100,37 +109,65 @@ def train_cmd(
         seed=seed,
         val_fraction=val_fraction,
         test_fraction=test_fraction,
+        calibrate=calibrate,
         head_params=params,
         force=force,
         on_join=show_join,
         on_epoch=_epoch_printer(),
     )
-    m, t = result.metrics["val"], result.threshold
+    val, test, t = result.metrics["val"], result.metrics["test"], result.threshold
     c = result.counts
     for extractor, why in sorted(result.join.left_out.items()):
         typer.echo(f"warning: left {extractor} features out: {why}; pass --features to choose")
+    for note in result.notes:
+        typer.echo(f"note: {note}")
     typer.echo(
-        f"split: train {c['train']['videos']} ({c['train']['harmful']} harmful), "
-        f"val {c['val']['videos']} ({c['val']['harmful']}), test {c['test']['videos']}"
+        "split: "
+        + ", ".join(f"{part} {c[part]['videos']} ({c[part]['harmful']} harmful)" for part in c)
     )
-    typer.echo(
-        f"{head} on {', '.join(f.name for f in result.families.values())}: validation F1 "
-        f"{m['f1']:.4f} (precision {m['precision']:.4f}, recall {m['recall']:.4f}) at threshold "
-        f"{t['threshold']:.2f}; AUROC {m['auroc']:.4f}, AP {m['ap']:.4f}"
-    )
+    families = ", ".join(f.name for f in result.families.values())
+    if test is not None:
+        typer.echo(
+            f"{head} on {families}: test {_headline(test)} at threshold {t['threshold']:.2f}"
+        )
+        typer.echo(f"  tuned on validation: {_headline(val)}")
+    else:
+        typer.echo(
+            f"{head} on {families}: validation (tuned on; no test split) {_headline(val)} at "
+            f"threshold {t['threshold']:.2f}"
+        )
+    cal = result.metrics["calibration"]
+    if cal["method"] != "none" and "test" in cal:
+        typer.echo(
+            f"calibration ({cal['method']}, fitted on validation): test ECE "
+            f"{cal['test']['ece_raw']:.4f} -> {cal['test']['ece']:.4f}, Brier "
+            f"{cal['test']['brier_raw']:.4f} -> {cal['test']['brier']:.4f}"
+        )
     typer.echo(f"run written to {result.run_dir}; next: harmcache sweep-threshold {result.run_dir}")
     if json_out:
+        shown = test if test is not None else val
         print_json_line(
             plain(
                 {
                     "run": str(result.run_dir),
-                    **{k: m[k] for k in ("precision", "recall", "f1", "auroc", "ap")},
+                    "subset": "test" if test is not None else "validation",
+                    **{k: shown[k] for k in ("precision", "recall", "f1", "auroc", "ap")},
                     "threshold": t["threshold"],
+                    "tuned_on": val,
+                    "calibration": cal,
                     "join": result.join.to_json(),
                     "counts": c,
+                    "notes": result.notes,
                 }
             )
         )
+
+
+def _headline(m: dict) -> str:
+    return (
+        f"F1 {m['f1']:.4f} (precision {m['precision']:.4f}, recall {m['recall']:.4f}); "
+        f"AUROC {_fmt(m['auroc'])}, AP {_fmt(m['ap'])}"
+    )
 
 
 def _parse_band(value: str | None) -> tuple[float, float] | None:
@@ -154,9 +191,20 @@ def _ci(ci: list[float] | None) -> str:
 
 @handle_errors
 def sweep_threshold_cmd(
-    run: Path = typer.Argument(..., help="Run directory."),
+    run: Path = typer.Argument(None, help="Run directory (or use --scores)."),
     objective: str = typer.Option(
-        "f1", "--objective", help="f1 | f<beta> (f2, f0.5) | recall>=R | precision>=P."
+        "f1",
+        "--objective",
+        help="f1 | f<beta> (f2, f0.5) | recall>=R | precision>=P; with --confidence also "
+        "',flagged<=F'.",
+    ),
+    confidence: float = typer.Option(
+        None,
+        "--confidence",
+        help="Certify the objective at this confidence (e.g. 0.9): Learn-Then-Test.",
+    ),
+    scores: Path = typer.Option(
+        None, "--scores", help="A CSV label,score[,group] from anywhere, instead of a run."
     ),
     grid: str = typer.Option(
         "0.01:0.99:0.01", "--grid", help="start:stop:step, or 'scores' (every distinct score)."
@@ -168,27 +216,83 @@ def sweep_threshold_cmd(
         help="P_HIGH,R_LOW: block at precision>=P_HIGH, review to recall>=R_LOW.",
     ),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+    plot: Path = typer.Option(
+        None, "--plot", help="With --scores: draw the threshold plot to this PNG."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Last stdout line: one JSON object."),
 ) -> None:
-    """Choose the decision threshold on validation scores; rewrite threshold.json, draw a PNG."""
+    """Choose the decision threshold on validation scores (or certify it with --confidence);
+    rewrite threshold.json and draw a PNG. With --scores, on any label,score CSV."""
     from harmcache import metrics, sweep_threshold
+    from harmcache.guarantee import NotCertifiedError
     from harmcache.train.rundir import PLOT_FILE, VAL_SCORES_FILE, plain, read_val_scores
+    from harmcache.train.sweep_run import sweep_scores
 
     if bootstrap < 0:
         raise UsageError("--bootstrap must be 0 or more")
-    result = sweep_threshold(
-        run, objective, grid, bootstrap=bootstrap, seed=seed, review_band=_parse_band(review_band)
-    )
-    _, _, y, scores = read_val_scores(run / VAL_SCORES_FILE)
+    if (run is None) == (scores is None):
+        raise UsageError("give a run directory or --scores FILE.csv, not both or neither")
+    if plot is not None and scores is None:
+        raise UsageError(f"--plot applies to --scores; a run's plot is {PLOT_FILE} in the run")
+    if confidence is not None:
+        bootstrap = 0  # the certificate, not a bootstrap, is the statement about uncertainty
+    band = _parse_band(review_band)
+    try:
+        if scores is not None:
+            result, data = sweep_scores(
+                scores,
+                objective,
+                grid,
+                bootstrap=bootstrap,
+                seed=seed,
+                review_band=band,
+                confidence=confidence,
+                plot=plot,
+            )
+            y, s, where = data.labels, data.scores, f"{scores}"
+            notes = data.notes()
+        else:
+            result = sweep_threshold(
+                run,
+                objective,
+                grid,
+                bootstrap=bootstrap,
+                seed=seed,
+                review_band=band,
+                confidence=confidence,
+            )
+            _, _, y, s = read_val_scores(run / VAL_SCORES_FILE)
+            where, notes = "validation", []
+    except NotCertifiedError as exc:
+        cert = exc.certificate
+        if json_out and cert is not None:
+            print_json_line(
+                plain(
+                    {
+                        "threshold": None,
+                        "objective": cert.objective,
+                        "score": None,
+                        "certified": False,
+                        "needed_positives": cert.needed_positives,
+                        "certificate": cert.to_json(),
+                    }
+                )
+            )
+        raise
+    for note in notes:
+        typer.echo(f"note: {note}")
     shown = np.round(np.arange(0.05, 0.951, 0.05), 2)
-    rows = metrics.threshold_rows(y, scores, np.unique(np.append(shown, result.threshold)))
+    rows = metrics.threshold_rows(y, s, np.unique(np.append(shown, result.threshold)))
     chosen = next(r for r in rows if r["threshold"] == result.threshold)
-    typer.echo(f"validation: {result.n} videos, {result.n_positive} harmful; grid {result.grid}")
+    typer.echo(f"{where}: {result.n} videos, {result.n_positive} harmful; grid {result.grid}")
     typer.echo(metrics.format_rows(rows, chosen))
-    typer.echo(
-        f"chosen threshold {result.threshold:.4g} for {result.objective}: {result.score:.4f} "
-        f"(precision {result.precision:.4f}, recall {result.recall:.4f}, F1 {result.f1:.4f})"
-    )
+    if result.certificate is not None:
+        typer.echo(describe_certificate(result.certificate, result))
+    else:
+        typer.echo(
+            f"chosen threshold {result.threshold:.4g} for {result.objective}: {result.score:.4f} "
+            f"(precision {result.precision:.4f}, recall {result.recall:.4f}, F1 {result.f1:.4f})"
+        )
     if result.tie:
         typer.echo(
             f"tie: {result.tie['count']} thresholds from {result.tie['low']:.4g} to "
@@ -208,9 +312,29 @@ def sweep_threshold_cmd(
             f"{rb['share_blocked']:.1%} of videos), review [{rb['t_low']:.4g}, {rb['t_high']:.4g}) "
             f"({rb['share_review']:.1%}); recall with review {rb['block_plus_review_recall']:.4f}"
         )
-    typer.echo(f"wrote {run / 'threshold.json'} and {run / PLOT_FILE}")
+    if run is not None:
+        typer.echo(f"wrote {run / 'threshold.json'} and {run / PLOT_FILE}")
+    elif plot is not None:
+        typer.echo(f"wrote {plot}")
     if json_out:
         print_json_line(plain(result.to_json()))
+
+
+def describe_certificate(cert: dict, result) -> str:
+    """Two lines: the certified threshold with its bound, and what it does on these videos."""
+    metric = cert["objective"].split(",")[0].split(">=")[0]
+    bounds = "; ".join(
+        f"{m} {'<=' if m == 'flagged' else '>='} {b:.4f}" for m, b in cert["bounds"].items()
+    )
+    empirical = cert["empirical"]
+    return (
+        f"certified threshold {result.threshold:.4g} for {cert['objective']} at "
+        f"{cert['confidence']:.0%} confidence ({cert['method']}, {cert['n_positive']} harmful and "
+        f"{cert['n_negative']} safe videos): {bounds} on new videos like these\n"
+        f"  on these videos: recall {empirical['recall']:.4f}, precision "
+        f"{_fmt(empirical['precision'])}, flagged {empirical['flagged']:.1%}; the {metric} bound "
+        "is what the guarantee promises, not these"
+    )
 
 
 @handle_errors
@@ -224,10 +348,15 @@ def evaluate_cmd(
     subset: str = typer.Option(
         None, "--subset", help="val | test (default: test if the run has one)."
     ),
+    plot: Path = typer.Option(
+        None, "--plot", help="Reliability diagram PNG (default: reliability.png in the run)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Last stdout line: one JSON object."),
 ) -> None:
-    """Metrics at the run's stored threshold, from the cache alone."""
+    """Metrics at the run's stored threshold, from the cache alone: test numbers first, the
+    validation numbers it was tuned on, calibration, and whether a certified guarantee held."""
     from harmcache import evaluate
+    from harmcache.train.evaluate import describe_guarantee
     from harmcache.train.rundir import plain
 
     if subset not in (None, "val", "test"):
@@ -235,18 +364,40 @@ def evaluate_cmd(
     if subset and labels:
         raise UsageError("--subset and --labels exclude each other")
     result = evaluate(
-        run, labels=labels, cache_dir=cache, positive=_split_list(positive), subset=subset
+        run,
+        labels=labels,
+        cache_dir=cache,
+        positive=_split_list(positive),
+        subset=subset,
+        plot=plot if plot is not None else True,
     )
     m = result.metrics
     for note in result.notes:
         typer.echo(f"note: {note}")
+    objective = f" ({result.objective})" if result.objective else ""
     typer.echo(
         f"{result.subset}: {m['n']} videos ({m['n_positive']} harmful) at threshold "
-        f"{m['threshold']:.4g}: precision {m['precision']:.4f} recall {m['recall']:.4f} "
+        f"{m['threshold']:.4g}{objective}: precision {m['precision']:.4f} recall {m['recall']:.4f} "
         f"F1 {m['f1']:.4f} AUROC {_fmt(m['auroc'])} AP {_fmt(m['ap'])}"
     )
     c = m["confusion"]
     typer.echo(f"confusion: tn {c['tn']} fp {c['fp']} fn {c['fn']} tp {c['tp']}")
+    if result.tuned_on is not None:
+        typer.echo(f"tuned on validation: {_headline(result.tuned_on)}")
+    cal = result.calibration
+    if cal is not None and cal["method"] != "none":
+        typer.echo(
+            f"calibration ({cal['method']}) on {result.subset}: ECE {cal['ece_raw']:.4f} -> "
+            f"{cal['ece']:.4f}, Brier {cal['brier_raw']:.4f} -> {cal['brier']:.4f}"
+            + (f"; reliability diagram {cal['plot']}" if cal["plot"] else "")
+        )
+    elif cal is not None:
+        typer.echo(
+            f"uncalibrated scores on {result.subset}: ECE {cal['ece_raw']:.4f}, Brier "
+            f"{cal['brier_raw']:.4f} (train with --calibrate isotonic for probabilities)"
+        )
+    if result.guarantee is not None:
+        typer.echo(describe_guarantee(result.guarantee))
     if json_out:
         print_json_line(plain(result.to_json()))
 
@@ -260,23 +411,29 @@ def compare_cmd(
     runs: list[Path] = typer.Argument(..., help="Run directories."),
     json_out: bool = typer.Option(False, "--json", help="Last stdout line: one JSON object."),
 ) -> None:
-    """Runs side by side: validation metrics at each run's threshold."""
+    """Runs side by side, best first by test F1 at each run's threshold; the validation F1
+    they were tuned on is shown beside it."""
     from harmcache import compare
     from harmcache.train.rundir import plain
 
     result = compare(runs)
-    columns = ("thr", "prec", "recall", "f1", "auroc", "ap")
+    typer.echo(f"ranked by {result.ranked_by}")
+    columns = ("thr", "prec", "recall", "f1", "auroc", "ap", "val f1")
     typer.echo(f"{'run':30} {'head':12} " + " ".join(f"{c:>7}" for c in columns))
     for r in result.rows:
         typer.echo(
-            f"{Path(r['run']).name[:30]:30} {str(r['head'])[:12]:12} {r['threshold']:6.3f} "
+            f"{Path(r['run']).name[:30]:30} {str(r['head'])[:12]:12} {r['threshold']:7.3f} "
             f"{r['precision']:7.4f} {r['recall']:7.4f} {r['f1']:7.4f} {_fmt(r['auroc']):>7} "
-            f"{_fmt(r['ap']):>7}"
+            f"{_fmt(r['ap']):>7} {r['val_f1']:7.4f}"
         )
+    shown = "test" if result.ranked_by == "test F1" else "validation"
+    typer.echo(f"columns are {shown} numbers; 'val f1' is what each threshold was tuned on")
     for warning in result.warnings:
         typer.echo(f"warning: {warning}", err=True)
     if json_out:
-        print_json_line(plain({"runs": result.rows, "warnings": result.warnings}))
+        print_json_line(
+            plain({"runs": result.rows, "warnings": result.warnings, "ranked_by": result.ranked_by})
+        )
 
 
 def _clock(seconds: float) -> str:
@@ -305,7 +462,7 @@ def predict_cmd(
         if p.status != "scored":
             typer.echo(f"{p.path}: failed ({p.reason}: {p.message})")
             continue
-        typer.echo(f"{p.path}: {p.label} p={p.score:.4f} (threshold {p.threshold:.4g})")
+        typer.echo(f"{p.path}: {p.label} {_operating_point(p)}")
         for s in p.timeline:
             if s.score is None:
                 typer.echo(f"  {_clock(s.start)}-{_clock(s.end)}      -")
@@ -314,6 +471,20 @@ def predict_cmd(
                 typer.echo(f"  {_clock(s.start)}-{_clock(s.end)} {s.score:.3f} {bar}")
     if json_out:
         print_json_line(plain({"predictions": [p.to_json() for p in results]}))
+
+
+def _operating_point(p) -> str:
+    """p=<calibrated probability> (score <raw>, threshold <t> for <objective>[; guarantee])."""
+    prob = "uncalibrated" if p.probability is None else f"p={p.probability:.4f}"
+    line = f"{prob} (score {p.score:.4f}, threshold {p.threshold:.4g} for {p.objective}"
+    g = p.guarantee
+    if g is not None:
+        bounds = ", ".join(
+            f"{m} {'<=' if m == 'flagged' else '>='} {b:.3f}"
+            for m, b in (g["bounds"] or {}).items()
+        )
+        line += f"; certified at {g['confidence']:.0%} confidence: {bounds}"
+    return line + ")"
 
 
 def register(app: typer.Typer) -> None:

@@ -248,6 +248,35 @@ def certify(
     return cert
 
 
+class NotCertifiedError(DataError):
+    """No threshold could be certified. `certificate` holds the refusal: `needed_positives`
+    and `reason`. The message is one line, for the command line."""
+
+    def __init__(self, certificate: Certificate | str):
+        if isinstance(certificate, str):  # rebuilt from a pickle: the message only
+            super().__init__(certificate)
+            self.certificate = None
+            return
+        self.certificate = certificate
+        super().__init__(not_certified_message(certificate))
+
+
+def not_certified_message(cert: Certificate) -> str:
+    """One line: what could not be certified, on how many videos, and how many more labelled
+    harmful videos would do (or that none would)."""
+    head = (
+        f"{cert.objective} cannot be certified at {cert.confidence:.0%} confidence on "
+        f"{cert.n_positive} harmful and {cert.n_negative} safe videos"
+    )
+    if cert.needed_positives is None:
+        return f"{head}: {cert.reason}"
+    more = cert.needed_positives - cert.n_positive
+    return (
+        f"{head}: about {cert.needed_positives} labelled harmful videos would be needed "
+        f"({more} more, with safe ones at the same prevalence), if new videos score like these"
+    )
+
+
 # --- counts at candidate thresholds ------------------------------------------------------------
 
 

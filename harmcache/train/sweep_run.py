@@ -1,24 +1,34 @@
-"""Choosing a run's decision threshold again: sweep the validation scores it saved, then
-rewrite threshold.json (and the validation metrics in metrics.json) and draw threshold.png.
-The sweep itself lives in `harmcache.train.threshold`; this module applies it to a run."""
+"""Choosing a run's decision threshold again: sweep (or certify on) the validation scores it
+saved, then rewrite threshold.json (and the metrics at the new threshold in metrics.json) and
+draw threshold.png. The same sweep runs on any `label,score` CSV, with no run at all.
+
+The sweep itself lives in `harmcache.train.threshold`, the certificate in
+`harmcache.guarantee`; this module applies them to a run or a scores file.
+"""
 
 from __future__ import annotations
 
+import csv
 import json
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from harmcache import metrics
-from harmcache.errors import UsageError
+from harmcache.errors import DataError, UsageError
 from harmcache.train.rundir import (
     METRICS_FILE,
     PLOT_FILE,
+    TEST_SCORES_FILE,
     THRESHOLD_FILE,
     VAL_SCORES_FILE,
     read_val_scores,
     threshold_json,
     write_json,
 )
-from harmcache.train.threshold import DEFAULT_GRID, SweepResult, sweep
+from harmcache.train.threshold import DEFAULT_GRID, SweepResult, certified_sweep, sweep
 from harmcache.train.threshold import plot as plot_sweep
 
 
@@ -31,18 +41,31 @@ def sweep_threshold(
     seed: int = 0,
     review_band: tuple[float, float] | None = None,
     plot: bool = True,
+    confidence: float | None = None,
 ) -> SweepResult:
     """Choose the threshold of the run in `run_dir` on its saved validation scores.
 
     `objective` is f1, f<beta>, recall>=R or precision>=P; `grid` is start:stop:step or
-    "scores". Rewrites threshold.json and the validation metrics in metrics.json, draws
-    threshold.png unless `plot` is False, and returns the sweep."""
+    "scores". With `confidence` (e.g. 0.9) the threshold is certified instead
+    (`harmcache.guarantee`): recall>=R or precision>=P, optionally with ',flagged<=F'; the result
+    carries the certificate, and `NotCertifiedError` (a DataError) says how many more harmful
+    videos would be needed when none passes (threshold.json is then left as it was).
+
+    Rewrites threshold.json and the metrics in metrics.json, draws threshold.png unless `plot`
+    is False, and returns the sweep."""
     path = Path(run_dir)
     if not (path / VAL_SCORES_FILE).exists():
         raise UsageError(f"{path} is not a run directory: {VAL_SCORES_FILE} is missing")
     _, _, y, scores = read_val_scores(path / VAL_SCORES_FILE)
-    result = sweep(
-        y, scores, objective, grid, bootstrap=bootstrap, seed=seed, review_band=review_band
+    result = choose(
+        y,
+        scores,
+        objective,
+        grid,
+        bootstrap=bootstrap,
+        seed=seed,
+        review_band=review_band,
+        confidence=confidence,
     )
     picture = None
     if plot:
@@ -53,5 +76,131 @@ def sweep_threshold(
     if metrics_path.exists():
         data = json.loads(metrics_path.read_text())
         data["val"] = metrics.summary(y, scores, result.threshold)
+        if (path / TEST_SCORES_FILE).exists():
+            _, _, y_test, s_test = read_val_scores(path / TEST_SCORES_FILE)
+            data["test"] = metrics.summary(y_test, s_test, result.threshold)
         write_json(metrics_path, data)
     return result
+
+
+def choose(
+    y: np.ndarray,
+    scores: np.ndarray,
+    objective: str = "f1",
+    grid: str = DEFAULT_GRID,
+    *,
+    bootstrap: int = 0,
+    seed: int = 0,
+    review_band: tuple[float, float] | None = None,
+    confidence: float | None = None,
+) -> SweepResult:
+    """The plain sweep, or with `confidence` the certified threshold (no bootstrap or review
+    band: the certificate is the statement about uncertainty)."""
+    if confidence is None:
+        return sweep(
+            y, scores, objective, grid, bootstrap=bootstrap, seed=seed, review_band=review_band
+        )
+    if review_band is not None:
+        raise UsageError("--review-band and --confidence exclude each other")
+    if not 0 < confidence < 1:
+        raise UsageError(f"--confidence must lie strictly between 0 and 1, got {confidence:g}")
+    return certified_sweep(y, scores, objective, confidence, None if grid == DEFAULT_GRID else grid)
+
+
+# --- scores from anywhere ------------------------------------------------------------------------
+
+
+@dataclass
+class ScoresFile:
+    """`label,score[,group]` rows read from a CSV."""
+
+    path: Path
+    labels: np.ndarray
+    scores: np.ndarray
+    groups: list[str] | None
+
+    def notes(self) -> list[str]:
+        """What the user should know about these scores before trusting a certificate."""
+        if self.groups is None:
+            return []
+        sizes = Counter(self.groups)
+        shared = sum(1 for n in sizes.values() if n > 1)
+        if not shared:
+            return []
+        return [
+            f"{shared} of {len(sizes)} groups hold several rows; a certificate treats rows as "
+            "independent, so with related rows it is optimistic: keep one row per group for a "
+            "strict guarantee"
+        ]
+
+
+def read_scores(path: str | Path) -> ScoresFile:
+    """A CSV with columns label (0/1) and score (a number), and optionally group."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise UsageError(f"--scores {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--scores {path}: cannot read it: {exc}") from None
+    reader = csv.DictReader(text.splitlines())
+    columns = [c.strip().lower() for c in reader.fieldnames or []]
+    reader.fieldnames = columns
+    if "label" not in columns or "score" not in columns:
+        raise DataError(
+            f"{path.name} needs a header with columns label,score[,group]; found: "
+            f"{', '.join(columns) or 'nothing'}"
+        )
+    labels, scores, groups = [], [], []
+    for line, row in enumerate(reader, start=2):
+        label, score = (row.get("label") or "").strip(), (row.get("score") or "").strip()
+        if not label and not score:
+            continue
+        if label not in ("0", "1", "0.0", "1.0"):
+            raise DataError(f"{path.name}:{line}: label must be 0 or 1, got {label!r}")
+        try:
+            value = float(score)
+        except ValueError:
+            raise DataError(f"{path.name}:{line}: score must be a number, got {score!r}") from None
+        if not np.isfinite(value):
+            raise DataError(f"{path.name}:{line}: score must be finite, got {score!r}")
+        labels.append(int(float(label)))
+        scores.append(value)
+        groups.append((row.get("group") or "").strip())
+    if not labels:
+        raise DataError(f"{path.name}: no rows")
+    return ScoresFile(
+        path,
+        np.array(labels, dtype=np.int64),
+        np.array(scores, dtype=np.float64),
+        groups if "group" in columns else None,
+    )
+
+
+def sweep_scores(
+    path: str | Path,
+    objective: str = "f1",
+    grid: str = DEFAULT_GRID,
+    *,
+    bootstrap: int = 0,
+    seed: int = 0,
+    review_band: tuple[float, float] | None = None,
+    confidence: float | None = None,
+    plot: str | Path | None = None,
+) -> tuple[SweepResult, ScoresFile]:
+    """`sweep_threshold` on a `label,score[,group]` CSV from anywhere: writes nothing but the
+    plot, if a path is given."""
+    data = read_scores(path)
+    result = choose(
+        data.labels,
+        data.scores,
+        objective,
+        grid,
+        bootstrap=bootstrap,
+        seed=seed,
+        review_band=review_band,
+        confidence=confidence,
+    )
+    if plot is not None:
+        plot_sweep(result, data.labels, data.scores, plot)
+    return result, data

@@ -120,6 +120,8 @@ class SweepResult:
     """precision, recall, f1 and the objective value at every grid threshold."""
     bootstrap: dict | None = None
     review_band: dict | None = None
+    certificate: dict | None = None
+    """With a confidence: `harmcache.guarantee.Certificate.to_json()` of the chosen threshold."""
 
     def to_json(self) -> dict:
         out = {
@@ -140,6 +142,9 @@ class SweepResult:
         }
         if self.bootstrap is not None:
             out["bootstrap"] = {k: v for k, v in self.bootstrap.items() if k != "band"}
+        if self.certificate is not None:
+            out["certified"] = bool(self.certificate["certified"])
+            out["certificate"] = self.certificate
         return out
 
 
@@ -204,6 +209,68 @@ def sweep(
     if review_band is not None:
         result.review_band = review_band_rule(y, s, thresholds, counts, *review_band)
     return result
+
+
+def certified_sweep(
+    y_true: np.ndarray,
+    scores: np.ndarray,
+    objective: str,
+    confidence: float,
+    grid: str | None = None,
+) -> SweepResult:
+    """The threshold `harmcache.guarantee.certify` certifies for `objective` (recall>=R or
+    precision>=P, optionally with ',flagged<=F') at `confidence`, as a SweepResult carrying its
+    certificate. `score` is the metric the choice favours (precision for a recall target, recall
+    for a precision target) on these videos. Raises NotCertifiedError when nothing passes.
+
+    `grid`: None for the certificate's own candidates (every distinct score for recall, the
+    fixed grid 0.01..0.99 for precision), or start:stop:step / a comma list. 'scores' is refused
+    for precision: the fallback procedure needs a grid fixed before the data is seen."""
+    from harmcache.guarantee import NotCertifiedError, certify
+    from harmcache.guarantee import Objective as Certified
+
+    y = np.asarray(y_true).astype(np.int64)
+    s = np.asarray(scores, dtype=np.float64)
+    obj = Certified.parse(objective)
+    candidates = None
+    if grid is not None and grid.strip().lower() == "scores":
+        if obj.primary.metric == "precision":
+            raise UsageError(
+                "--grid scores picks thresholds from the scores themselves; a certified "
+                "precision threshold needs a grid fixed in advance (leave --grid out)"
+            )
+    elif grid is not None:
+        candidates = parse_grid(grid, s)
+    cert = certify(y, s, obj, confidence=confidence, grid=candidates)
+    if not cert.certified:
+        raise NotCertifiedError(cert)
+    threshold = float(cert.threshold)
+    shown = np.unique(np.append(parse_grid(DEFAULT_GRID, s), threshold))
+    counts = counts_at(y.astype(bool), s, shown)
+    i = int(np.searchsorted(shown, threshold))
+    favoured = "precision" if obj.primary.metric == "recall" else "recall"
+    curves = {
+        "precision": counts.precision,
+        "recall": counts.recall,
+        "f1": counts.fbeta(1.0),
+        "objective": counts.precision if favoured == "precision" else counts.recall,
+    }
+    return SweepResult(
+        threshold=threshold,
+        objective=cert.objective,
+        score=float(curves[favoured][i]),
+        precision=float(curves["precision"][i]),
+        recall=float(curves["recall"][i]),
+        f1=float(curves["f1"][i]),
+        confusion={k: int(getattr(counts, k)[i]) for k in ("tn", "fp", "fn", "tp")},
+        grid=grid or ("scores" if obj.primary.metric == "recall" else DEFAULT_GRID),
+        tie=None,
+        n=int(len(y)),
+        n_positive=int(y.sum()),
+        thresholds=shown,
+        curves=curves,
+        certificate=cert.to_json(),
+    )
 
 
 def _pick(values: np.ndarray) -> tuple[int, tuple[int, int, int] | None]:
