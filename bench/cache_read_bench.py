@@ -95,6 +95,9 @@ def run(results_dir: Path, quick: bool = False) -> dict:
             for name, fn in runs.items():
                 times[name].append(_timed(fn))
         median = {name: statistics.median(t) for name, t in times.items()}
+        # On a shared machine a read into new memory is bimodal (the kernel compacting memory for
+        # huge pages); the fastest of the repeats is each reader's undisturbed cost.
+        best = {name: min(t) for name, t in times.items()}
 
         clip = next(f for f in families if f.extractor == "clip")
         picks = np.random.default_rng(1).choice(len(ids), size["random_videos"], replace=False)
@@ -126,6 +129,7 @@ def run(results_dir: Path, quick: bool = False) -> dict:
         },
         "seconds": {name: [round(t, 4) for t in ts] for name, ts in times.items()},
         "median_s": {name: round(t, 4) for name, t in median.items()},
+        "best_s": {name: round(t, 4) for name, t in best.items()},
         "mb_per_s": {name: rate(t) for name, t in median.items()},
         "random_access_one_video_ms": {
             "videos": size["random_videos"],
@@ -144,6 +148,14 @@ def run(results_dir: Path, quick: bool = False) -> dict:
             "load_vs_contiguous_prealloc": round(median["contiguous_prealloc"] / median["load"], 3),
             "iter_shards_vs_contiguous_prealloc": round(
                 median["contiguous_prealloc"] / median["iter_shards"], 3
+            ),
+            "best_load_vs_contiguous": round(best["contiguous"] / best["load"], 3),
+            "best_iter_shards_vs_contiguous": round(best["contiguous"] / best["iter_shards"], 3),
+            "best_load_vs_contiguous_prealloc": round(
+                best["contiguous_prealloc"] / best["load"], 3
+            ),
+            "best_iter_shards_vs_contiguous_prealloc": round(
+                best["contiguous_prealloc"] / best["iter_shards"], 3
             ),
             "target": TARGET,
             "one_video_ms": round(statistics.median(one) * 1e3, 2),
