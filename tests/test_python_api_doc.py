@@ -33,6 +33,7 @@ def test_the_stage_two_half_runs_on_a_synthetic_cache(tmp_path):
         {"work": tmp_path, "cache": syn.cache.root, "labels": syn.labels_csv},
     )
     assert done["tf"].metrics["val"]["f1"] >= 0.9
+    assert done["tf"].metrics["test"]["n"] > 0 and done["comparison"].ranked_by == "test F1"
     assert (tmp_path / "runs" / "gbm" / "threshold.json").exists()
     assert (tmp_path / "gbm-head" / "head.json").exists()
     assert len(done["data"]) == 60
