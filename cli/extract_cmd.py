@@ -38,6 +38,9 @@ class BarProgress(Progress):
             self.bar.write(f"{cached} input(s) already cached")
 
     def advance(self, result: InputResult) -> None:
+        if self.video_bar is not None:
+            self.video_bar.close()
+            self.video_bar = None
         if result.status == "failed":
             self.failures += 1
             self.bar.write(f"failed {result.path}: {result.reason} ({result.message})")
@@ -45,7 +48,28 @@ class BarProgress(Progress):
             self.bar.update(1)
         self.bar.set_postfix(failed=self.failures)
 
+    video_bar = None
+
+    def position(self, path: str, seconds_done: float, seconds_total: float) -> None:
+        """A second bar for a long video: seconds of it extracted so far."""
+        from tqdm import tqdm
+
+        if self.video_bar is None or self.video_bar.desc != Path(path).name:
+            if self.video_bar is not None:
+                self.video_bar.close()
+            self.video_bar = tqdm(
+                total=round(seconds_total, 1),
+                unit="s",
+                desc=Path(path).name,
+                file=sys.stderr,
+                leave=False,
+            )
+        self.video_bar.n = round(min(seconds_done, seconds_total), 1)
+        self.video_bar.refresh()
+
     def close(self) -> None:
+        if self.video_bar is not None:
+            self.video_bar.close()
         self.bar.close()
 
 
@@ -57,8 +81,16 @@ def extract(
     inputs: list[str] = typer.Argument(None, help="Video files, folders, or .csv/.txt path lists."),
     out: Path = typer.Option(Path("cache"), "--out", "-o", help="Cache folder."),
     extractors: str = typer.Option("yolo,clip,slowfast", help="Comma-separated extractors."),
-    frames: int = typer.Option(32, help="Frames sampled uniformly per video (CLIP, YOLO)."),
-    windows: int = typer.Option(4, help="SlowFast windows per video."),
+    frames: int = typer.Option(
+        None, help="Frames sampled uniformly per video (CLIP, YOLO). [default: 32]"
+    ),
+    fps: float = typer.Option(
+        None, help="Instead of --frames: CLIP and YOLO take one frame every 1/F seconds."
+    ),
+    windows: int = typer.Option(None, help="SlowFast windows per video. [default: 4]"),
+    window_every: float = typer.Option(
+        None, help="Instead of --windows: one SlowFast window every S seconds."
+    ),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     batch_size: int = typer.Option(16, help="Frames per forward pass (one video at a time)."),
     workers: int = typer.Option(1, help="Decode worker processes (0 decodes inline)."),
@@ -90,6 +122,8 @@ def extract(
         extractors=parse_extractors(extractors),
         frames=frames,
         windows=windows,
+        fps=fps,
+        window_every=window_every,
         device=device,
         batch_size=batch_size,
         workers=workers,

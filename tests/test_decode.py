@@ -86,9 +86,9 @@ def test_pyav_path_decodes_the_video_once_probe_included(make_video, monkeypatch
     # Sequential decoding reaches the last frame only by decoding all: the probe rides along.
     path, frames = make_video("seq.mp4", n_frames=10, size=(32, 48))
     calls = []
-    real = _PyAVSource.read
+    real = _PyAVSource.frames
     monkeypatch.setattr(
-        _PyAVSource, "read", lambda self, idx: calls.append(list(idx)) or real(self, idx)
+        _PyAVSource, "frames", lambda self, chunk: calls.append(list(chunk.indices)) or real(self, chunk)
     )
     decoded = VideoSource(path).decode(np.array([2, 4]))
     np.testing.assert_array_equal(decoded.frames, frames[[2, 4]])

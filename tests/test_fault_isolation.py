@@ -18,9 +18,9 @@ from harmcache.cli.main import app
 from typer.testing import CliRunner
 
 from harmcache.errors import VideoError
-from harmcache.extract.handoff import decode_job_shared
-from harmcache.extract.jobs import VideoJob, decode_job, extract_item
-from harmcache.extract.pipeline import _decoded_stream
+from harmcache.extract.handoff import decode_chunk_shared
+from harmcache.extract.jobs import ChunkJob, VideoJob, decode_job, extract_item
+from harmcache.extract.pipeline import _video_streams
 from harmcache.extractors.base import ExtractSettings, WeightsSource
 from harmcache.extractors.clip import ClipExtractor
 from harmcache.store.cache import FeatureCache
@@ -43,25 +43,25 @@ def last_json(result) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def crash_on_marked(job: VideoJob):
-    """Decode function for worker processes: a file named *crash* takes its worker down, as a
-    decoder segfault would."""
-    if "crash" in Path(job.path).name:
+def crash_on_marked(task: ChunkJob):
+    """Chunk decode function for worker processes: a file named *crash* takes its worker down,
+    as a decoder segfault would."""
+    if "crash" in Path(task.job.path).name:
         os._exit(3)
-    return decode_job_shared(job)
+    return decode_chunk_shared(task)
 
 
 def break_clip_on_odd_sizes(monkeypatch):
-    """CLIP raises on 48-pixel-wide videos, as a library kernel bug on an odd frame size would;
-    returns the real compute."""
-    real = ClipExtractor.compute
+    """CLIP raises on 48-pixel-wide frames, as a library kernel bug on an odd frame size would;
+    returns the real batch step."""
+    real = ClipExtractor.compute_batch
 
-    def fails_on_odd_sizes(self, video):
-        if video.info.width == 48:
+    def fails_on_odd_sizes(self, frames, first_row):
+        if frames.shape[2] == 48:
             raise RuntimeError("shape mismatch in a library kernel")
-        return real(self, video)
+        return real(self, frames, first_row)
 
-    monkeypatch.setattr(ClipExtractor, "compute", fails_on_odd_sizes)
+    monkeypatch.setattr(ClipExtractor, "compute_batch", fails_on_odd_sizes)
     return real
 
 
@@ -86,7 +86,7 @@ def test_a_model_error_on_one_video_is_a_ledger_entry_and_the_run_goes_on(
     assert held == {"clip": 3, "yolo": 4, "slowfast": 4}  # the other backbones kept it
     assert row["reason"] == "model_error" and Path(row["path"]).is_absolute()
 
-    monkeypatch.setattr(ClipExtractor, "compute", real)
+    monkeypatch.setattr(ClipExtractor, "compute_batch", real)
     again = last_json(cli("extract", tmp_path / "v", "--out", out, *DEFAULT_PATH))
     assert (again["extracted"], again["cached"], again["failed"]) == (1, 3, 0)
 
@@ -104,15 +104,15 @@ def decoded(make_video):
 
 def test_cuda_out_of_memory_retries_once_at_half_the_batch(decoded, monkeypatch):
     extractor, result, _ = decoded
-    real, seen = ClipExtractor.compute, []
+    real, seen = ClipExtractor.compute_batch, []
 
-    def oom_once(self, video):
+    def oom_once(self, frames, first_row):
         seen.append(self.settings.batch_size)
         if len(seen) == 1:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
-        return real(self, video)
+        return real(self, frames, first_row)
 
-    monkeypatch.setattr(ClipExtractor, "compute", oom_once)
+    monkeypatch.setattr(ClipExtractor, "compute_batch", oom_once)
     item = extract_item(result, extractor)
     assert seen == [16, 8] and extractor.settings.batch_size == 16
     assert item.record.features.shape == (2, 512)
@@ -121,10 +121,10 @@ def test_cuda_out_of_memory_retries_once_at_half_the_batch(decoded, monkeypatch)
 def test_cuda_out_of_memory_twice_is_an_oom_failure(decoded, monkeypatch):
     extractor, result, _ = decoded
 
-    def always_oom(self, video):
+    def always_oom(self, frames, first_row):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
 
-    monkeypatch.setattr(ClipExtractor, "compute", always_oom)
+    monkeypatch.setattr(ClipExtractor, "compute_batch", always_oom)
     with pytest.raises(VideoError, match="oom: clip: CUDA out of memory, also at batch size 8"):
         extract_item(result, extractor)
     assert extractor.settings.batch_size == 16
@@ -138,10 +138,10 @@ def test_an_unexpected_decoder_exception_is_a_failed_result(
 ):
     path, _ = make_video("v.mp4")
 
-    def broken(self, indices, *, max_short_side=None):
+    def broken(self, wanted, chunk_frames=None):
         raise raised
 
-    monkeypatch.setattr(VideoSource, "decode", broken)
+    monkeypatch.setattr(VideoSource, "plan", broken)
     result = decode_job(VideoJob(str(path), "f" * 64, (("clip", TINY),)))
     assert result.error is not None and result.error.reason == reason
 
@@ -151,7 +151,10 @@ def test_a_decoder_that_kills_its_worker_fails_only_its_own_video(make_video):
     for i, name in enumerate(["a.mp4", "crash.mp4", "b.mp4", "c.mp4"]):
         path, _ = make_video(name, seed=i)
         jobs.append(VideoJob(str(path), f"{i}" * 64, (("clip", TINY),)))
-    results = list(_decoded_stream(jobs, workers=1, decode=crash_on_marked))
+    results = []
+    for stream in _video_streams(jobs, workers=1, chunk=crash_on_marked):
+        (result,) = stream.chunks  # one chunk per short video
+        results.append(result)
     assert [r.job.path for r in results] == [j.path for j in jobs]
     assert [r.error.reason if r.error else "ok" for r in results] == [
         "ok",

@@ -10,7 +10,14 @@ from harmcache.errors import UsageError
 from harmcache.extract.pipeline import DEFAULT_EXTRACTORS, build_extractors, run_extraction
 from harmcache.extract.progress import Progress
 from harmcache.extract.summary import ExtractSummary
-from harmcache.extractors.base import ExtractSettings, WeightsSource
+from harmcache.extractors.base import (
+    DEFAULT_FRAMES,
+    DEFAULT_WINDOWS,
+    FRAMES_AND_FPS,
+    WINDOWS_AND_EVERY,
+    ExtractSettings,
+    WeightsSource,
+)
 
 
 def extract(
@@ -18,8 +25,10 @@ def extract(
     out: str | Path,
     *,
     extractors: Sequence[str] = DEFAULT_EXTRACTORS,
-    frames: int = 32,
-    windows: int = 4,
+    frames: int | None = None,
+    windows: int | None = None,
+    fps: float | None = None,
+    window_every: float | None = None,
     device: str = "auto",
     batch_size: int = 16,
     workers: int = 1,
@@ -39,6 +48,10 @@ def extract(
 ) -> ExtractSummary:
     """Decode each video once and cache the chosen backbones' features in `out`.
 
+    Frames: `frames` (default 32) spread uniformly over each video, or `fps` frames per second
+    of it; SlowFast windows: `windows` (default 4) per video, or one every `window_every`
+    seconds. Each pair excludes each other.
+
     Inputs are video files, folders (searched recursively) and .csv/.txt lists of paths. Every
     input is accounted for in the returned summary: extracted, cached, or failed with a reason
     (also in the cache's failure ledger). Bad flags raise `UsageError`, missing weights
@@ -46,10 +59,16 @@ def extract(
     """
     if weights_dir is not None and random_init:
         raise UsageError("--weights-dir and --random-init exclude each other")
+    if frames is not None and fps is not None:
+        raise UsageError(FRAMES_AND_FPS)
+    if windows is not None and window_every is not None:
+        raise UsageError(WINDOWS_AND_EVERY)
     resolved = resolve_device(device, engine)
     settings = ExtractSettings(
-        frames=frames,
-        windows=windows,
+        frames=DEFAULT_FRAMES if frames is None else frames,
+        windows=DEFAULT_WINDOWS if windows is None else windows,
+        fps=fps,
+        window_every=window_every,
         batch_size=batch_size,
         device=resolved,
         tta=tta,

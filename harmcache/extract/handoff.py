@@ -2,7 +2,8 @@
 
 A 10-s 720p clip decodes to about 100 MB of frames. Pickled through the process pool's one
 result pipe, that costs the model process about 0.6 s of CPU per video (measured), which caps
-a GPU's intake; a shared-memory segment costs the model process one memcpy.
+a GPU's intake; a shared-memory segment costs the model process one memcpy. A long video
+crosses one decode chunk at a time (`decode_chunk_shared`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ from multiprocessing.shared_memory import SharedMemory
 
 import numpy as np
 
-from harmcache.extract.jobs import DecodeResult, VideoJob, decode_job
+from harmcache.extract.jobs import (
+    ChunkJob,
+    ChunkResult,
+    DecodeResult,
+    VideoJob,
+    decode_chunk,
+    decode_job,
+)
 
 SHM_ROOT = "/dev/shm"
 HEADROOM = 4
@@ -38,7 +46,15 @@ def decode_job_shared(job: VideoJob) -> DecodeResult:
     return result
 
 
-def claim(result: DecodeResult) -> DecodeResult:
+def decode_chunk_shared(task: ChunkJob) -> ChunkResult:
+    """decode_chunk, run in a worker, with the frames moved into shared memory."""
+    result = decode_chunk(task)
+    for video in result.decoded.values():
+        video.frames = _to_shared(video.frames)
+    return result
+
+
+def claim(result: DecodeResult | ChunkResult) -> DecodeResult | ChunkResult:
     """In the model process: take the frames out of shared memory and free the segments."""
     for video in result.decoded.values():
         if isinstance(video.frames, SharedFrames):

@@ -1,9 +1,13 @@
-"""The unit of extraction work and the decode step that runs ahead of the models.
+"""The unit of extraction work, the decode steps that run ahead of the models, and the model
+step that both engines share.
 
-`decode_job` runs in worker processes (or Ray CPU tasks): it probes the video, works out the
-union of frames its pending extractors need, and decodes them once.
+Decoding a video is two kinds of task, both run in worker processes (or Ray CPU tasks):
+`probe_job` opens the video, reads its packets and plans the decode chunks (the union of the
+frames its pending extractors need, plus the probe frames); `decode_chunk` decodes one chunk.
+`decode_job` does both for a whole video in one process. The model step (`extract_streamed`)
+feeds each chunk to every extractor as it arrives, so a long video is never held at once.
 
-Both steps are per-video guards: whatever goes wrong with one video (a damaged file, a decoder
+Each step is a per-video guard: whatever goes wrong with one video (a damaged file, a decoder
 bug on an odd frame size, running out of memory) becomes a `VideoError` with a reason class for
 the failure ledger, and the run carries on. Reason classes added here, beside the probe's:
 
@@ -15,14 +19,25 @@ the failure ledger, and the run carries on. Reason classes added here, beside th
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from harmcache.errors import VideoError
 from harmcache.extractors.base import Extractor, ExtractSettings, get_extractor
-from harmcache.types import VideoFeatures
-from harmcache.video.decode import DecodedVideo, VideoSource
+from harmcache.types import VideoFeatures, VideoInfo
+from harmcache.video.decode import (
+    ChunkPlan,
+    DecodedVideo,
+    VideoSource,
+    frame_shape,
+    join_chunks,
+    read_chunk,
+    reopen,
+)
+from harmcache.video.sampling import video_duration
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +53,66 @@ class VideoJob:
 
 
 @dataclass
+class VideoPlan:
+    """What opening a video decided: its info, every frame's time, and the decode chunks."""
+
+    job: VideoJob
+    info: VideoInfo
+    times: np.ndarray
+    sides: dict[int, np.ndarray]
+    """Decode short-side limit → the sorted unique frames the extractors at that size need."""
+    chunks: list[ChunkPlan]
+
+    @property
+    def duration(self) -> float:
+        return video_duration(self.times)
+
+    def chunk_job(self, i: int) -> ChunkJob:
+        chunk = self.chunks[i]
+        sides = {side: np.intersect1d(idx, chunk.indices) for side, idx in self.sides.items()}
+        return ChunkJob(self.job, self.info, chunk, sides)
+
+
+@dataclass
+class ProbeResult:
+    job: VideoJob
+    plan: VideoPlan | None = None
+    error: VideoError | None = None
+
+
+@dataclass
+class ChunkJob:
+    """One chunk of one video, with just what a worker needs to decode it."""
+
+    job: VideoJob
+    info: VideoInfo
+    chunk: ChunkPlan
+    sides: dict[int, np.ndarray]
+
+
+@dataclass
+class ChunkResult:
+    job: VideoJob
+    upto: int
+    """Every planned frame at or before this index has now been delivered."""
+    decoded: dict[int, DecodedVideo] = field(default_factory=dict)
+    error: VideoError | None = None
+    decode_seconds: float = 0.0
+
+
+@dataclass
 class DecodeResult:
+    """A whole video decoded at once (short clips on Ray, tests, benchmarks)."""
+
     job: VideoJob
     decoded: dict[int, DecodedVideo] = field(default_factory=dict)
     """Decoded frames keyed by decode short-side limit (one entry unless extractors differ)."""
     error: VideoError | None = None
     decode_seconds: float = 0.0
+    streamed: bool = False
+    """Too long to decode at once: nothing is decoded yet; the model side streams it."""
+    info: VideoInfo | None = None
+    """What probing learned, for a streamed video."""
 
 
 def exit_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
@@ -51,7 +120,6 @@ def exit_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
     SIGKILL cannot tell its pool to stop, and an orphaned worker would wait forever."""
     import os
     import threading
-    import time
 
     def watch() -> None:
         while os.getppid() == parent_pid:
@@ -61,73 +129,189 @@ def exit_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
     threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
-def decode_job(job: VideoJob) -> DecodeResult:
-    """Probe and decode one video; a bad video becomes an error result, never an exception."""
-    import time
+def _guard(fn: Callable[[], object], what: str):
+    """Run one video's decode step; any failure becomes a VideoError."""
+    try:
+        return fn()
+    except VideoError:
+        raise
+    except MemoryError:
+        raise VideoError("oom", "out of memory while decoding") from None
+    except Exception as exc:  # noqa: BLE001 - one video's decoder bug must not end the run
+        log.debug("%s raised", what, exc_info=True)
+        raise VideoError("decode_error", f"{type(exc).__name__}: {exc}") from None
 
+
+def plan_video(job: VideoJob, source: VideoSource) -> VideoPlan:
+    """The union of frames each decode size needs, and the chunks to decode them in."""
+    wanted: dict[int, list[np.ndarray]] = {}
+    chunk_frames = min(s.chunk_frames for _, s in job.extractors)
+    for name, settings in job.extractors:
+        planner = get_extractor(name)(settings)
+        wanted.setdefault(settings.decode_short_side, []).append(
+            np.asarray(planner.frame_indices(source.info, source.times)).ravel()
+        )
+    sides = {side: np.unique(np.concatenate(parts)) for side, parts in wanted.items()}
+    union = np.unique(np.concatenate(list(sides.values())))
+    return VideoPlan(job, source.info, source.times, sides, source.plan(union, chunk_frames))
+
+
+def probe_job(job: VideoJob) -> ProbeResult:
+    """Open a video and plan its decode; a bad video becomes an error result."""
+    try:
+        return ProbeResult(job, _guard(lambda: plan_video(job, VideoSource(job.path)), job.path))
+    except VideoError as exc:
+        return ProbeResult(job, None, exc)
+
+
+def decode_chunk(task: ChunkJob) -> ChunkResult:
+    """Decode one chunk of a video; a decode failure becomes an error result."""
     start = time.perf_counter()
     try:
-        source = VideoSource(job.path)
-        wanted: dict[int, list[np.ndarray]] = {}
-        for name, settings in job.extractors:
-            planner = get_extractor(name)(settings)
-            wanted.setdefault(settings.decode_short_side, []).append(
-                np.asarray(planner.frame_indices(source.info)).ravel()
-            )
-        decoded = {
-            side: source.decode(np.concatenate(parts), max_short_side=side)
-            for side, parts in wanted.items()
-        }
-        return DecodeResult(job, decoded, None, time.perf_counter() - start)
+        source = reopen(task.job.path, task.info.backend)
+        decoded = _guard(
+            lambda: read_chunk(source, task.info, task.chunk, task.sides), task.job.path
+        )
+        return ChunkResult(task.job, task.chunk.upto, decoded, None, time.perf_counter() - start)
     except VideoError as exc:
-        return DecodeResult(job, {}, exc, time.perf_counter() - start)
-    except MemoryError:
-        error = VideoError("oom", "out of memory while decoding")
-        return DecodeResult(job, {}, error, time.perf_counter() - start)
-    except Exception as exc:  # noqa: BLE001 - one video's decoder bug must not end the run
-        log.debug("decoding %s raised", job.path, exc_info=True)
-        error = VideoError("decode_error", f"{type(exc).__name__}: {exc}")
-        return DecodeResult(job, {}, error, time.perf_counter() - start)
+        return ChunkResult(task.job, task.chunk.upto, {}, exc, time.perf_counter() - start)
+
+
+def decode_chunks(plan: VideoPlan) -> Iterator[ChunkResult]:
+    """Every chunk of a video decoded in this process, one at a time."""
+    for i in range(len(plan.chunks)):
+        yield decode_chunk(plan.chunk_job(i))
+
+
+def decode_job(job: VideoJob) -> DecodeResult:
+    """Probe and decode a whole video in this process, every chunk held at once; a bad video
+    becomes an error result, never an exception."""
+    start = time.perf_counter()
+    probed = probe_job(job)
+    if probed.error is not None:
+        return DecodeResult(job, {}, probed.error, time.perf_counter() - start)
+    plan = probed.plan
+    parts: dict[int, list[DecodedVideo]] = {side: [] for side in plan.sides}
+    for chunk in decode_chunks(plan):
+        if chunk.error is not None:
+            return DecodeResult(job, {}, chunk.error, time.perf_counter() - start)
+        for side, video in chunk.decoded.items():
+            parts[side].append(video)
+    decoded = {
+        side: join_chunks(
+            parts[side], plan.info, plan.sides[side], frame_shape(plan.info, side), plan.times
+        )
+        for side in plan.sides
+    }
+    return DecodeResult(job, decoded, None, time.perf_counter() - start)
+
+
+def whole_video_chunks(result: DecodeResult) -> Iterator[ChunkResult]:
+    """A whole decoded video as one chunk."""
+    info = next(iter(result.decoded.values())).info
+    yield ChunkResult(result.job, info.n_frames - 1, result.decoded)
 
 
 def extract_item(result: DecodeResult, extractor: Extractor) -> VideoFeatures:
-    """One extractor on one decoded video, ready for a shard. Both engines call this, so the
-    same video gets the same features whichever engine ran it.
+    """One extractor on one whole decoded video, ready for a shard.
 
     Raises `VideoError` (`oom` or `model_error`) for anything that goes wrong with this video;
     on CUDA out of memory it first retries once at half the batch size."""
     video = result.decoded[extractor.settings.decode_short_side]
-    try:
-        record = _extract_retrying_oom(extractor, video)
-    except VideoError:
-        raise
-    except MemoryError:
-        raise VideoError("oom", f"{extractor.name}: out of memory") from None
-    except Exception as exc:  # noqa: BLE001 - one video's failure must not end the run
-        log.debug("%s raised on %s", extractor.name, result.job.path, exc_info=True)
-        raise VideoError("model_error", f"{extractor.name}: {type(exc).__name__}: {exc}") from None
-    return VideoFeatures(result.job.video_id, video.info, result.job.path, record)
+    plan = VideoPlan(result.job, video.info, video.timeline, {}, [])
+    items, errors = extract_streamed(
+        plan,
+        whole_video_chunks(result),
+        {extractor.name: extractor},
+        replay=lambda: whole_video_chunks(result),
+    )
+    if errors:
+        raise errors[0][1]
+    return items[0][1]
 
 
-def _extract_retrying_oom(extractor: Extractor, video: DecodedVideo):
-    import torch
+def extract_streamed(
+    plan: VideoPlan,
+    chunks: Iterable[ChunkResult],
+    extractors: dict[str, Extractor],
+    *,
+    replay: Callable[[], Iterable[ChunkResult]],
+    position: Callable[[float], None] | None = None,
+) -> tuple[list[tuple[str, VideoFeatures]], list[tuple[str, VideoError]]]:
+    """Every extractor on one video, fed its chunks in order as they arrive. Both engines call
+    this, so the same video gets the same features whichever engine ran it.
 
-    try:
-        return extractor.extract(video)
-    except torch.cuda.OutOfMemoryError:
-        torch.cuda.empty_cache()
+    Returns the features of each extractor that succeeded and the error of each that failed
+    (`model_error`, or `oom`: on CUDA out of memory an extractor is retried once at half the
+    batch size over `replay()`, the video's chunks decoded again). A chunk that failed to decode
+    raises its `VideoError`: the whole video failed."""
+    items, errors, retry = _run_sessions(plan, chunks, extractors, position)
+    for name in retry:
+        extractor = extractors[name]
         full = extractor.settings
         half = max(1, full.batch_size // 2)
-        log.warning(
-            "%s: CUDA out of memory; retrying this video at batch size %d", extractor.name, half
-        )
+        log.warning("%s: CUDA out of memory; retrying this video at batch size %d", name, half)
         extractor.settings = replace(full, batch_size=half)
         try:
-            return extractor.extract(video)
-        except torch.cuda.OutOfMemoryError:
-            torch.cuda.empty_cache()
-            raise VideoError(
-                "oom", f"{extractor.name}: CUDA out of memory, also at batch size {half}"
-            ) from None
+            again, failed, oom = _run_sessions(plan, replay(), {name: extractor}, None)
         finally:
             extractor.settings = full
+        items += again
+        errors += failed
+        if oom:
+            errors.append(
+                (name, VideoError("oom", f"{name}: CUDA out of memory, also at batch size {half}"))
+            )
+    order = list(extractors)
+    items.sort(key=lambda pair: order.index(pair[0]))
+    errors.sort(key=lambda pair: order.index(pair[0]))
+    return items, errors
+
+
+def _run_sessions(plan, chunks, extractors, position):
+    import torch
+
+    sessions = {}
+    errors: list[tuple[str, VideoError]] = []
+    retry: list[str] = []
+
+    def failed(name: str, exc: BaseException) -> None:
+        sessions.pop(name, None)
+        if isinstance(exc, torch.cuda.OutOfMemoryError):
+            torch.cuda.empty_cache()
+            retry.append(name)
+        elif isinstance(exc, VideoError):
+            errors.append((name, exc))
+        elif isinstance(exc, MemoryError):
+            errors.append((name, VideoError("oom", f"{name}: out of memory")))
+        else:
+            log.debug("%s raised on %s", name, plan.job.path, exc_info=exc)
+            message = f"{name}: {type(exc).__name__}: {exc}"
+            errors.append((name, VideoError("model_error", message)))
+
+    for name, extractor in extractors.items():
+        try:
+            extractor.load()
+            sessions[name] = extractor.session(plan.info, plan.times)
+        except Exception as exc:  # noqa: BLE001 - one video's failure must not end the run
+            failed(name, exc)
+    for chunk in chunks:
+        if chunk.error is not None:
+            raise chunk.error
+        for name in list(sessions):
+            video = chunk.decoded[extractors[name].settings.decode_short_side]
+            try:
+                sessions[name].feed(video, chunk.upto)
+            except Exception as exc:  # noqa: BLE001 - one video's failure must not end the run
+                failed(name, exc)
+        if position is not None:
+            position(float(plan.times[min(chunk.upto, len(plan.times) - 1)]))
+    items = []
+    for name, session in list(sessions.items()):
+        try:
+            record = session.finish()
+        except Exception as exc:  # noqa: BLE001 - one video's failure must not end the run
+            failed(name, exc)
+            continue
+        items.append((name, VideoFeatures(plan.job.video_id, plan.info, plan.job.path, record)))
+    return items, errors, retry

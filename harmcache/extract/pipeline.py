@@ -14,16 +14,21 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
 
 from harmcache.errors import CacheError, UsageError, VideoError
-from harmcache.extract.handoff import claim, decode_job_shared
+from harmcache.extract.handoff import claim, decode_chunk_shared
 from harmcache.extract.jobs import (
-    DecodeResult,
+    ChunkJob,
+    ChunkResult,
+    ProbeResult,
     VideoJob,
-    decode_job,
+    VideoPlan,
+    decode_chunks,
     exit_with_parent,
-    extract_item,
+    extract_streamed,
+    probe_job,
 )
 from harmcache.extract.progress import Progress
 from harmcache.extract.summary import ExtractSummary, InputResult
@@ -281,48 +286,173 @@ def _writer_lock(cache: FeatureCache):
     return cache.lock().shared() if cache.writable else contextlib.nullcontext()
 
 
-def _decoded_stream(
-    jobs: list[VideoJob], workers: int, decode: Callable[[VideoJob], DecodeResult] | None = None
-) -> Iterator[DecodeResult]:
-    """Decode ahead of the models in worker processes, yielding results in job order.
+@dataclass
+class VideoStream:
+    """One video on its way to the models: its plan, or why it has none, and its decoded chunks
+    in order (pulled from the decode workers as the models consume them)."""
+
+    job: VideoJob
+    plan: VideoPlan | None
+    error: VideoError | None
+    chunks: Iterator[ChunkResult]
+
+
+def _video_streams(
+    jobs: list[VideoJob],
+    workers: int,
+    *,
+    probe: Callable[[VideoJob], ProbeResult] = probe_job,
+    chunk: Callable[[ChunkJob], ChunkResult] | None = None,
+) -> Iterator[VideoStream]:
+    """Decode ahead of the models in worker processes, yielding videos in job order; each
+    video's chunks must be consumed (or abandoned) before the next video is asked for.
+
+    Without workers, or for one video that fits one chunk, decoding runs inline."""
+    if workers > 0 and len(jobs) == 1:
+        first = probe(jobs[0])
+        if first.error is not None or len(first.plan.chunks) <= 1:
+            yield _inline_stream(first)
+            return
+        decoder = _PoolDecoder(jobs, workers, probe, chunk or decode_chunk_shared, {0: first})
+        yield from decoder.streams()
+        return
+    if workers == 0:
+        for job in jobs:
+            yield _inline_stream(probe(job))
+        return
+    yield from _PoolDecoder(jobs, workers, probe, chunk or decode_chunk_shared).streams()
+
+
+def _inline_stream(probed: ProbeResult) -> VideoStream:
+    if probed.error is not None:
+        return VideoStream(probed.job, None, probed.error, iter(()))
+    return VideoStream(probed.job, probed.plan, None, decode_chunks(probed.plan))
+
+
+class _PoolDecoder:
+    """Probe and chunk tasks on a process pool, at most `2 × workers` chunks decoded ahead of
+    the models (so memory is bounded by chunks, never by a video's length).
 
     A worker that dies (a decoder crashing the process) breaks the pool: the pool is rebuilt,
-    the video it was on is retried once on its own, and only a video that kills a worker twice
-    is recorded as `worker_crash`. Every other job is resubmitted untouched."""
-    if workers == 0 or len(jobs) <= 1:
-        yield from map(decode_job, jobs)
-        return
-    decode = decode or decode_job_shared
-    ahead = workers * 2
-    pool = _decode_pool(workers)
-    futures: dict[int, Future] = {}
-    try:
-        for i in range(len(jobs)):
-            for k in range(i, min(i + ahead + 1, len(jobs))):
-                if k not in futures:
-                    futures[k] = pool.submit(decode, jobs[k])
-            try:
-                result = futures.pop(i).result()
-            except BrokenProcessPool:
-                pool.shutdown(wait=False, cancel_futures=True)
-                _release(futures)
-                pool = _decode_pool(workers)
-                result = _decode_alone(pool, decode, jobs[i])
-                if result is None:  # it took the worker down again
-                    pool = _decode_pool(workers)
-                    error = VideoError("worker_crash", "the decoder crashed its worker process")
-                    result = DecodeResult(jobs[i], error=error)
+    the task it was on is retried once on its own, and only a video that kills a worker twice
+    is recorded as `worker_crash`. Every other task is resubmitted untouched."""
+
+    def __init__(self, jobs, workers, probe, chunk, probed: dict[int, ProbeResult] | None = None):
+        self.jobs = jobs
+        self.workers = workers
+        self.probe = probe
+        self.chunk = chunk
+        self.ahead = max(2, workers * 2)
+        self.pool = _decode_pool(workers)
+        self.plans: dict[int, ProbeResult] = dict(probed or {})
+        self.futures: dict[tuple, Future] = {}
+        self.cursor = (0, 0)
+
+    def streams(self) -> Iterator[VideoStream]:
+        try:
+            for i, job in enumerate(self.jobs):
+                self.cursor = (i, 0)
+                self._submit_ahead()
+                probed = self._probe_result(i)
+                if probed.error is not None:
+                    yield VideoStream(job, None, probed.error, iter(()))
+                    continue
+                chunks = self._chunks_of(i, probed.plan)
+                yield VideoStream(job, probed.plan, None, chunks)
+                chunks.close()
+                self._drop(lambda key, i=i: key[0] == "c" and key[1] == i)
+                self.plans.pop(i, None)
+        finally:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            _release(self.futures)
+
+    def _chunks_of(self, i: int, plan: VideoPlan) -> Iterator[ChunkResult]:
+        for c in range(len(plan.chunks)):
+            self.cursor = (i, c)
+            self._submit_ahead()
+            key = ("c", i, c)
+            result = self._result(key, lambda p=plan, c=c: (self.chunk, p.chunk_job(c)))
+            if result is None:  # it took the worker down twice
+                error = VideoError("worker_crash", "the decoder crashed its worker process")
+                result = ChunkResult(plan.job, plan.chunks[c].upto, {}, error)
             yield claim(result)
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-        _release(futures)
+            if result.error is not None:
+                return
+
+    def _probe_result(self, i: int) -> ProbeResult:
+        if i not in self.plans:
+            result = self._result(("p", i), lambda: (self.probe, self.jobs[i]))
+            if result is None:
+                error = VideoError("worker_crash", "the decoder crashed its worker process")
+                result = ProbeResult(self.jobs[i], None, error)
+            self.plans[i] = result
+        return self.plans[i]
+
+    def _submit_ahead(self) -> None:
+        """Keep the probes of the next videos and up to `ahead` chunks in flight."""
+        i0, c0 = self.cursor
+        for j in range(i0, min(i0 + self.ahead + 1, len(self.jobs))):
+            if j not in self.plans and ("p", j) not in self.futures:
+                self.futures[("p", j)] = self.pool.submit(self.probe, self.jobs[j])
+        budget = self.ahead - sum(1 for key in self.futures if key[0] == "c")
+        j = i0
+        while budget > 0 and j < len(self.jobs):
+            probed = self._probe_if_done(j)
+            if probed is None:
+                return
+            if probed.plan is not None:
+                for c in range(c0 if j == i0 else 0, len(probed.plan.chunks)):
+                    if budget <= 0:
+                        return
+                    if ("c", j, c) not in self.futures:
+                        task = probed.plan.chunk_job(c)
+                        self.futures[("c", j, c)] = self.pool.submit(self.chunk, task)
+                        budget -= 1
+            j += 1
+
+    def _probe_if_done(self, j: int) -> ProbeResult | None:
+        if j in self.plans:
+            return self.plans[j]
+        future = self.futures.get(("p", j))
+        if future is None or not future.done():
+            return None
+        return self._probe_result(j)
+
+    def _result(self, key: tuple, task: Callable[[], tuple]):
+        """The task's result, or None if it crashed its worker twice."""
+        future = self.futures.pop(key, None)
+        if future is None:
+            fn, arg = task()
+            future = self.pool.submit(fn, arg)
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            _release(self.futures)  # every other task is resubmitted as it is needed
+            self.pool = _decode_pool(self.workers)
+            fn, arg = task()
+            result = _decode_alone(self.pool, fn, arg)
+            if result is None:
+                self.pool = _decode_pool(self.workers)
+            return result
+
+    def _drop(self, which: Callable[[tuple], bool]) -> None:
+        """Forget the tasks of an abandoned video, freeing their shared memory."""
+        dropped = {key: f for key, f in self.futures.items() if which(key)}
+        for key in dropped:
+            del self.futures[key]
+        for future in dropped.values():
+            future.cancel()
+        _release(dropped)
 
 
-def _release(futures: dict[int, Future]) -> None:
+def _release(futures: dict) -> None:
     """Free the shared-memory frames of decodes that finished but will not be used."""
     for future in futures.values():
         if future.done() and not future.cancelled() and future.exception() is None:
-            claim(future.result())
+            result = future.result()
+            if isinstance(result, ChunkResult):
+                claim(result)
     futures.clear()
 
 
@@ -339,9 +469,9 @@ def _decode_pool(workers: int):
     )
 
 
-def _decode_alone(pool, decode, job: VideoJob) -> DecodeResult | None:
+def _decode_alone(pool, fn, arg):
     try:
-        return pool.submit(decode, job).result()
+        return pool.submit(fn, arg).result()
     except BrokenProcessPool:
         pool.shutdown(wait=False, cancel_futures=True)
         return None
@@ -377,20 +507,32 @@ def _run_local(
         )
         progress.advance(outcomes[job.video_id])
 
-    for result in _decoded_stream(jobs, workers):
-        job = result.job
-        if result.error is not None:
-            fail(job, result.error)
+    for stream in _video_streams(jobs, workers):
+        job, plan = stream.job, stream.plan
+        if stream.error is not None:
+            fail(job, stream.error)
             continue
-        items, errors = [], []
-        for name, _ in job.extractors:
-            try:
-                items.append((family_of[name], extract_item(result, by_name[name])))
-            except VideoError as exc:  # the families that did succeed are still committed
-                errors.append((family_of[name].name, exc))
-        for family, exc in errors:
-            fail(job, exc, family)
-        finish(writer.add(items))
+        chosen = {name: by_name[name] for name, _ in job.extractors}
+        position = None
+        if len(plan.chunks) > 1:  # a long video: show where in it the models are
+
+            def position(seconds: float, path=job.path, total=plan.duration) -> None:
+                progress.position(path, seconds, total)
+
+        try:
+            items, errors = extract_streamed(
+                plan,
+                stream.chunks,
+                chosen,
+                replay=lambda p=plan: decode_chunks(p),
+                position=position,
+            )
+        except VideoError as exc:  # a chunk failed to decode: the whole video failed
+            fail(job, exc)
+            continue
+        for name, exc in errors:  # the families that did succeed are still committed
+            fail(job, exc, family_of[name].name)
+        finish(writer.add([(family_of[name], item) for name, item in items]))
     finish(writer.flush())
     return outcomes
 

@@ -26,5 +26,9 @@ class Progress:
         else:
             log.info("%s %s", result.status, result.path)
 
+    def position(self, path: str, seconds_done: float, seconds_total: float) -> None:
+        """How far the models are into a long video (one decode chunk at a time)."""
+        log.debug("%s: %.0f of %.0f s", path, seconds_done, seconds_total)
+
     def close(self) -> None:
         pass

@@ -5,6 +5,11 @@ Each actor loads its backbones once, runs them per video exactly like the local 
 into the shared cache folder. The driver plans, records failures, indexes the shards the actors
 report, and refreshes the index from the folder at the end.
 
+Long videos: a decode task decodes a video whole only when it fits one decode chunk (a short
+clip, the usual case). A longer video's row carries no frames; the actor that takes it decodes
+it itself, chunk by chunk, feeding its models as the local engine does. Memory stays bounded by
+the chunk size on both sides; such a video's decoding does not overlap its own models.
+
 Retries are safe by construction: an actor splits its batch into chunks deterministically (sorted
 by video id, `shard_size` each) and shard names derive from the video ids they hold, so a batch
 that Ray retries after a worker died skips the chunks it already committed instead of writing a
@@ -25,7 +30,15 @@ from typing import Any
 import numpy as np
 
 from harmcache.errors import CacheError, HarmcacheError, UsageError, VideoError
-from harmcache.extract.jobs import DecodeResult, VideoJob, decode_job, extract_item
+from harmcache.extract.jobs import (
+    DecodeResult,
+    VideoJob,
+    decode_chunks,
+    decode_job,
+    extract_item,
+    extract_streamed,
+    probe_job,
+)
 from harmcache.extract.progress import Progress
 from harmcache.extract.summary import InputResult
 from harmcache.extractors.base import Extractor, ExtractSettings, get_extractor
@@ -261,17 +274,22 @@ def decode_row(
     decode size, so every row has the same columns; unused sizes hold empty arrays)."""
     names = str(row["extractors"]).split(",")
     job = VideoJob(str(row["file"]), str(row["video_id"]), tuple((n, settings[n]) for n in names))
-    result = decode_job(job)
+    probed = probe_job(job)
+    streamed = probed.plan is not None and len(probed.plan.chunks) > 1
+    result = DecodeResult(job, error=probed.error) if probed.error or streamed else decode_job(job)
     out = {"path": row["path"], "video_id": job.video_id, "extractors": row["extractors"]}
     out["reason"] = result.error.reason if result.error else ""
     out["message"] = result.error.message if result.error else ""
-    out["info"] = ""
+    out["info"] = json.dumps(probed.plan.info.to_dict()) if probed.plan else ""
+    out["streamed"] = streamed
+    out["times"] = np.zeros(0, np.float64)
     for side in sides:
         video = result.decoded.get(side)
         out[f"frames_{side}"] = video.frames if video else np.zeros((0, 0, 0, 3), np.uint8)
         out[f"indices_{side}"] = video.indices if video else np.zeros(0, np.int64)
         if video:
             out["info"] = json.dumps(video.info.to_dict())  # JSON floats round-trip exactly
+            out["times"] = video.timeline
     return out
 
 
@@ -288,13 +306,18 @@ def _decode_results(
             error = VideoError(str(batch["reason"][i]), str(batch["message"][i]))
             results.append(DecodeResult(job, error=error))
             continue
+        if bool(batch["streamed"][i]):
+            info = VideoInfo(**json.loads(str(batch["info"][i])))
+            results.append(DecodeResult(job, streamed=True, info=info))
+            continue
         info = VideoInfo(**json.loads(str(batch["info"][i])))
+        times = np.array(batch["times"][i], dtype=np.float64)
         decoded = {}
         for side in {settings[n].decode_short_side for n in names}:
             # Copies: the batch is a read-only view into Ray's object store.
             frames = np.array(batch[f"frames_{side}"][i], dtype=np.uint8)
             indices = np.array(batch[f"indices_{side}"][i], dtype=np.int64)
-            decoded[side] = DecodedVideo(info, indices, frames)
+            decoded[side] = DecodedVideo(info, indices, frames, times)
         results.append(DecodeResult(job, decoded))
     return results
 
@@ -333,6 +356,12 @@ class ExtractActor:
         errors = {r.job.video_id: r.error for r in results if r.error is not None}
         failed_family: dict[str, str] = {}  # video → the family whose extractor failed on it
         good = [r for r in results if r.error is None]
+        streamed = {r.job.video_id: self._stream(r) for r in good if r.streamed}
+        for vid, (_, failures) in streamed.items():
+            for name, exc in failures:
+                errors.setdefault(vid, exc)
+                if name is not None:  # else the video could not be decoded at all
+                    failed_family.setdefault(vid, self.families[name].name)
         shards: dict[str, list[tuple[str, str, int]]] = {r.job.video_id: [] for r in good}
         for name, extractor in self.extractors.items():
             family = self.families[name]
@@ -344,7 +373,12 @@ class ExtractActor:
                     items = []
                     for r in chunk:  # a bad video never fails the batch: it is left out
                         try:
-                            items.append(extract_item(r, extractor))
+                            if r.streamed:
+                                items.append(streamed[r.job.video_id][0][name])
+                            else:
+                                items.append(extract_item(r, extractor))
+                        except KeyError:  # this family failed on the streamed video
+                            continue
                         except VideoError as exc:
                             errors.setdefault(r.job.video_id, exc)
                             failed_family.setdefault(r.job.video_id, family.name)
@@ -367,6 +401,27 @@ class ExtractActor:
             "shards": np.array([json.dumps(shards.get(r.job.video_id, [])) for r in results]),
         }
 
+    def _stream(self, result: DecodeResult) -> tuple[dict, list]:
+        """A long video decoded here chunk by chunk through every extractor it needs: (features
+        by extractor, failures), or a failure for all when it cannot be decoded."""
+        job = result.job
+        probed = probe_job(job)
+        if probed.error is not None:
+            return {}, [(None, probed.error)]
+        chosen = {name: self.extractors[name] for name, _ in job.extractors}
+        try:
+            items, errors = extract_streamed(
+                probed.plan,
+                decode_chunks(probed.plan),
+                chosen,
+                replay=lambda: decode_chunks(probed.plan),
+            )
+        except VideoError as exc:
+            return {}, [(None, exc)]
+        return dict(items), errors
+
 
 def _backend(result: DecodeResult) -> str:
+    if result.info is not None:
+        return result.info.backend
     return next((v.info.backend for v in result.decoded.values()), "")

@@ -57,4 +57,8 @@ def _settings(
         decode_short_side=int(spec["decode"]["short_side_max"]),
     )
     options = spec["options"]
-    return replace(settings, **{field: options[key] for key, field in cls.option_fields.items()})
+    # A spec holds the keys of the sampling it used (frames or fps, windows or window_every).
+    return replace(
+        settings,
+        **{field: options[key] for key, field in cls.option_fields.items() if key in options},
+    )

@@ -18,7 +18,7 @@ import numpy as np
 from harmcache.hashing import fingerprint
 from harmcache.threads import torch_threads
 from harmcache.types import FeatureRecord, VideoInfo
-from harmcache.video.decode import DecodedVideo
+from harmcache.video.decode import CHUNK_FRAMES, DecodedVideo
 
 _REGISTRY: dict[str, type[Extractor]] = {}
 
@@ -68,15 +68,25 @@ class WeightsSource:
     """Folder holding the canonical weight files; None means each library's own cache."""
 
 
+DEFAULT_FRAMES = 32
+DEFAULT_WINDOWS = 4
+FRAMES_AND_FPS = "--frames and --fps exclude each other: pass one"
+WINDOWS_AND_EVERY = "--windows and --window-every exclude each other: pass one"
+
+
 @dataclass(frozen=True)
 class ExtractSettings:
     """Every extraction setting. Each extractor's `spec()` picks the fields that affect it, so a
     change to one backbone's settings leaves the other families valid."""
 
-    frames: int = 32
+    frames: int = DEFAULT_FRAMES
     """Frames sampled uniformly over the video for per-frame extractors (CLIP, YOLO)."""
-    windows: int = 4
+    windows: int = DEFAULT_WINDOWS
     """SlowFast windows per video, each 32 frames at stride 2."""
+    fps: float | None = None
+    """Instead of `frames`: CLIP and YOLO take one frame every 1/fps seconds of the video."""
+    window_every: float | None = None
+    """Instead of `windows`: one SlowFast window every this many seconds of the video."""
     batch_size: int = 16
     """Frames (or windows) per forward pass. Each video is batched on its own in chunks of this
     size, so a video's features never depend on its neighbours; GPU memory is bounded by it."""
@@ -96,6 +106,10 @@ class ExtractSettings:
     cpu_threads: int = 0
     """torch intra-op threads for the models on the CPU; 0 takes the process's count. The count
     changes float results, so a run fixes it once and every engine's workers use the same."""
+    chunk_frames: int = CHUNK_FRAMES
+    """Wanted frames decoded per chunk: bounds the frames held in memory for a long video. It
+    changes no number (a video's rows are batched the same way however its frames arrive), so
+    it is not in the spec."""
 
     def __post_init__(self) -> None:
         from harmcache.errors import UsageError
@@ -104,6 +118,16 @@ class ExtractSettings:
             raise UsageError(f"--frames must be at least 1, got {self.frames}")
         if self.windows < 1:
             raise UsageError(f"--windows must be at least 1, got {self.windows}")
+        if self.fps is not None and self.frames != DEFAULT_FRAMES:
+            raise UsageError(FRAMES_AND_FPS)
+        if self.window_every is not None and self.windows != DEFAULT_WINDOWS:
+            raise UsageError(WINDOWS_AND_EVERY)
+        if self.fps is not None and not self.fps > 0:
+            raise UsageError(f"--fps must be above 0, got {self.fps:g}")
+        if self.window_every is not None and not self.window_every > 0:
+            raise UsageError(f"--window-every must be above 0 seconds, got {self.window_every:g}")
+        if self.chunk_frames < 1:
+            raise UsageError(f"a decode chunk holds at least 1 frame, got {self.chunk_frames}")
         if self.batch_size < 1:
             raise UsageError(f"--batch-size must be at least 1, got {self.batch_size}")
         if self.tta not in (None, "flip"):
@@ -143,16 +167,24 @@ class Extractor(ABC):
         """Preprocessing, sampling and TTA settings that change this extractor's numbers."""
 
     @abstractmethod
-    def frame_indices(self, info: VideoInfo) -> np.ndarray:
-        """The frame indices this extractor needs from a video (any order, repeats allowed)."""
+    def row_frames(self, info: VideoInfo, times: np.ndarray) -> np.ndarray:
+        """The frames each row needs: (L,) for one frame per row, (L, k) for k frames per row
+        (rows in time order). `times` holds every frame's presentation time in seconds."""
 
     @abstractmethod
     def build(self, weights_path: Path | None) -> Any:
         """The model, with weights from `weights_path`, or seeded random weights when None."""
 
     @abstractmethod
-    def compute(self, video: DecodedVideo) -> FeatureRecord:
-        """Features of one video. Called under inference mode (and autocast on CUDA)."""
+    def compute_batch(self, frames: np.ndarray, first_row: int) -> tuple[np.ndarray, dict]:
+        """Features of one batch of a video's rows: frames (B, H, W, 3), or (B, k, H, W, 3) for
+        k frames per row, uint8. Returns (B, dim) features and extras arrays for these rows
+        (row numbers counted from `first_row`). Called under inference mode (and autocast on
+        CUDA)."""
+
+    def finish_record(self, record: FeatureRecord, row_frames: np.ndarray) -> None:
+        """Add whole-video extras to a finished record (nothing by default)."""
+        return None
 
     @classmethod
     def library_cache_paths(cls) -> list[Path]:
@@ -165,6 +197,20 @@ class Extractor(ABC):
         raise NotImplementedError
 
     # --- shared machinery ----------------------------------------------------------------
+    def frame_indices(self, info: VideoInfo, times: np.ndarray | None = None) -> np.ndarray:
+        """The frame indices this extractor needs from a video (any order, repeats allowed)."""
+        return np.asarray(self.row_frames(info, _times(info, times))).ravel()
+
+    def session(self, info: VideoInfo, times: np.ndarray | None = None) -> ExtractionSession:
+        """One video through this extractor, fed its frames chunk by chunk."""
+        return ExtractionSession(self, info, _times(info, times))
+
+    def compute(self, video: DecodedVideo) -> FeatureRecord:
+        """Features of one video whose frames are all decoded."""
+        session = self.session(video.info, video.timeline)
+        session.feed(video, video.info.n_frames - 1)
+        return session.finish()
+
     def resolve_weights(self) -> dict:
         """Find the weights (no model building) and return their identity for the fingerprint."""
         if self._weights_identity is None:
@@ -214,16 +260,17 @@ class Extractor(ABC):
 
     def extract(self, video: DecodedVideo) -> FeatureRecord:
         """Features of one video; every tensor is back on the CPU when this returns."""
+        self.load()
+        return self.compute(video)
+
+    def run_batch(self, frames: np.ndarray, first_row: int) -> tuple[np.ndarray, dict]:
+        """`compute_batch` under inference mode, autocast on CUDA and the run's thread count."""
         import torch
 
         self.load()
         threads = self.settings.cpu_threads if self.settings.device == "cpu" else 0
         with torch.inference_mode(), self._autocast(), torch_threads(threads):
-            record = self.compute(video)
-        record.features = np.ascontiguousarray(record.features, dtype=np.float32)
-        record.frame_index = np.asarray(record.frame_index, dtype=np.int64)
-        record.timestamp = np.asarray(record.timestamp, dtype=np.float64)
-        return record
+            return self.compute_batch(frames, first_row)
 
     def _autocast(self):
         import torch
@@ -240,3 +287,95 @@ class Extractor(ABC):
         size = max(1, self.settings.batch_size // self.rows_cost)
         for start in range(0, n, size):
             yield slice(start, min(start + size, n))
+
+
+def _times(info: VideoInfo, times: np.ndarray | None) -> np.ndarray:
+    if times is not None:
+        return np.asarray(times, dtype=np.float64)
+    return np.arange(info.n_frames, dtype=np.float64) / (info.fps if info.fps > 0 else 1.0)
+
+
+MISSED = "frame indices were not decoded; the frame plan missed them"
+
+
+class ExtractionSession:
+    """One video through one extractor, fed frames chunk by chunk in time order.
+
+    The rows are batched in fixed-size chunks of the video's own rows, exactly as if every frame
+    had been decoded at once: a batch runs as soon as every frame its rows need has arrived, so
+    a video's features never depend on how its frames were chunked. Only the frames of rows not
+    yet computed are held (at most about a batch of rows, plus window overlap)."""
+
+    def __init__(self, extractor: Extractor, info: VideoInfo, times: np.ndarray):
+        self.extractor = extractor
+        self.info = info
+        rows = np.asarray(extractor.row_frames(info, times), dtype=np.int64)
+        self.rows = rows
+        self.need = rows.reshape(len(rows), -1)
+        per_row = self.need.shape[1]
+        self.frame_index = rows if rows.ndim == 1 else rows[:, per_row // 2]
+        self.timestamp = np.asarray(times, dtype=np.float64)[self.frame_index]
+        self.ready_at = self.need.max(axis=1) if len(rows) else np.zeros(0, np.int64)
+        self.batches = list(extractor.chunks(len(rows)))
+        self.wanted = np.unique(self.need)
+        # The last row that needs each wanted frame: a frame is dropped once it has run.
+        last = np.zeros(len(self.wanted), dtype=np.int64)
+        row_of = np.repeat(np.arange(len(rows)), per_row)
+        np.maximum.at(last, np.searchsorted(self.wanted, self.need.ravel()), row_of)
+        self.last_use = dict(zip(self.wanted.tolist(), last.tolist()))
+        self.features = np.zeros((len(rows), extractor.dim), dtype=np.float32)
+        self.extras: dict[str, list[np.ndarray]] = {}
+        self.buffer: dict[int, np.ndarray] = {}
+        self.delivered = -1
+        self.done = 0
+        self.peak_frames = 0
+        """Most frames this session held at once (memory is bounded by it)."""
+
+    def feed(self, chunk: DecodedVideo, upto: int) -> None:
+        """Frames at `chunk.indices`; every frame up to `upto` this video needs has now come."""
+        pos = np.searchsorted(self.wanted, chunk.indices)
+        pos = np.minimum(pos, max(len(self.wanted) - 1, 0))
+        hit = (self.wanted[pos] == chunk.indices) if len(self.wanted) else pos < 0
+        for i in np.flatnonzero(hit):
+            # A copy: holding a view would keep the whole chunk alive.
+            self.buffer[int(chunk.indices[i])] = np.array(chunk.frames[i])
+        self.peak_frames = max(self.peak_frames, len(self.buffer))
+        self.delivered = max(self.delivered, int(upto))
+        self._run_ready()
+
+    def _run_ready(self) -> None:
+        while self.done < len(self.batches):
+            rows = self.batches[self.done]
+            if self.ready_at[rows].max() > self.delivered:
+                return
+            need = self.need[rows]
+            try:
+                frames = np.stack([self.buffer[int(i)] for i in need.ravel()])
+            except KeyError:
+                raise KeyError(MISSED) from None
+            if self.rows.ndim == 2:
+                frames = frames.reshape(*need.shape, *frames.shape[1:])
+            feats, extras = self.extractor.run_batch(frames, rows.start)
+            self.features[rows] = feats
+            for key, value in extras.items():
+                self.extras.setdefault(key, []).append(value)
+            for i in list(self.buffer):
+                if self.last_use[i] < rows.stop:
+                    del self.buffer[i]
+            self.done += 1
+
+    def finish(self) -> FeatureRecord:
+        """The video's record, once every batch has run."""
+        self._run_ready()
+        if self.done < len(self.batches):
+            raise KeyError(MISSED)
+        record = FeatureRecord(
+            np.ascontiguousarray(self.features, dtype=np.float32),
+            np.asarray(self.frame_index, dtype=np.int64),
+            np.asarray(self.timestamp, dtype=np.float64),
+        )
+        for key, parts in self.extras.items():
+            record.extras[key] = np.concatenate(parts)
+        self.extractor.finish_record(record, self.rows)
+        self.buffer.clear()
+        return record

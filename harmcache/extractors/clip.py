@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from harmcache.errors import WeightsUnavailable
-from harmcache.extractors.base import Extractor, FeatureRecord, register_extractor
-from harmcache.video.decode import DecodedVideo, VideoInfo
-from harmcache.video.sampling import timestamps, uniform_indices
+from harmcache.extractors.base import Extractor, register_extractor
+from harmcache.extractors.sampled import frame_sampling_options, sampled_frames
+from harmcache.video.decode import VideoInfo
 
 MODEL_NAME = "ViT-B/32"
 INPUT_SIZE = 224
@@ -31,14 +31,13 @@ class ClipExtractor(Extractor):
     version = "1"
     dim = 512
     weight_files = ("ViT-B-32.pt",)
-    option_fields = {"frames": "frames", "tta": "tta"}
+    option_fields = {"frames": "frames", "fps": "fps", "tta": "tta"}
 
     def options(self) -> dict[str, Any]:
         s = self.settings
         return {
             "model": MODEL_NAME,
-            "frames": s.frames,
-            "sampling": "uniform",
+            **frame_sampling_options(s),
             "tta": s.tta,
             "input_size": INPUT_SIZE,
             "interpolation": "bicubic-antialias",
@@ -47,8 +46,8 @@ class ClipExtractor(Extractor):
             "std": list(STD),
         }
 
-    def frame_indices(self, info: VideoInfo) -> np.ndarray:
-        return uniform_indices(info.n_frames, self.settings.frames)
+    def row_frames(self, info: VideoInfo, times: np.ndarray) -> np.ndarray:
+        return sampled_frames(self.settings, info, times)
 
     def build(self, weights_path: Path | None) -> Any:
         if weights_path is None:
@@ -74,13 +73,8 @@ class ClipExtractor(Extractor):
             )
         return visual
 
-    def compute(self, video: DecodedVideo) -> FeatureRecord:
-        idx = self.frame_indices(video.info)
-        frames = video.take(idx)
-        feats = np.empty((len(idx), self.dim), dtype=np.float32)
-        for rows in self.chunks(len(idx)):
-            feats[rows] = self._embed_chunk(frames[rows])
-        return FeatureRecord(feats, idx, timestamps(idx, video.info.fps))
+    def compute_batch(self, frames: np.ndarray, first_row: int) -> tuple[np.ndarray, dict]:
+        return self._embed_chunk(frames), {}
 
     def _embed_chunk(self, frames: np.ndarray) -> np.ndarray:
         from harmcache.extractors.preprocess import to_tensor

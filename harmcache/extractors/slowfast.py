@@ -15,8 +15,8 @@ import numpy as np
 
 from harmcache.errors import WeightsUnavailable
 from harmcache.extractors.base import Extractor, FeatureRecord, register_extractor
-from harmcache.video.decode import DecodedVideo, VideoInfo
-from harmcache.video.sampling import timestamps, window_indices
+from harmcache.video.decode import VideoInfo
+from harmcache.video.sampling import tiled_window_indices, window_indices
 
 LENGTH = 32
 """Fast-pathway frames per window."""
@@ -70,6 +70,7 @@ class SlowFastExtractor(Extractor):
     weight_files = ("SLOWFAST_8x8_R50.pyth",)
     option_fields = {
         "windows": "windows",
+        "window_every": "window_every",
         "short_side": "slowfast_short_side",
         "crop": "slowfast_crop",
     }
@@ -77,9 +78,14 @@ class SlowFastExtractor(Extractor):
 
     def options(self) -> dict[str, Any]:
         s = self.settings
+        if s.window_every is None:
+            sampling: dict[str, Any] = {"windows": s.windows}
+        else:
+            # A new key rather than a changed one: the default spec stays as it always was.
+            sampling = {"window_every": float(s.window_every), "sampling": "tiled-pts"}
         return {
             "model": "slowfast_r50",
-            "windows": s.windows,
+            **sampling,
             "length": LENGTH,
             "stride": STRIDE,
             "alpha": ALPHA,
@@ -90,12 +96,12 @@ class SlowFastExtractor(Extractor):
             "std": list(STD),
         }
 
-    def windows(self, info: VideoInfo) -> np.ndarray:
+    def row_frames(self, info: VideoInfo, times: np.ndarray) -> np.ndarray:
         """(windows, 32) frame indices, one row per window."""
-        return window_indices(info.n_frames, self.settings.windows, LENGTH, STRIDE)
-
-    def frame_indices(self, info: VideoInfo) -> np.ndarray:
-        return self.windows(info).ravel()
+        every = self.settings.window_every
+        if every is None:
+            return window_indices(info.n_frames, self.settings.windows, LENGTH, STRIDE)
+        return tiled_window_indices(times, every, LENGTH, STRIDE)
 
     def build(self, weights_path: Path | None) -> Any:
         import torch
@@ -120,20 +126,13 @@ class SlowFastExtractor(Extractor):
             _load_exactly(model, state, weights_path)
         return model
 
-    def compute(self, video: DecodedVideo) -> FeatureRecord:
+    def compute_batch(self, frames: np.ndarray, first_row: int) -> tuple[np.ndarray, dict]:
         s = self.settings
-        windows = self.windows(video.info)
-        frames = video.take(windows.ravel()).reshape(*windows.shape, *video.frames.shape[1:])
-        feats = np.empty((len(windows), self.dim), dtype=np.float32)
-        for rows in self.chunks(len(windows)):
-            fast = preprocess_windows(
-                frames[rows], s.slowfast_short_side, s.slowfast_crop, s.device
-            )
-            feats[rows] = self.model(pack_pathways(fast)).float().cpu().numpy()
-        centres = windows[:, LENGTH // 2]
-        record = FeatureRecord(feats, centres, timestamps(centres, video.info.fps))
-        record.extras["window_frames"] = windows.astype(np.int64)
-        return record
+        fast = preprocess_windows(frames, s.slowfast_short_side, s.slowfast_crop, s.device)
+        return self.model(pack_pathways(fast)).float().cpu().numpy(), {}
+
+    def finish_record(self, record: FeatureRecord, row_frames: np.ndarray) -> None:
+        record.extras["window_frames"] = np.asarray(row_frames, dtype=np.int64).reshape(-1, LENGTH)
 
     @classmethod
     def library_cache_paths(cls) -> list[Path]:

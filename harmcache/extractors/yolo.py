@@ -18,8 +18,8 @@ import numpy as np
 
 from harmcache.errors import WeightsUnavailable
 from harmcache.extractors.base import Extractor, FeatureRecord, register_extractor
-from harmcache.video.decode import DecodedVideo, VideoInfo
-from harmcache.video.sampling import timestamps, uniform_indices
+from harmcache.extractors.sampled import frame_sampling_options, sampled_frames
+from harmcache.video.decode import VideoInfo
 
 NUM_CLASSES = 80
 IOU = 0.45
@@ -46,14 +46,13 @@ class YoloExtractor(Extractor):
     version = "1"
     dim = 2 * NUM_CLASSES
     weight_files = ("yolov8n.pt",)
-    option_fields = {"frames": "frames", "imgsz": "yolo_imgsz", "conf": "yolo_conf"}
+    option_fields = {"frames": "frames", "fps": "fps", "imgsz": "yolo_imgsz", "conf": "yolo_conf"}
 
     def options(self) -> dict[str, Any]:
         s = self.settings
         return {
             "model": "yolov8n",
-            "frames": s.frames,
-            "sampling": "uniform",
+            **frame_sampling_options(s),
             "imgsz": s.yolo_imgsz,
             "letterbox": "bilinear-antialias, pad 114",
             "conf": s.yolo_conf,
@@ -61,8 +60,8 @@ class YoloExtractor(Extractor):
             "max_det": MAX_DET,
         }
 
-    def frame_indices(self, info: VideoInfo) -> np.ndarray:
-        return uniform_indices(info.n_frames, self.settings.frames)
+    def row_frames(self, info: VideoInfo, times: np.ndarray) -> np.ndarray:
+        return sampled_frames(self.settings, info, times)
 
     def build(self, weights_path: Path | None) -> Any:
         from ultralytics.nn.tasks import DetectionModel, load_checkpoint
@@ -79,19 +78,19 @@ class YoloExtractor(Extractor):
         # Folding BatchNorm into the convolutions is what ultralytics does for inference too.
         return model.fuse(verbose=False)
 
-    def compute(self, video: DecodedVideo) -> FeatureRecord:
-        idx = self.frame_indices(video.info)
-        frames = video.take(idx)
-        feats = np.zeros((len(idx), self.dim), dtype=np.float32)
+    def compute_batch(self, frames: np.ndarray, first_row: int) -> tuple[np.ndarray, dict]:
+        feats = np.zeros((len(frames), self.dim), dtype=np.float32)
         detections = [np.zeros((0, len(DETECTION_COLUMNS)), dtype=np.float32)]
-        for rows in self.chunks(len(idx)):
-            kept = self._detect_chunk(frames[rows])
-            for row, det in zip(range(rows.start, rows.stop), kept, strict=True):
-                feats[row] = detection_vector(det[:, 4], det[:, 5])
-                detections.append(np.column_stack([np.full(len(det), row), det]).astype(np.float32))
-        record = FeatureRecord(feats, idx, timestamps(idx, video.info.fps))
-        record.extras["detections"] = np.concatenate(detections)
-        return record
+        kept = self._detect_chunk(frames)
+        for i, det in enumerate(kept):
+            feats[i] = detection_vector(det[:, 4], det[:, 5])
+            row = first_row + i
+            detections.append(np.column_stack([np.full(len(det), row), det]).astype(np.float32))
+        return feats, {"detections": np.concatenate(detections)}
+
+    def finish_record(self, record: FeatureRecord, row_frames: np.ndarray) -> None:
+        if "detections" not in record.extras:
+            record.extras["detections"] = np.zeros((0, len(DETECTION_COLUMNS)), np.float32)
 
     def _detect_chunk(self, frames: np.ndarray) -> list[np.ndarray]:
         """Per frame: (n, 6) float32 [x1, y1, x2, y2, conf, cls] in decoded-frame pixels."""

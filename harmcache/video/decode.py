@@ -1,4 +1,12 @@
-"""Open, probe and decode videos: decord first, PyAV when decord cannot read the file.
+"""Open, probe and decode videos: PyAV first, decord when PyAV cannot read the file.
+
+Opening a video reads its packets without decoding them (`Timeline`): how many frames it holds,
+each frame's presentation time, and the keyframes decoding can start from. Decoding then works
+in chunks (`plan_chunks`): consecutive groups of pictures (GOPs) holding at most a set number of
+wanted frames, each decoded in one sequential pass from its first keyframe, so a long video is
+never held in memory at once and GOPs holding no wanted frame are skipped without decoding. The
+probe (first, middle and last frame readable) is folded into the same pass: those frames join
+the plan.
 
 Every failure becomes a `VideoError` with a reason class for the failure ledger:
 missing, empty, unreadable, no_video_stream, no_frames, too_short, decode_error.
@@ -7,7 +15,9 @@ missing, empty, unreadable, no_video_stream, no_frames, too_short, decode_error.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +27,21 @@ from harmcache.types import VideoInfo
 
 log = logging.getLogger(__name__)
 
+CHUNK_FRAMES = 128
+"""Default wanted frames per decode chunk: 128 frames of 640×360 are 88 MB."""
+
 
 @dataclass
 class DecodedVideo:
-    """The union of frames all extractors asked for, decoded once (RGB uint8, N×H×W×3)."""
+    """Decoded frames of one video (RGB uint8, N×H×W×3) at sorted unique `indices`: the union
+    all extractors asked for, or one chunk of it."""
 
     info: VideoInfo
     indices: np.ndarray
     frames: np.ndarray
+    times: np.ndarray | None = None
+    """Presentation time (seconds) of every frame of the video, not only the decoded ones;
+    None means index / fps."""
 
     def take(self, wanted: np.ndarray) -> np.ndarray:
         """Frames for `wanted` indices (any order, repeats allowed), from the decoded union."""
@@ -36,25 +53,83 @@ class DecodedVideo:
             raise KeyError("frame indices were not decoded; the frame plan missed them")
         return self.frames[pos]
 
+    @property
+    def timeline(self) -> np.ndarray:
+        """Every frame's presentation time in seconds."""
+        if self.times is not None:
+            return self.times
+        return constant_rate_times(self.info.n_frames, self.info.fps)
 
-class _DecordSource:
-    backend = "decord"
 
-    def __init__(self, path: Path):
-        import decord
+def constant_rate_times(n_frames: int, fps: float) -> np.ndarray:
+    return np.arange(n_frames, dtype=np.float64) / (fps if fps > 0 else 1.0)
 
-        self._vr = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
-        n = len(self._vr)
-        if n <= 0:
-            raise VideoError("no_frames", "the video stream holds no frames")
-        height, width = self._vr[0].shape[:2]
-        fps = float(self._vr.get_avg_fps() or 0.0)
-        self.info = VideoInfo(
-            n, fps, n / fps if fps > 0 else 0.0, int(width), int(height), "decord"
+
+@dataclass(frozen=True)
+class Timeline:
+    """What the packets say about a video's frames, in presentation order."""
+
+    times: np.ndarray
+    """(n,) float64 seconds since the first frame, from the presentation timestamps."""
+    keyframes: np.ndarray
+    """Sorted frame indices decoding can start from; always holds 0."""
+    pts: np.ndarray | None
+    """(n,) int64 sorted presentation timestamps (frames are matched by them), or None when the
+    stream lacks usable ones: frames are then counted from the start and never sought."""
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """One decode pass: start at keyframe `start`, keep the frames at `indices`."""
+
+    start: int
+    indices: np.ndarray
+    """Sorted unique frames kept (wanted by an extractor or by the probe)."""
+    upto: int
+    """Every planned frame at or before this index is in this chunk or an earlier one."""
+    start_pts: int | None = None
+    pts: np.ndarray | None = None
+    """Presentation timestamps of `indices` (None: count frames from the start)."""
+
+
+def plan_chunks(wanted: np.ndarray, timeline: Timeline, max_frames: int) -> list[ChunkPlan]:
+    """Split sorted unique `wanted` frames into chunks of whole GOPs holding at most
+    `max_frames` of them; a GOP holding more is split, each piece decoded from its keyframe.
+
+    Consecutive chunks end and start at GOP boundaries, so a dense plan decodes every needed
+    GOP exactly once; a GOP holding no wanted frame is never decoded."""
+    wanted = np.unique(np.asarray(wanted, dtype=np.int64))
+    if wanted.size == 0:
+        return []
+    keys = timeline.keyframes if timeline.pts is not None else np.zeros(1, np.int64)
+    gop = np.searchsorted(keys, wanted, side="right") - 1
+    chunks: list[tuple[int, list[np.ndarray]]] = []
+    count = 0
+    for g in np.unique(gop):
+        members = wanted[gop == g]
+        start = int(keys[g])
+        if chunks and count + len(members) <= max_frames:
+            chunks[-1][1].append(members)
+            count += len(members)
+            continue
+        for piece in range(0, len(members), max_frames):
+            part = members[piece : piece + max_frames]
+            chunks.append((start, [part]))
+            count = len(part)
+    out = []
+    for start, parts in chunks:
+        indices = np.concatenate(parts)
+        pts = timeline.pts
+        out.append(
+            ChunkPlan(
+                start=start,
+                indices=indices,
+                upto=int(indices[-1]),
+                start_pts=int(pts[start]) if pts is not None else None,
+                pts=pts[indices] if pts is not None else None,
+            )
         )
-
-    def read(self, indices: np.ndarray) -> np.ndarray:
-        return self._vr.get_batch([int(i) for i in indices]).asnumpy()
+    return out
 
 
 class _PyAVSource:
@@ -71,45 +146,135 @@ class _PyAVSource:
             if not container.streams.video:
                 raise VideoError("no_video_stream", "the file has no video stream")
             stream = container.streams.video[0]
+            pts, keys = [], []
             try:
-                n = sum(1 for p in container.demux(stream) if p.size > 0)
+                for p in container.demux(stream):
+                    if p.size > 0:
+                        pts.append(p.pts)
+                        keys.append(p.is_keyframe)
             except av.error.FFmpegError as exc:
                 raise VideoError("unreadable", f"cannot demux the video stream ({exc})") from None
             rate = stream.average_rate or stream.guessed_rate
             fps = float(rate) if rate else 0.0
             width, height = stream.codec_context.width, stream.codec_context.height
+            time_base = stream.time_base
+        n = len(pts)
         if n <= 0:
             raise VideoError("no_frames", "the video stream holds no frames")
         self._path = path
         self.info = VideoInfo(n, fps, n / fps if fps > 0 else 0.0, int(width), int(height), "pyav")
+        self.timeline = _timeline(pts, keys, time_base, fps)
 
-    def read(self, indices: np.ndarray) -> np.ndarray:
-        """Decode sequentially (no seeking), so frame k is always the k-th decoded frame."""
+    def frames(self, chunk: ChunkPlan) -> Iterator[tuple[int, np.ndarray]]:
+        """(index, RGB frame) for every frame of the chunk, in order, in one sequential pass
+        from its keyframe. Frames are matched by presentation timestamp (or counted from the
+        start when the stream has none)."""
         import av
 
-        wanted = {int(i) for i in indices}
-        last = max(wanted)
-        got: dict[int, np.ndarray] = {}
+        wanted = chunk.indices
+        if chunk.pts is not None:
+            position = {int(p): int(i) for p, i in zip(chunk.pts, wanted)}
+        got = 0
         k = -1
         with av.open(str(self._path)) as container:
+            stream = container.streams.video[0]
+            stream.codec_context.thread_count = 1  # decode workers are the parallelism
             try:
-                for k, frame in enumerate(container.decode(video=0)):
-                    if k in wanted:
-                        got[k] = frame.to_ndarray(format="rgb24")
-                    if k >= last:
+                if chunk.start > 0 and chunk.start_pts is not None:
+                    container.seek(chunk.start_pts, stream=stream, backward=True)
+                for k, frame in enumerate(container.decode(stream)):
+                    if chunk.pts is None:
+                        index = k
+                    else:
+                        index = position.get(frame.pts, -1) if frame.pts is not None else -1
+                    if index >= 0 and got < len(wanted) and index == wanted[got]:
+                        yield index, frame.to_ndarray(format="rgb24")
+                        got += 1
+                        if got == len(wanted):
+                            return
+                    elif chunk.pts is None and k > wanted[-1]:
                         break
+                    elif chunk.pts is not None and frame.pts is not None:
+                        if frame.pts > chunk.pts[-1]:
+                            break
             except av.error.FFmpegError as exc:
                 raise VideoError("decode_error", f"decode error at frame {k + 1} ({exc})") from None
-        missing = sorted(wanted - got.keys())
-        if missing:
-            raise VideoError("decode_error", f"decode error at frame {missing[0]} (stream ended)")
+        raise VideoError("decode_error", f"decode error at frame {wanted[got]} (stream ended)")
+
+    def read(self, indices: np.ndarray) -> np.ndarray:
+        """Decode frames by index (sequentially from the start, no seeking)."""
+        wanted = np.unique(np.asarray(indices, dtype=np.int64))
+        chunk = ChunkPlan(
+            0,
+            wanted,
+            int(wanted[-1]),
+            pts=self.timeline.pts[wanted] if self.timeline.pts is not None else None,
+        )
+        got = dict(self.frames(chunk))
         return np.stack([got[int(i)] for i in indices])
 
 
-class VideoSource:
-    """An opened, probed video. `read` decodes frames by index with the backend that probed it."""
+def _timeline(pts: list, keys: list, time_base, fps: float) -> Timeline:
+    """Presentation times from the packets' timestamps, exact in rational arithmetic; index/fps
+    when some packet has none or two share one."""
+    n = len(pts)
+    if time_base is None or any(p is None for p in pts) or len(set(pts)) != n:
+        return Timeline(constant_rate_times(n, fps), np.zeros(1, np.int64), None)
+    raw = np.asarray(pts, dtype=np.int64)
+    order = np.argsort(raw, kind="stable")
+    sorted_pts = raw[order]
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    keyframes = np.unique(np.concatenate([[0], rank[np.asarray(keys, dtype=bool)]]))
+    tb = Fraction(time_base)
+    first = int(sorted_pts[0])
+    times = np.array([float((int(p) - first) * tb) for p in sorted_pts], dtype=np.float64)
+    return Timeline(times, keyframes.astype(np.int64), sorted_pts)
 
-    def __init__(self, path: str | Path, *, min_frames: int = 1, prefer: str = "decord"):
+
+class _DecordSource:
+    backend = "decord"
+
+    def __init__(self, path: Path):
+        import decord
+
+        self._path = path
+        self._vr = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+        n = len(self._vr)
+        if n <= 0:
+            raise VideoError("no_frames", "the video stream holds no frames")
+        height, width = self._vr[0].shape[:2]
+        fps = float(self._vr.get_avg_fps() or 0.0)
+        self.info = VideoInfo(
+            n, fps, n / fps if fps > 0 else 0.0, int(width), int(height), "decord"
+        )
+        starts = np.asarray(self._vr.get_frame_timestamp(np.arange(n)), dtype=np.float64)[:, 0]
+        keys = np.asarray(self._vr.get_key_indices(), dtype=np.int64)
+        times = starts - starts[0]
+        if np.any(np.diff(times) <= 0):
+            times = constant_rate_times(n, fps)
+        # decord seeks by index itself: frame "timestamps" are the indices.
+        self.timeline = Timeline(
+            times, np.unique(np.concatenate([[0], keys])), np.arange(n, dtype=np.int64)
+        )
+
+    def frames(self, chunk: ChunkPlan) -> Iterator[tuple[int, np.ndarray]]:
+        if not hasattr(self, "_vr"):
+            import decord
+
+            self._vr = decord.VideoReader(str(self._path), ctx=decord.cpu(0), num_threads=1)
+        for start in range(0, len(chunk.indices), 16):  # bounds the full-size frames held
+            part = chunk.indices[start : start + 16]
+            yield from zip(part.tolist(), self._vr.get_batch([int(i) for i in part]).asnumpy())
+
+    def read(self, indices: np.ndarray) -> np.ndarray:
+        return self._vr.get_batch([int(i) for i in indices]).asnumpy()
+
+
+class VideoSource:
+    """An opened video: what its packets say (`info`, `timeline`), and decoding by chunk."""
+
+    def __init__(self, path: str | Path, *, min_frames: int = 1, prefer: str = "pyav"):
         path = Path(path)
         if not path.exists():
             raise VideoError("missing", f"no such file: {path}")
@@ -118,8 +283,9 @@ class VideoSource:
         if path.stat().st_size == 0:
             raise VideoError("empty", "the file is empty (0 bytes)")
         self.path = path
-        self._source, self._probed = self._open(path, prefer)
+        self._source = self._open(path, prefer)
         self.info: VideoInfo = self._source.info
+        self.timeline: Timeline = self._source.timeline
         if self.info.n_frames < min_frames:
             raise VideoError(
                 "too_short", f"{self.info.n_frames} frame(s), at least {min_frames} needed"
@@ -127,51 +293,133 @@ class VideoSource:
 
     @staticmethod
     def _open(path: Path, prefer: str):
-        """(source, probed): the first backend that opens the file. decord must decode the
-        probe frames now, because it accepts some files whose later frames it cannot decode
-        and PyAV must then take over. PyAV decodes sequentially, so reaching the last frame
-        costs a full decode: its probe joins the first real read instead of doubling it."""
-        order = [_DecordSource, _PyAVSource] if prefer == "decord" else [_PyAVSource]
+        """The first backend that opens the file and reads its packets. Nothing is decoded yet:
+        the probe frames join the first decode pass (`plan`)."""
+        order = [_PyAVSource, _DecordSource] if prefer == "pyav" else [_DecordSource]
         first_error: VideoError | None = None
         for backend in order:
             try:
-                source = backend(path)
-                if backend is _PyAVSource:
-                    return source, False
-                source.read(probe_indices(source.info.n_frames))
-                return source, True
+                return backend(path)
             except VideoError as exc:
                 first_error = first_error or exc
             except Exception as exc:  # noqa: BLE001 - decoders raise untyped runtime errors
                 log.debug("%s could not read %s: %s", backend.backend, path, exc)
         raise first_error or VideoError("unreadable", "no decoder could open the file")
 
+    @property
+    def times(self) -> np.ndarray:
+        return self.timeline.times
+
+    def plan(self, wanted: np.ndarray, chunk_frames: int = CHUNK_FRAMES) -> list[ChunkPlan]:
+        """Decode chunks for `wanted` frames plus the probe frames."""
+        union = np.union1d(np.asarray(wanted, dtype=np.int64), probe_indices(self.info.n_frames))
+        return plan_chunks(union, self.timeline, chunk_frames)
+
+    def read_chunk(
+        self, chunk: ChunkPlan, sides: dict[int | None, np.ndarray]
+    ) -> dict[int | None, DecodedVideo]:
+        return read_chunk(self._source, self.info, chunk, sides)
+
+    def _shape(self, side: int | None) -> tuple[int, int]:
+        return frame_shape(self.info, side)
+
     def read(self, indices: np.ndarray, *, max_short_side: int | None = None) -> np.ndarray:
         """Decode frames (RGB uint8, N×H×W×3); shrink so the short side is ≤ max_short_side."""
         indices = np.asarray(indices, dtype=np.int64)
         if indices.size == 0:
-            return np.zeros((0, self.info.height, self.info.width, 3), dtype=np.uint8)
-        try:
-            if self._probed:
-                frames = self._source.read(indices)
-            else:
-                wanted = np.union1d(indices, probe_indices(self.info.n_frames))
-                frames = self._source.read(wanted)[np.searchsorted(wanted, indices)]
-                self._probed = True
-        except VideoError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - decoder libraries raise untyped errors
-            raise VideoError("decode_error", f"decode error reading frames ({exc})") from None
-        return shrink_short_side(frames, max_short_side)
+            return np.zeros((0, *self._shape(max_short_side), 3), dtype=np.uint8)
+        return self.decode(indices, max_short_side=max_short_side).take(indices)
 
-    def decode(self, indices: np.ndarray, *, max_short_side: int | None = None) -> DecodedVideo:
+    def decode(
+        self,
+        indices: np.ndarray,
+        *,
+        max_short_side: int | None = None,
+        chunk_frames: int = CHUNK_FRAMES,
+    ) -> DecodedVideo:
+        """The frames at `indices` (sorted unique), probe included, all held at once."""
         unique = np.unique(np.asarray(indices, dtype=np.int64))
-        return DecodedVideo(self.info, unique, self.read(unique, max_short_side=max_short_side))
+        parts = [
+            self.read_chunk(chunk, {max_short_side: unique})[max_short_side]
+            for chunk in self.plan(unique, chunk_frames)
+        ]
+        return join_chunks(parts, self.info, unique, self._shape(max_short_side), self.times)
+
+
+def reopen(path: str | Path, backend: str):
+    """A source that decodes chunks of a video opened before (in another process): the
+    packets are not read again, the chunk plan carries what they said."""
+    cls = _PyAVSource if backend == "pyav" else _DecordSource
+    source = cls.__new__(cls)
+    source._path = Path(path)
+    return source
+
+
+def read_chunk(
+    source, info: VideoInfo, chunk: ChunkPlan, sides: dict[int | None, np.ndarray]
+) -> dict[int | None, DecodedVideo]:
+    """Decode one chunk; for each short-side limit, its wanted frames (sorted unique) that fall
+    in the chunk, shrunk to that limit as they are decoded (full-size frames are never held
+    together)."""
+    keep = {side: np.intersect1d(idx, chunk.indices) for side, idx in sides.items()}
+    out: dict[int | None, list[np.ndarray]] = {side: [] for side in sides}
+    try:
+        for index, rgb in source.frames(chunk):
+            for side, idx in keep.items():
+                pos = np.searchsorted(idx, index)
+                if pos < len(idx) and idx[pos] == index:
+                    out[side].append(shrink_frame(rgb, side))
+    except VideoError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - decoder libraries raise untyped errors
+        raise VideoError("decode_error", f"decode error reading frames ({exc})") from None
+    decoded = {}
+    for side, idx in keep.items():
+        if out[side]:
+            frames = np.stack(out[side])
+        else:
+            frames = np.zeros((0, *frame_shape(info, side), 3), dtype=np.uint8)
+        decoded[side] = DecodedVideo(info, idx, frames)
+    return decoded
+
+
+def frame_shape(info: VideoInfo, side: int | None) -> tuple[int, int]:
+    """(height, width) of a decoded frame after shrinking to `side`."""
+    h, w = info.height, info.width
+    if not side or min(h, w) <= side:
+        return h, w
+    scale = side / min(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def join_chunks(
+    parts: list[DecodedVideo],
+    info: VideoInfo,
+    indices: np.ndarray,
+    shape: tuple[int, int],
+    times: np.ndarray | None,
+) -> DecodedVideo:
+    frames = [p.frames for p in parts if len(p.indices)]
+    stacked = np.concatenate(frames) if frames else np.zeros((0, *shape, 3), dtype=np.uint8)
+    return DecodedVideo(info, indices, stacked, times)
 
 
 def probe_indices(n_frames: int) -> np.ndarray:
     """First, middle and last frame: each must decode for a video to count as readable."""
     return np.unique(np.array([0, n_frames // 2, n_frames - 1], dtype=np.int64))
+
+
+def shrink_frame(frame: np.ndarray, max_short_side: int | None) -> np.ndarray:
+    """One frame, area-downscaled so the short side is at most `max_short_side`."""
+    h, w = frame.shape[:2]
+    short = min(h, w)
+    if not max_short_side or short <= max_short_side:
+        return frame
+    import cv2
+
+    scale = max_short_side / short
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
 
 def shrink_short_side(frames: np.ndarray, max_short_side: int | None) -> np.ndarray:
@@ -181,12 +429,6 @@ def shrink_short_side(frames: np.ndarray, max_short_side: int | None) -> np.ndar
     of every extractor's fingerprint."""
     if not max_short_side or frames.size == 0:
         return frames
-    h, w = frames.shape[1:3]
-    short = min(h, w)
-    if short <= max_short_side:
+    if min(frames.shape[1:3]) <= max_short_side:
         return frames
-    import cv2
-
-    scale = max_short_side / short
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
+    return np.stack([shrink_frame(f, max_short_side) for f in frames])
