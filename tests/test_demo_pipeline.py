@@ -44,7 +44,11 @@ def test_demo_data_heads_reach_f1_095_from_the_cache_alone(tmp_path):
     for run in ("tf", "gbm"):
         cli("sweep-threshold", runs / run)
         metrics = last_json(cli("evaluate", runs / run, "--json"))
+        assert metrics["subset"] == "test" and metrics["n_positive"] >= 1
         assert metrics["f1"] >= 0.95, (run, metrics)
+        assert (runs / run / "reliability.png").exists() == (metrics["n_positive"] < metrics["n"])
+    ranked = last_json(cli("compare", runs / "tf", runs / "gbm", "--json"))
+    assert ranked["ranked_by"] == "test F1" and ranked["warnings"] == []
 
     # A clip the cache has never seen: predict extracts it with the run's own backbones.
     new = write_video(tmp_path / "new" / "fight.mp4",
@@ -52,4 +56,5 @@ def test_demo_data_heads_reach_f1_095_from_the_cache_alone(tmp_path):
     out = last_json(cli("predict", new, "--run", runs / "tf", "--cache", cache, "--json"))
     (pred,) = out["predictions"]
     assert pred["status"] == "scored" and pred["label"] == "harmful"
+    assert pred["objective"] == "f1" and 0 <= pred["probability"] <= 1
     assert pred["timeline"][-1]["end"] == pytest.approx(pred["duration"])
