@@ -33,7 +33,6 @@ from harmcache.video.decode import (
     DecodedVideo,
     VideoSource,
     frame_shape,
-    join_chunks,
     read_chunk,
     reopen,
 )
@@ -164,13 +163,14 @@ def probe_job(job: VideoJob) -> ProbeResult:
         return ProbeResult(job, None, exc)
 
 
-def decode_chunk(task: ChunkJob) -> ChunkResult:
-    """Decode one chunk of a video; a decode failure becomes an error result."""
+def decode_chunk(task: ChunkJob, out: dict[int, np.ndarray] | None = None) -> ChunkResult:
+    """Decode one chunk of a video (into `out[side]` when given); a decode failure becomes an
+    error result."""
     start = time.perf_counter()
     try:
         source = reopen(task.job.path, task.info.backend)
         decoded = _guard(
-            lambda: read_chunk(source, task.info, task.chunk, task.sides), task.job.path
+            lambda: read_chunk(source, task.info, task.chunk, task.sides, out), task.job.path
         )
         return ChunkResult(task.job, task.chunk.upto, decoded, None, time.perf_counter() - start)
     except VideoError as exc:
@@ -191,17 +191,23 @@ def decode_job(job: VideoJob) -> DecodeResult:
     if probed.error is not None:
         return DecodeResult(job, {}, probed.error, time.perf_counter() - start)
     plan = probed.plan
-    parts: dict[int, list[DecodedVideo]] = {side: [] for side in plan.sides}
-    for chunk in decode_chunks(plan):
+    # One array per size, each chunk decoded straight into its slice: no second copy.
+    frames = {
+        side: np.empty((len(idx), *frame_shape(plan.info, side), 3), dtype=np.uint8)
+        for side, idx in plan.sides.items()
+    }
+    for i in range(len(plan.chunks)):
+        task = plan.chunk_job(i)
+        out = {}
+        for side, idx in task.sides.items():
+            lo = int(np.searchsorted(plan.sides[side], idx[0])) if len(idx) else 0
+            out[side] = frames[side][lo : lo + len(idx)]
+        chunk = decode_chunk(task, out)
         if chunk.error is not None:
             return DecodeResult(job, {}, chunk.error, time.perf_counter() - start)
-        for side, video in chunk.decoded.items():
-            parts[side].append(video)
     decoded = {
-        side: join_chunks(
-            parts[side], plan.info, plan.sides[side], frame_shape(plan.info, side), plan.times
-        )
-        for side in plan.sides
+        side: DecodedVideo(plan.info, idx, frames[side], plan.times)
+        for side, idx in plan.sides.items()
     }
     return DecodeResult(job, decoded, None, time.perf_counter() - start)
 

@@ -339,11 +339,12 @@ class VideoSource:
     ) -> DecodedVideo:
         """The frames at `indices` (sorted unique), probe included, all held at once."""
         unique = np.unique(np.asarray(indices, dtype=np.int64))
-        parts = [
-            self.read_chunk(chunk, {max_short_side: unique})[max_short_side]
-            for chunk in self.plan(unique, chunk_frames)
-        ]
-        return join_chunks(parts, self.info, unique, self._shape(max_short_side), self.times)
+        frames = np.empty((len(unique), *self._shape(max_short_side), 3), dtype=np.uint8)
+        for chunk in self.plan(unique, chunk_frames):
+            lo, hi = np.searchsorted(unique, [chunk.indices[0], chunk.indices[-1] + 1])
+            out = {max_short_side: frames[lo:hi]}
+            read_chunk(self._source, self.info, chunk, {max_short_side: unique}, out)
+        return DecodedVideo(self.info, unique, frames, self.times)
 
 
 def reopen(path: str | Path, backend: str):
@@ -356,31 +357,33 @@ def reopen(path: str | Path, backend: str):
 
 
 def read_chunk(
-    source, info: VideoInfo, chunk: ChunkPlan, sides: dict[int | None, np.ndarray]
+    source,
+    info: VideoInfo,
+    chunk: ChunkPlan,
+    sides: dict[int | None, np.ndarray],
+    out: dict[int | None, np.ndarray] | None = None,
 ) -> dict[int | None, DecodedVideo]:
     """Decode one chunk; for each short-side limit, its wanted frames (sorted unique) that fall
-    in the chunk, shrunk to that limit as they are decoded (full-size frames are never held
-    together)."""
+    in the chunk, shrunk to that limit as they are decoded straight into `out[side]` (or a new
+    array), so full-size frames are never held together and nothing is copied twice."""
     keep = {side: np.intersect1d(idx, chunk.indices) for side, idx in sides.items()}
-    out: dict[int | None, list[np.ndarray]] = {side: [] for side in sides}
+    frames = {}
+    for side, idx in keep.items():
+        if out is not None and side in out:
+            frames[side] = out[side]
+        else:
+            frames[side] = np.empty((len(idx), *frame_shape(info, side), 3), dtype=np.uint8)
     try:
         for index, rgb in source.frames(chunk):
             for side, idx in keep.items():
-                pos = np.searchsorted(idx, index)
+                pos = int(np.searchsorted(idx, index))
                 if pos < len(idx) and idx[pos] == index:
-                    out[side].append(shrink_frame(rgb, side))
+                    shrink_into(rgb, side, frames[side][pos])
     except VideoError:
         raise
     except Exception as exc:  # noqa: BLE001 - decoder libraries raise untyped errors
         raise VideoError("decode_error", f"decode error reading frames ({exc})") from None
-    decoded = {}
-    for side, idx in keep.items():
-        if out[side]:
-            frames = np.stack(out[side])
-        else:
-            frames = np.zeros((0, *frame_shape(info, side), 3), dtype=np.uint8)
-        decoded[side] = DecodedVideo(info, idx, frames)
-    return decoded
+    return {side: DecodedVideo(info, idx, frames[side]) for side, idx in keep.items()}
 
 
 def frame_shape(info: VideoInfo, side: int | None) -> tuple[int, int]:
@@ -392,21 +395,20 @@ def frame_shape(info: VideoInfo, side: int | None) -> tuple[int, int]:
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 
-def join_chunks(
-    parts: list[DecodedVideo],
-    info: VideoInfo,
-    indices: np.ndarray,
-    shape: tuple[int, int],
-    times: np.ndarray | None,
-) -> DecodedVideo:
-    frames = [p.frames for p in parts if len(p.indices)]
-    stacked = np.concatenate(frames) if frames else np.zeros((0, *shape, 3), dtype=np.uint8)
-    return DecodedVideo(info, indices, stacked, times)
-
-
 def probe_indices(n_frames: int) -> np.ndarray:
     """First, middle and last frame: each must decode for a video to count as readable."""
     return np.unique(np.array([0, n_frames // 2, n_frames - 1], dtype=np.int64))
+
+
+def shrink_into(frame: np.ndarray, max_short_side: int | None, out: np.ndarray) -> None:
+    """`shrink_frame` written into `out` (same pixels, no new array)."""
+    h, w = frame.shape[:2]
+    if not max_short_side or min(h, w) <= max_short_side:
+        out[...] = frame
+        return
+    import cv2
+
+    cv2.resize(frame, (out.shape[1], out.shape[0]), dst=out, interpolation=cv2.INTER_AREA)
 
 
 def shrink_frame(frame: np.ndarray, max_short_side: int | None) -> np.ndarray:
