@@ -34,6 +34,7 @@ BENCHMARKS = {
     "rerun": "bench.rerun_bench",
     "guarantee": "bench.guarantee_sim",
     "cache-read": "bench.cache_read_bench",
+    "long-video": "bench.long_video_bench",
 }
 
 
