@@ -156,3 +156,80 @@ def _pool(values: np.ndarray, mask: np.ndarray, stats: tuple[str, ...]) -> np.nd
             raise ValueError(f"unknown statistic {stat!r}")
         columns.append(np.where(count == 0, np.nan, col))
     return np.concatenate(columns, axis=1)
+
+
+class Moments:
+    """Running per-feature mean and variance of rows seen in chunks (Chan et al.'s parallel
+    Welford merge): float64 accumulators of one row's width, never a float64 copy of the rows."""
+
+    def __init__(self, dim: int):
+        self.count = 0
+        self.mean = np.zeros(dim, dtype=np.float64)
+        self.m2 = np.zeros(dim, dtype=np.float64)
+
+    def update(self, rows: np.ndarray) -> Moments:
+        """Fold in (R, D) rows of any float dtype."""
+        n = len(rows)
+        if n == 0:
+            return self
+        mean = rows.sum(axis=0, dtype=np.float64) / n
+        m2 = np.zeros_like(self.m2)
+        for start in range(0, n, 4096):  # a float64 temporary of at most 4,096 rows
+            m2 += np.square(rows[start : start + 4096] - mean).sum(axis=0)
+        total = self.count + n
+        delta = mean - self.mean
+        self.m2 += m2 + delta**2 * (self.count * n / total)
+        self.mean += delta * (n / total)
+        self.count = total
+        return self
+
+    @property
+    def std(self) -> np.ndarray:
+        """Population standard deviation (`np.std`'s default)."""
+        return np.sqrt(self.m2 / max(self.count, 1))
+
+    def to_json(self) -> dict:
+        return {"rows": self.count, "mean": self.mean.tolist(), "std": self.std.tolist()}
+
+
+def modality_moments(m: Modality, chunk: int = 256) -> Moments:
+    """`Moments` of a modality's real rows, gathered a chunk of videos at a time."""
+    moments = Moments(m.dim)
+    for i in range(0, len(m.mask), chunk):
+        moments.update(m.values[i : i + chunk][m.mask[i : i + chunk]])
+    return moments
+
+
+def pooled_rows(
+    features: np.ndarray,
+    lengths: np.ndarray,
+    stats: tuple[str, ...] = ("mean", "std", "max", "min"),
+) -> np.ndarray:
+    """`pooled_statistics` for videos whose rows are concatenated (`features[offsets[i] :
+    offsets[i] + lengths[i]]`, offsets the running sum of lengths, as in a `ShardBlock`):
+    (n, len(stats) * D) float64, one `reduceat` per statistic over all the rows at once.
+    A video with no rows gets NaN."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    n, dim = len(lengths), features.shape[1]
+    has = lengths > 0
+    starts = (np.cumsum(lengths) - lengths)[has]
+    count = lengths[has].astype(np.float64)[:, None]
+    out = np.full((n, len(stats) * dim), np.nan)
+    if not has.any():
+        return out
+    # Empty videos are left out of the cut points, so each segment runs to the next real one.
+    mean = np.add.reduceat(features, starts, axis=0, dtype=np.float64) / count
+    for k, stat in enumerate(stats):
+        if stat == "mean":
+            col = mean
+        elif stat == "std":
+            centred = np.square(features - np.repeat(mean, lengths[has], axis=0))
+            col = np.sqrt(np.add.reduceat(centred, starts, axis=0) / count)
+        elif stat == "max":
+            col = np.maximum.reduceat(features, starts, axis=0)
+        elif stat == "min":
+            col = np.minimum.reduceat(features, starts, axis=0)
+        else:
+            raise ValueError(f"unknown statistic {stat!r}")
+        out[has, k * dim : (k + 1) * dim] = col
+    return out

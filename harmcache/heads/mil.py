@@ -41,7 +41,7 @@ from torch import nn
 from harmcache import metrics
 from harmcache.errors import UsageError
 from harmcache.heads.base import EpochCallback, EpochReport, Head, Validation
-from harmcache.heads.data import SequenceData
+from harmcache.heads.data import SequenceData, modality_moments
 from harmcache.heads.grid import DEFAULT_SNIPPET_SECONDS, SnippetGrid, snippet_grid
 from harmcache.heads.timeline import Timeline
 from harmcache.heads.transformer import ModalityInput, _adamw, _EarlyStopping
@@ -373,10 +373,10 @@ class MILHead(Head):
 
     def _set_statistics(self, grid: SnippetGrid) -> None:
         for name, m in grid.data.modalities.items():
-            rows = m.values[m.mask].astype(np.float64)
-            if len(rows):
-                mean, std = rows.mean(axis=0), rows.std(axis=0)
-                std = np.where(std < 1e-6, 1.0, std)  # a dimension that never varies
+            moments = modality_moments(m)  # no float64 copy of every row
+            if moments.count:
+                mean = moments.mean
+                std = np.where(moments.std < 1e-6, 1.0, moments.std)  # a dimension never varying
                 inputs = self.model_.inputs[name]
                 inputs.mean.copy_(torch.from_numpy(mean.astype(np.float32)))
                 inputs.scale.copy_(torch.from_numpy(std.astype(np.float32)))

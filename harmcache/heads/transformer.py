@@ -15,9 +15,11 @@ the modalities of its input are ordered.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +29,23 @@ from torch import nn
 
 from harmcache import metrics
 from harmcache.errors import UsageError
-from harmcache.heads.base import EpochCallback, EpochReport, Head, Validation
-from harmcache.heads.data import Modality, SequenceData
+from harmcache.heads.base import (
+    EpochCallback,
+    EpochReport,
+    Head,
+    Validation,
+    _as_pair,
+    check_labelled,
+    log_epoch,
+)
+from harmcache.heads.data import Modality, Moments, SequenceData, modality_moments
 from harmcache.threads import torch_threads
 
 log = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "model.pt"
+STATISTICS_FILE = "statistics.json"
+"""Per-modality normalisation statistics of the training rows (also in the weights)."""
 
 
 def find_nhead(d_model: int, max_heads: int = 10) -> int:
@@ -311,24 +323,71 @@ class TransformerHead(Head):
     def _fit(
         self, X: SequenceData, y: np.ndarray, val: Validation | None, on_epoch: EpochCallback
     ) -> None:
+        moments = {name: modality_moments(m) for name, m in X.modalities.items()}
+        target = torch.from_numpy(y.astype(np.float32))
+        order = np.random.default_rng(self.seed)
+        tr: _Tensors | None = None
+
+        def batches(epoch: int) -> Iterator[tuple[tuple[dict, dict, dict], torch.Tensor]]:
+            nonlocal tr
+            tr = tr or _Tensors(X, self.max_rows)  # after the seed: the order is unchanged
+            idx = order.permutation(tr.n)
+            for s in range(0, tr.n, self.batch_size):
+                yield tr.batch(idx[s : s + self.batch_size]), target[idx[s : s + self.batch_size]]
+
+        self._train(moments, y, batches, val, on_epoch)
+
+    def fit_stream(
+        self,
+        stream,
+        *,
+        eval_set: SequenceData | tuple[SequenceData, np.ndarray] | None = None,
+        on_epoch: EpochCallback | None = None,
+    ) -> TransformerHead:
+        """Learn from a `harmcache.train.loader.StreamingLoader` (cached videos read shard by
+        shard into a seeded shuffle buffer, never all in memory) instead of a `SequenceData`.
+        The normalisation statistics come from the stream's one pass over the cache; the
+        batch order is the stream's, seeded by its seed and the epoch. Returns self."""
+        self._check_params()
+        val = None if eval_set is None else check_labelled(*_as_pair(eval_set), "eval_set")
+        for learned in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
+            delattr(self, learned)
+        self.dims_ = dict(stream.dims)
+
+        def batches(epoch: int) -> Iterator[tuple[tuple[dict, dict, dict], torch.Tensor]]:
+            for part in stream.epoch(epoch):
+                tensors = _Tensors(part, self.max_rows)
+                everything = np.arange(tensors.n)
+                yield tensors.batch(everything), torch.from_numpy(part.labels.astype(np.float32))
+
+        self._train(stream.moments(), stream.labels, batches, val, on_epoch or log_epoch)
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def _train(
+        self,
+        moments: dict[str, Moments],
+        y: np.ndarray,
+        batches: Callable[[int], Iterator[tuple[tuple[dict, dict, dict], torch.Tensor]]],
+        val: Validation | None,
+        on_epoch: EpochCallback,
+    ) -> None:
+        """Fit on `batches(epoch)`, one epoch at a time, with early stopping on `val`."""
         with torch_threads(self.threads):
             torch.manual_seed(self.seed)
             self.model_ = self._new_model()
-            self._set_statistics(X)
+            self._set_statistics(moments)
             n_pos = float(y.sum())
             n_neg = float(len(y) - n_pos)
             self.pos_weight_ = n_neg / max(n_pos, 1.0)
             loss_fn = self._loss_fn(n_pos, n_neg)
             opt = _adamw(self.model_.parameters(), self.lr, self.weight_decay)
-            tr = _Tensors(X, self.max_rows)
             va = None if val is None else _Tensors(val[0], self.max_rows)
-            target = torch.from_numpy(y.astype(np.float32))
-            order = np.random.default_rng(self.seed)
             stopper = _EarlyStopping(lower_is_better=self.monitor == "loss")
             self.history_: list[dict] = []
             for epoch in range(1, self.epochs + 1):
                 start = time.perf_counter()
-                train_loss = self._train_epoch(tr, target, order.permutation(tr.n), loss_fn, opt)
+                train_loss = self._train_epoch(batches(epoch), loss_fn, opt)
                 if va is None:
                     report = EpochReport(
                         epoch, self.epochs, train_loss, time.perf_counter() - start
@@ -347,20 +406,20 @@ class TransformerHead(Head):
                 self.model_.load_state_dict(stopper.state)
             self.model_.eval()
 
-    def _train_epoch(self, tr: _Tensors, y: torch.Tensor, order: np.ndarray, loss_fn, opt) -> float:
-        """One pass over the training videos in `order`; the mean training loss."""
+    def _train_epoch(self, batches: Iterator, loss_fn, opt) -> float:
+        """One pass over the training batches; the mean training loss."""
         self.model_.train()
-        total = 0.0
-        for s in range(0, tr.n, self.batch_size):
-            idx = order[s : s + self.batch_size]
-            loss = loss_fn(self.model_(*tr.batch(idx)), y[idx])
+        total, seen = 0.0, 0
+        for inputs, target in batches:
+            loss = loss_fn(self.model_(*inputs), target)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if self.grad_clip:
                 nn.utils.clip_grad_norm_(self.model_.parameters(), self.grad_clip)
             opt.step()
-            total += loss.item() * len(idx)
-        return total / max(tr.n, 1)
+            total += loss.item() * len(target)
+            seen += len(target)
+        return total / max(seen, 1)
 
     def _validate(
         self,
@@ -396,15 +455,14 @@ class TransformerHead(Head):
         return torch.sigmoid(logits).numpy().astype(np.float64)
 
     # --- internals ---------------------------------------------------------------------------
-    def _set_statistics(self, X: SequenceData) -> None:
-        for name, m in X.modalities.items():
-            rows = m.values[m.mask].astype(np.float64)
-            if len(rows):
-                mean, std = rows.mean(axis=0), rows.std(axis=0)
+    def _set_statistics(self, moments: dict[str, Moments]) -> None:
+        self.statistics_ = {name: m.to_json() for name, m in sorted(moments.items())}
+        for name, m in moments.items():
+            if m.count:
                 # A dimension that never varies (a YOLO class never seen) must not divide by ~0.
-                std = np.where(std < 1e-6, 1.0, std)
+                std = np.where(m.std < 1e-6, 1.0, m.std)
                 inputs = self.model_.inputs[name]
-                inputs.mean.copy_(torch.from_numpy(mean.astype(np.float32)))
+                inputs.mean.copy_(torch.from_numpy(m.mean.astype(np.float32)))
                 inputs.scale.copy_(torch.from_numpy(std.astype(np.float32)))
 
     def _loss_fn(self, n_pos: float, n_neg: float):
@@ -442,6 +500,8 @@ class TransformerHead(Head):
 
     def _save_state(self, folder: Path) -> None:
         torch.save(self.model_.state_dict(), folder / WEIGHTS_FILE)
+        if getattr(self, "statistics_", None):
+            (folder / STATISTICS_FILE).write_text(json.dumps(self.statistics_) + "\n")
 
     def _load_state(self, folder: Path, state: dict[str, Any]) -> None:
         self.best_epoch_ = state.get("best_epoch")
