@@ -1,0 +1,227 @@
+"""Training batches streamed from the cache, with memory bounded by a shuffle buffer.
+
+`StreamingLoader` reads the cache shard slice by shard slice (`FeatureCache.iter_shards`: a few
+large reads per slice), in an order shuffled per epoch, into a buffer of at most
+`buffer_videos` videos, and yields batches drawn at random from the buffer as padded float32
+`SequenceData` with masks: the form every head consumes. Nothing holds the whole cache, and
+the order depends only on the seed and the epoch.
+
+`moments` (per-modality normalisation statistics) and `pooled_from_cache` (the fixed-size
+features of LightGBM and logreg) are one streaming pass each, vectorised over a shard's
+concatenated rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from harmcache.errors import CacheError, UsageError
+from harmcache.heads.data import Modality, Moments, SequenceData, pooled_rows
+from harmcache.store.cache import FeatureCache
+from harmcache.store.family import Family
+from harmcache.store.shard import ShardBlock
+
+
+@dataclass
+class _Video:
+    video_id: str
+    label: int
+    duration: float
+    rows: dict[str, tuple[np.ndarray, np.ndarray]]
+    """modality → (features (L, D) float32, timestamps (L,) float64), copies."""
+
+
+class StreamingLoader:
+    """Seeded, shuffled, padded batches of cached videos, read shard by shard.
+
+    Parameters
+    ----------
+    cache, families : the cache and extractor → family, as `load_sequences` takes them.
+    video_ids, labels : the videos to stream and their 0/1 labels (None: unlabelled).
+    batch_size : videos per batch.
+    buffer_videos : the most videos held at once (read, not yet yielded). The shuffle mixes
+        videos across every slice that is in the buffer together.
+    slice_videos : videos read per step; at most `buffer_videos`. Larger reads are faster.
+    seed : with the epoch, fixes the order of slices and of the draws from the buffer.
+    """
+
+    def __init__(
+        self,
+        cache: FeatureCache,
+        families: dict[str, Family],
+        video_ids: list[str],
+        labels: np.ndarray | None = None,
+        *,
+        batch_size: int = 4,
+        buffer_videos: int = 1024,
+        slice_videos: int = 256,
+        seed: int = 0,
+    ):
+        if min(batch_size, buffer_videos, slice_videos) < 1:
+            raise UsageError("batch_size, buffer_videos and slice_videos must be at least 1")
+        if not families:
+            raise UsageError("the loader needs at least one family")
+        self.cache = cache
+        self.families = dict(sorted(families.items()))
+        self.video_ids = list(video_ids)
+        if len(set(self.video_ids)) != len(self.video_ids):
+            raise UsageError("video_ids holds duplicates")
+        self.labels = (
+            np.zeros(len(self.video_ids), dtype=np.int64)
+            if labels is None
+            else np.asarray(labels, dtype=np.int64)
+        )
+        if len(self.labels) != len(self.video_ids):
+            raise UsageError(f"{len(self.labels)} labels for {len(self.video_ids)} videos")
+        self.batch_size = batch_size
+        self.buffer_videos = buffer_videos
+        self.slice_videos = min(slice_videos, buffer_videos)
+        self.seed = seed
+        self._label = dict(zip(self.video_ids, self.labels.tolist()))
+        self._slices = self._plan()
+        self.peak_buffer_ = 0
+        """The most videos the buffer has held (for the tests and the benchmark)."""
+        self._dims: dict[str, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.video_ids)
+
+    def _plan(self) -> list[list[str]]:
+        """The videos in slices of at most `slice_videos`, each within one shard of the first
+        family, so a slice is one read per family when the families share their sharding."""
+        first = next(iter(self.families.values()))
+        shard_of = self.cache.index.shards_of(first.name, self.video_ids)
+        missing = [v for v in self.video_ids if v not in shard_of]
+        if missing:
+            raise CacheError(
+                f"{len(missing)} video(s) are not in family {first.name}, e.g. {missing[0]}"
+            )
+        by_shard: dict[str, list[str]] = {}
+        for vid in self.video_ids:
+            by_shard.setdefault(shard_of[vid], []).append(vid)
+        step = self.slice_videos
+        return [
+            vids[i : i + step]
+            for _, vids in sorted(by_shard.items())
+            for i in range(0, len(vids), step)
+        ]
+
+    @property
+    def dims(self) -> dict[str, int]:
+        """extractor → feature width, from one video's rows."""
+        if self._dims is None:
+            probe = self.video_ids[:1]
+            self._dims = {
+                name: int(next(self.cache.iter_shards(fam, probe)).features.shape[1])
+                for name, fam in self.families.items()
+            }
+        return self._dims
+
+    def epoch(self, epoch: int = 0) -> Iterator[SequenceData]:
+        """Every video once, in batches of `batch_size` (the last may be smaller), in an order
+        fixed by (seed, epoch)."""
+        rng = np.random.default_rng([self.seed, epoch])
+        pool: list[_Video] = []
+        for k in rng.permutation(len(self._slices)):
+            vids = self._slices[k]
+            while pool and len(pool) + len(vids) > self.buffer_videos:
+                yield self._draw(pool, rng)
+            pool.extend(self._read(vids))
+            self.peak_buffer_ = max(self.peak_buffer_, len(pool))
+        while pool:
+            yield self._draw(pool, rng)
+
+    def __iter__(self) -> Iterator[SequenceData]:
+        return self.epoch(0)
+
+    def _draw(self, pool: list[_Video], rng: np.random.Generator) -> SequenceData:
+        picks = rng.choice(len(pool), min(self.batch_size, len(pool)), replace=False)
+        batch = [pool[i] for i in picks]
+        for i in sorted(picks.tolist(), reverse=True):  # swap-remove, highest first
+            pool[i] = pool[-1]
+            pool.pop()
+        return _batch(batch, list(self.families))
+
+    def _read(self, vids: list[str]) -> list[_Video]:
+        """The slice's videos with their rows copied out of the blocks (so a block is freed as
+        soon as the slice is read, whatever stays in the buffer)."""
+        rows: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {v: {} for v in vids}
+        duration: dict[str, float] = {}
+        for name, fam in self.families.items():
+            for block in self.cache.iter_shards(fam, vids):
+                ends = (block.offsets + block.lengths).tolist()
+                for i, (vid, a, b) in enumerate(zip(block.video_ids, block.offsets.tolist(), ends)):
+                    rows[vid][name] = (block.features[a:b].copy(), block.timestamp[a:b].copy())
+                    if vid not in duration:
+                        duration[vid] = _duration(block, i)
+        return [_Video(v, self._label[v], duration[v], rows[v]) for v in vids]
+
+    def moments(self) -> dict[str, Moments]:
+        """Per-modality running mean and standard deviation of every real row: one pass over
+        the cache, float64 accumulators per feature."""
+        out = {}
+        for name, fam in self.families.items():
+            moments = Moments(self.dims[name])
+            for block in self.cache.iter_shards(fam, self.video_ids):
+                moments.update(block.features)
+            out[name] = moments
+        return out
+
+
+def _duration(block: ShardBlock, i: int) -> float:
+    """As `load_sequences` takes it: the recorded duration, else the last timestamp + 1 s."""
+    duration = float(block.info["duration"][i])
+    if duration > 0:
+        return duration
+    a, n = int(block.offsets[i]), int(block.lengths[i])
+    return float(block.timestamp[a : a + n].max()) + 1.0 if n else 1.0
+
+
+def _batch(videos: list[_Video], names: list[str]) -> SequenceData:
+    duration = np.array([v.duration for v in videos], dtype=np.float64)
+    modalities = {}
+    for name in names:
+        parts = [v.rows[name] for v in videos]
+        length = max((len(f) for f, _ in parts), default=0)
+        dim = parts[0][0].shape[1] if parts else 0
+        values = np.zeros((len(videos), length, dim), dtype=np.float32)
+        mask = np.zeros((len(videos), length), dtype=bool)
+        stamp = np.zeros((len(videos), length), dtype=np.float64)
+        for i, (f, t) in enumerate(parts):
+            values[i, : len(f)] = f
+            mask[i, : len(f)] = True
+            stamp[i, : len(f)] = t
+        position = np.clip(stamp / np.maximum(duration, 1e-9)[:, None], 0.0, 1.0)
+        modalities[name] = Modality(
+            values, mask, stamp, np.where(mask, position, 0).astype(np.float32)
+        )
+    labels = np.array([v.label for v in videos], dtype=np.int64)
+    return SequenceData([v.video_id for v in videos], modalities, labels, duration)
+
+
+def pooled_from_cache(
+    cache: FeatureCache,
+    families: dict[str, Family],
+    video_ids: list[str],
+    stats: tuple[str, ...] = ("mean", "std", "max", "min"),
+) -> tuple[np.ndarray, list[str]]:
+    """`heads.data.pooled_statistics` of `video_ids` computed shard by shard from the cache:
+    (N, columns) float32 in `video_ids` order, modalities in sorted name order, and the column
+    names. Memory is one shard's rows plus the (N, columns) result."""
+    position = {vid: i for i, vid in enumerate(video_ids)}
+    blocks, names = [], []
+    for name, fam in sorted(families.items()):
+        out: np.ndarray | None = None
+        dim = 0
+        for block in cache.iter_shards(fam, video_ids):
+            dim = block.features.shape[1]
+            if out is None:
+                out = np.full((len(video_ids), len(stats) * dim), np.nan, dtype=np.float32)
+            where = np.array([position[v] for v in block.video_ids], dtype=np.int64)
+            out[where] = pooled_rows(block.features, block.lengths, stats)
+        blocks.append(out if out is not None else np.zeros((len(video_ids), 0), np.float32))
+        names += [f"{name}.{stat}.{j}" for stat in stats for j in range(dim)]
+    return np.concatenate(blocks, axis=1), names
