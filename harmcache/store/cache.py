@@ -288,6 +288,27 @@ class FeatureCache:
                 block = read_block(self.family_dir(name) / shard, vids, extras=extras, family=name)
             yield block
 
+    def to_ray_dataset(
+        self, family: Family | str, video_ids: list[str] | None = None, *, slice_videos: int = 256
+    ):
+        """The family's videos (default: all) as a Ray Dataset for cluster training or scoring:
+        one block per shard slice of at most `slice_videos` videos, each read by a Ray task with
+        `read_block` (so the shards must be on storage the workers can reach). One row per
+        video: video_id, features (L, D) float32, frame_index (L,), timestamp (L,), duration."""
+        import ray.data
+
+        name = family if isinstance(family, str) else family.name
+        _, by_shard = self._plan(name, video_ids)
+        folder = str(self.family_dir(name))
+        items = [
+            {"path": f"{folder}/{shard}", "video_ids": vids[i : i + slice_videos]}
+            for shard, vids in by_shard
+            for i in range(0, len(vids), slice_videos)
+        ]
+        if not items:
+            raise CacheError(f"family {name} holds no videos to make a dataset of")
+        return ray.data.from_items(items, override_num_blocks=len(items)).flat_map(_ray_rows)
+
     def _plan(
         self, name: str, video_ids: list[str] | None
     ) -> tuple[list[str], list[tuple[str, list[str]]]]:
@@ -516,6 +537,25 @@ def _reading(family: str, shard: str) -> Iterator[None]:
             f"cannot read the shard {family}/{shard} ({reason}); "
             "`harmcache cache verify` checks every shard"
         ) from None
+
+
+def _ray_rows(item: dict) -> list[dict]:
+    """One shard slice's videos as Ray Dataset rows."""
+    block = read_block(Path(item["path"]), list(item["video_ids"]))
+    rows = []
+    for i, (vid, a, n) in enumerate(
+        zip(block.video_ids, block.offsets.tolist(), block.lengths.tolist())
+    ):
+        rows.append(
+            {
+                "video_id": vid,
+                "features": block.features[a : a + n],
+                "frame_index": block.frame_index[a : a + n],
+                "timestamp": block.timestamp[a : a + n],
+                "duration": float(block.info["duration"][i]),
+            }
+        )
+    return rows
 
 
 def _writable(root: Path) -> bool:
