@@ -1,6 +1,6 @@
 """Run the benchmarks and summarise them.
 
-    python -m bench [--only extract,train,decode,rerun,guarantee,cache-read] [--quick]
+    python -m bench [--only extract,train,decode,rerun,guarantee,cache-read,loader] [--quick]
 
 Each benchmark is a module with `run(results_dir) -> dict` that writes its own JSON into
 bench/results/, with a `meta` block naming the commit it measured (bench/meta.py). A module
@@ -34,6 +34,7 @@ BENCHMARKS = {
     "rerun": "bench.rerun_bench",
     "guarantee": "bench.guarantee_sim",
     "cache-read": "bench.cache_read_bench",
+    "loader": "bench.loader_bench",
     "long-video": "bench.long_video_bench",
 }
 
