@@ -142,8 +142,8 @@ def _child_epoch(root: str) -> None:
     TransformerHead(**RSS_HEAD).fit_stream(stream)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"videos": len(ids), "rss_before_kb": before, "peak_rss_kb": peak,
-                      "epoch_s": round(seconds, 2), "peak_buffer": stream.peak_buffer_}))  # fmt: skip
+    row = {"videos": len(ids), "rss_before_kb": before, "peak_rss_kb": peak}
+    print(json.dumps({**row, "epoch_s": round(seconds, 2), "peak_buffer": stream.peak_buffer_}))
 
 
 def _small_cache(root: Path, n: int) -> int:
