@@ -241,19 +241,44 @@ def clock(record: dict):
 
 def time_decode_only(jobs: list, workers: int) -> tuple[dict, list]:
     """The pipeline's own decode stream with no models behind it; returns the decoded videos."""
-    # The private stream, not a fresh pool: the same spawn, prefetch and pickling costs as a run.
-    from harmcache.extract.pipeline import _decoded_stream
+    # The private stream, not a fresh pool: the same spawn, prefetch and hand-off costs as a run.
+    from harmcache.extract.pipeline import _video_streams
 
     record: dict = {}
-    results = []
+    streamed = []
     with clock(record):
         start = time.perf_counter()
-        for result in _decoded_stream(jobs, workers):
-            if result.error is not None:
-                raise RuntimeError(f"{result.job.path}: {result.error}")
+        for stream in _video_streams(jobs, workers):
+            if stream.error is not None:
+                raise RuntimeError(f"{stream.job.path}: {stream.error}")
+            chunks = list(stream.chunks)  # each video's chunks before the next video's
+            failed = [c.error for c in chunks if c.error is not None]
+            if failed:
+                raise RuntimeError(f"{stream.job.path}: {failed[0]}")
             record.setdefault("first_video_s", time.perf_counter() - start)
-            results.append(result)
-    return record, results
+            streamed.append((stream.plan, chunks))
+    return record, [whole_video(plan, chunks) for plan, chunks in streamed]
+
+
+def whole_video(plan, chunks: list):
+    """A streamed video's chunks as one DecodeResult, for the model-only phase (stitched after
+    the decode clock stops: the pipeline itself never joins them)."""
+    from harmcache.extract.jobs import DecodeResult
+    from harmcache.video.decode import DecodedVideo
+
+    decoded = {}
+    for side in plan.sides:
+        parts = [c.decoded[side] for c in chunks if side in c.decoded]
+        if len(parts) == 1:
+            decoded[side] = parts[0]
+            continue
+        decoded[side] = DecodedVideo(
+            plan.info,
+            np.concatenate([part.indices for part in parts]),
+            np.concatenate([part.frames for part in parts]),
+            plan.times,
+        )
+    return DecodeResult(plan.job, decoded, None, sum(c.decode_seconds for c in chunks))
 
 
 def warm_up(decoded: list, extractors: list) -> None:
