@@ -1,6 +1,6 @@
 """Run the benchmarks and summarise them.
 
-    python -m bench [--only extract,train,decode,rerun,guarantee,cache-read,loader] [--quick]
+    python -m bench [--only NAME,...] [--quick]   # NAMEs: the keys of BENCHMARKS below
 
 Each benchmark is a module with `run(results_dir) -> dict` that writes its own JSON into
 bench/results/, with a `meta` block naming the commit it measured (bench/meta.py). A module
