@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harmcache.errors import DataError
+from harmcache.errors import DataError, UsageError
 from harmcache.heads.data import SequenceData
 from harmcache.train.rundir import Run, load_run
 
@@ -76,8 +76,12 @@ def predict(
     segments: int = DEFAULT_SEGMENTS,
 ) -> list[Prediction]:
     """Extract (if needed) and score `videos` with the run in `run_dir`."""
+    from harmcache.extract.api import resolve_device
     from harmcache.extract.pipeline import extract_with_specs
 
+    device = resolve_device(device)  # bad flags fail before any run or video is read
+    if segments < 0:
+        raise UsageError(f"--segments must be 0 or more, got {segments}")
     run = load_run(run_dir)
     cache_path = Path(cache_dir or run.config["cache"])
     specs = {ex: f["spec"] for ex, f in run.features.items()}

@@ -184,7 +184,7 @@ CASES = [
     case(TRAIN.replace("{new}", "{file}/sub"), USAGE, "is not a folder", id="train-out-under-file"),
     case(TRAIN.replace("{new}", "{run}"), USAGE, "already exists", id="train-out-existing-run"),
     # --- sweep-threshold -----------------------------------------------------------------------
-    cli_usage("sweep-threshold", "Missing argument"),
+    case("sweep-threshold", USAGE, "give a run directory or --scores FILE.csv"),
     cli_usage("sweep-threshold {run} --bootstrap abc", "Invalid value for '--bootstrap'"),
     *[
         case(f"sweep-threshold {where}", USAGE, "not a run directory")
@@ -211,7 +211,7 @@ CASES = [
     case("evaluate {run_garbage_head}", USAGE, "head.json"),
     case(f"{EVALUATE} --subset nope", USAGE, "--subset must be val or test"),
     case(f"{EVALUATE} --subset val --labels {{labels}}", USAGE, "exclude each other"),
-    case(f"{EVALUATE} --subset test", DATA, "no test split"),
+    case(f"{EVALUATE} --subset nope", USAGE, "subset"),
     case(f"{EVALUATE} --labels {ABSENT}", USAGE, "labels not found"),
     case(f"{EVALUATE} --labels {EMPTY}", DATA, "no labels"),
     case(f"{EVALUATE} --labels {{labels}} --cache {ABSENT}", CACHE, "is not a harmcache cache"),

@@ -284,7 +284,11 @@ def load_head(folder: str | Path) -> Head:
     path = Path(folder) / HEAD_FILE
     if not path.exists():
         raise UsageError(f"{folder} holds no saved head ({HEAD_FILE} is missing)")
-    return head_class(json.loads(path.read_text())["head"]).load(folder)
+    try:
+        kind = json.loads(path.read_text(encoding="utf-8"))["head"]
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise UsageError(f"{path} is damaged ({type(exc).__name__}: {exc}); retrain") from None
+    return head_class(kind).load(folder)
 
 
 def setting_names(cls: type[Head]) -> list[str]:

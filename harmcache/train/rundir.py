@@ -55,7 +55,10 @@ PLOT_FILE = "threshold.png"
 
 # --- writing ---------------------------------------------------------------------------------
 def check_out(out: Path, force: bool) -> None:
-    """Refuse to replace a non-empty `out` unless `force`."""
+    """Refuse an `out` under a file, and a non-empty `out` unless `force`."""
+    blocker = next((p for p in [out, *out.parents] if p.exists() and not p.is_dir()), None)
+    if blocker is not None and blocker != out:
+        raise UsageError(f"--out {out} is not a folder: {blocker} is a file")
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise UsageError(
             f"{out} already exists; choose another --out or pass --force to replace it"
@@ -129,14 +132,19 @@ def write_val_scores(path: Path, videos: list[LabeledVideo], scores: np.ndarray)
 # --- reading ---------------------------------------------------------------------------------
 def read_val_scores(path: Path) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
     """(video ids, paths, labels, scores) from a val_scores.csv."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    return (
-        [r["video_id"] for r in rows],
-        [r["path"] for r in rows],
-        np.array([int(r["label"]) for r in rows], dtype=np.int64),
-        np.array([float(r["score"]) for r in rows], dtype=np.float64),
-    )
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        return (
+            [r["video_id"] for r in rows],
+            [r["path"] for r in rows],
+            np.array([int(r["label"]) for r in rows], dtype=np.int64),
+            np.array([float(r["score"]) for r in rows], dtype=np.float64),
+        )
+    except (KeyError, ValueError, TypeError) as exc:
+        raise UsageError(
+            f"{path} is damaged ({type(exc).__name__}: {exc}); retrain the run"
+        ) from None
 
 
 @dataclass
@@ -215,19 +223,27 @@ class Run:
         return self.score(self.load_data(cache, video_ids))
 
 
+def read_json(path: Path) -> Any:
+    """A run file's JSON, or a one-line UsageError naming the damaged file."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path} is damaged ({exc}); retrain the run") from None
+
+
 def load_run(run_dir: str | Path) -> Run:
     """Load a run directory written by `train`; its head predicts at the run's threshold."""
     path = Path(run_dir)
     for name in (CONFIG_FILE, FEATURES_FILE, THRESHOLD_FILE, VAL_SCORES_FILE):
         if not (path / name).exists():
             raise UsageError(f"{path} is not a run directory: {name} is missing")
-    config = json.loads((path / CONFIG_FILE).read_text())
-    features = json.loads((path / FEATURES_FILE).read_text())
-    threshold = json.loads((path / THRESHOLD_FILE).read_text())
+    config = read_json(path / CONFIG_FILE)
+    features = read_json(path / FEATURES_FILE)
+    threshold = read_json(path / THRESHOLD_FILE)
     head = load_head(path / HEAD_DIR)
     # The run's threshold.json is the one source of truth: a sweep rewrites only it.
     head.threshold_ = float(threshold["threshold"])
     calibrator = None
     if (path / CALIBRATION_FILE).exists():
-        calibrator = ScoreCalibrator.from_json(json.loads((path / CALIBRATION_FILE).read_text()))
+        calibrator = ScoreCalibrator.from_json(read_json(path / CALIBRATION_FILE))
     return Run(path, config, features, head, threshold, calibrator)
