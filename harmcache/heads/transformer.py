@@ -7,6 +7,11 @@ length share one time axis). A CLS token is prepended; padded rows are masked. T
 never masked, so a video with no rows in some (or every) modality still yields a finite logit.
 The model outputs logits; the sigmoid lives in the loss and in `predict_proba`.
 
+Long videos: before projection each modality is mean-pooled, video by video, to at most
+`max_rows` tokens (default 256: consecutive rows averaged, masked rows left out), so the
+attention's cost is bounded by the cap and not by the video's length; windowed attention is
+not used.
+
 Everything per modality (statistics, projection, embedding) is stored under the modality's
 name and the tokens are laid out in sorted name order, so a saved head scores the same however
 the modalities of its input are ordered.
@@ -164,23 +169,40 @@ class _Tensors:
 
 
 def _pool_rows(m: Modality, max_rows: int | None) -> Modality:
-    """Average groups of consecutive rows so at most `max_rows` remain (masked rows excluded)."""
-    if max_rows is None or m.values.shape[1] <= max_rows:
+    """Mean-pool consecutive rows so no video keeps more than `max_rows` of this modality.
+
+    Each video is pooled on its own: a video with n rows (up to its last unmasked one) averages
+    groups of ⌈n / max_rows⌉ consecutive rows, masked rows left out of the means, so its tokens
+    do not depend on the other videos scored with it. Attention then costs O(max_rows²) per
+    modality however long the video; a video within the limit is passed through unchanged."""
+    if max_rows is None:
         return m
-    k = math.ceil(m.values.shape[1] / max_rows)
     n, length, dim = m.values.shape
-    pad = (-length) % k
-    v = np.pad(m.values, ((0, 0), (0, pad), (0, 0))).reshape(n, -1, k, dim)
-    w = np.pad(m.mask, ((0, 0), (0, pad))).reshape(n, -1, k).astype(np.float32)
-    t = np.pad(m.timestamp, ((0, 0), (0, pad))).reshape(n, -1, k)
-    p = np.pad(m.position, ((0, 0), (0, pad))).reshape(n, -1, k)
-    count = w.sum(axis=2)
-    safe = np.maximum(count, 1)
+    used = (m.mask * np.arange(1, length + 1)).max(axis=1, initial=0)
+    if not (used > max_rows).any():
+        return m
+    group = np.maximum(-(-used // max_rows), 1)  # ⌈used / max_rows⌉ rows per token
+    video, row = np.nonzero(m.mask)
+    # Rows in video-major, time-minor order, so each token's rows are one run of equal cells.
+    cell = video * max_rows + row // group[video]
+    first = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1]])
+    size = np.diff(np.r_[first, len(cell)])[:, None]
+    out_len = int((-(-used // group)).max())
+    at = (cell[first] // max_rows, cell[first] % max_rows)
+
+    def pooled(x: np.ndarray, dtype) -> np.ndarray:
+        sums = np.add.reduceat(x[video, row].astype(np.float64), first, axis=0)
+        out = np.zeros((n, out_len, *x.shape[2:]), dtype=dtype)
+        out[at] = (sums / size.reshape(-1, *[1] * (x.ndim - 2))).astype(dtype)
+        return out
+
+    mask = np.zeros((n, out_len), dtype=bool)
+    mask[at] = True
     return Modality(
-        ((v * w[..., None]).sum(axis=2) / safe[..., None]).astype(np.float32),
-        count > 0,
-        (t * w).sum(axis=2) / safe,
-        ((p * w).sum(axis=2) / safe).astype(np.float32),
+        pooled(m.values, np.float32),
+        mask,
+        pooled(m.timestamp, m.timestamp.dtype),
+        pooled(m.position, np.float32),
     )
 
 
@@ -238,8 +260,11 @@ class TransformerHead(Head):
     loss : bce, BCEWithLogitsLoss(pos_weight = n_neg / n_pos) (001 §5.2), or focal.
     focal_gamma : focal loss focusing exponent (002 §6).
     focal_alpha : focal loss weight of the positive class; None balances it as n_neg / n.
-    max_rows : average consecutive rows so no modality has more than this many tokens (None:
-        keep all). Halving 32 frames to 16 roughly halves the epoch time.
+    max_rows : the most tokens per modality and video (the sequence cap, `max_len`): a longer
+        video mean-pools consecutive rows, each video on its own, masked rows left out, before
+        projection, so attention stays O(max_rows²) for videos of thousands of rows (an hour at
+        2 fps). 256 leaves the default 32 frames / 8 windows untouched; None keeps every row.
+        Halving 32 frames to 16 roughly halves the epoch time.
     grad_clip : gradient norm clip; 0 turns it off.
     seed : seeds initialisation, shuffling and dropout: CPU runs are repeatable.
     threads : torch intra-op threads while fitting and scoring (None: torch's default). One,
@@ -272,7 +297,7 @@ class TransformerHead(Head):
         focal_alpha: float | None = None,
         grad_clip: float = 1.0,
         # input and machine
-        max_rows: int | None = None,
+        max_rows: int | None = 256,
         seed: int = 0,
         threads: int | None = 1,
     ):
