@@ -136,14 +136,22 @@ def _child_epoch(root: str) -> None:
     families = {f.extractor: f for f in cache.families()}
     ids = sorted(cache.committed(families["clip"]))
     labels = (np.arange(len(ids)) % 3 == 0).astype(np.int64)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _hwm_kb()
     start = time.perf_counter()
     stream = _stream(cache, ids, labels, batch_size=RSS_HEAD["batch_size"])
     TransformerHead(**RSS_HEAD).fit_stream(stream)
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = _hwm_kb()
     row = {"videos": len(ids), "rss_before_kb": before, "peak_rss_kb": peak}
     print(json.dumps({**row, "epoch_s": round(seconds, 2), "peak_buffer": stream.peak_buffer_}))
+
+
+def _hwm_kb() -> int:
+    """This process's peak RSS. Not ru_maxrss: across fork + exec it keeps the parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def _small_cache(root: Path, n: int) -> int:
