@@ -23,7 +23,7 @@ from harmcache.extract.jobs import (
     extract_streamed,
     probe_job,
 )
-from harmcache.extract.pipeline import build_extractors, run_extraction
+from harmcache.extract.pipeline import run_extraction
 from harmcache.extract.progress import Progress
 from harmcache.extract.respec import extractor_for_spec
 from harmcache.extractors.base import ExtractSettings, WeightsSource, get_extractor
@@ -38,6 +38,20 @@ from tests.conftest import coded_frames
 
 RANDOM = WeightsSource(random_init=True)
 SMALL = dict(yolo_imgsz=64, slowfast_short_side=64, slowfast_crop=64, batch_size=4)
+
+
+_MODELS: dict = {}
+
+
+def loaded(name: str, settings: ExtractSettings):
+    """An extractor with `settings`, sharing one seeded model per backbone across this module's
+    tests (every settings here share SMALL's model sizes)."""
+    extractor = get_extractor(name)(settings)
+    if name not in _MODELS:
+        extractor.load()
+        _MODELS[name] = extractor.model
+    extractor.model = _MODELS[name]
+    return extractor
 
 
 def write_timed(path, frames, pts, time_base, *, codec="libx264rgb", options=None):
@@ -179,7 +193,7 @@ def test_fps_sampling_of_a_vfr_video_uses_its_clock_end_to_end(vfr):
     path, _, seconds = vfr
     settings = ExtractSettings(fps=4.0, weights=RANDOM, **SMALL)
     job = VideoJob(str(path), "v" * 64, (("yolo", settings),))
-    record = extract_item(decode_job(job), get_extractor("yolo")(settings)).record
+    record = extract_item(decode_job(job), loaded("yolo", settings)).record
     expected = fps_indices(seconds, 4.0)
     np.testing.assert_array_equal(record.frame_index, expected)
     np.testing.assert_array_equal(record.timestamp, seconds[expected])
@@ -237,13 +251,13 @@ def test_seeking_chunks_decode_exactly_what_one_pass_does(gop_video):
 # --- streamed extraction -------------------------------------------------------------------
 @pytest.mark.parametrize(
     "sampling",
-    [dict(frames=9, windows=2), dict(fps=4.0, window_every=2.0)],
+    [dict(frames=9, windows=2), dict(fps=2.0, window_every=2.5)],
     ids=["count", "density"],
 )
 def test_streamed_features_equal_a_whole_video_decode_bit_for_bit(gop_video, sampling):
     settings = ExtractSettings(weights=RANDOM, **SMALL, **sampling)
     names = ("clip", "yolo", "slowfast")
-    extractors = {n: get_extractor(n)(settings) for n in names}
+    extractors = {n: loaded(n, settings) for n in names}
     whole = decode_job(VideoJob(str(gop_video), "v" * 64, tuple((n, settings) for n in names)))
     reference = {n: extract_item(whole, ex).record for n, ex in extractors.items()}
 
@@ -279,7 +293,7 @@ def test_a_streamed_run_through_decode_workers_equals_an_inline_whole_video_run(
 ):
     other, _ = make_video("v/other.mp4", n_frames=30, seed=3)
     inputs = [gop_video, other]
-    sampling = dict(fps=6.0, window_every=3.0)
+    sampling = dict(fps=2.0, window_every=2.5)
     handed = []
     real_claim = pipeline.claim
 
@@ -292,7 +306,7 @@ def test_a_streamed_run_through_decode_workers_equals_an_inline_whole_video_run(
     runs = {}
     for name, chunk, workers in [("whole", 10_000, 0), ("streamed", 4, 1)]:
         settings = ExtractSettings(weights=RANDOM, **SMALL, **sampling, chunk_frames=chunk)
-        extractors = build_extractors(["clip", "yolo", "slowfast"], settings)
+        extractors = [loaded(n, settings) for n in ("clip", "yolo", "slowfast")]
         summary = run_extraction(inputs, tmp_path / name, extractors, workers=workers)
         assert summary.count("extracted") == 2
         runs[name] = cache_contents(tmp_path / name)
@@ -310,9 +324,9 @@ def test_a_streamed_run_through_decode_workers_equals_an_inline_whole_video_run(
 
 def test_memory_is_bounded_by_the_batch_not_the_video(gop_video):
     settings = ExtractSettings(weights=RANDOM, **SMALL, fps=24.0, window_every=0.5, chunk_frames=8)
-    names = ("clip", "slowfast")
+    names = ("yolo", "slowfast")
     plan = probe_job(VideoJob(str(gop_video), "v" * 64, tuple((n, settings) for n in names))).plan
-    extractors = {n: get_extractor(n)(settings) for n in names}
+    extractors = {n: loaded(n, settings) for n in names}
     sessions = {n: ex.session(plan.info, plan.times) for n, ex in extractors.items()}
     biggest = 0
     for chunk in decode_chunks(plan):
@@ -321,9 +335,9 @@ def test_memory_is_bounded_by_the_batch_not_the_video(gop_video):
             biggest = max(biggest, len(video.frames))
             session.feed(video, chunk.upto)
     assert biggest <= 8
-    assert len(sessions["clip"].rows) > 100
-    # CLIP holds at most a batch of rows plus the chunk it was just fed.
-    assert sessions["clip"].peak_frames <= settings.batch_size + 8
+    assert len(sessions["yolo"].rows) > 100
+    # YOLO holds at most a batch of rows plus the chunk it was just fed.
+    assert sessions["yolo"].peak_frames <= settings.batch_size + 8
     # A SlowFast batch (one window here) spans 64 frames, and the next windows overlap it.
     assert sessions["slowfast"].peak_frames <= 64 + 8
     for session in sessions.values():
@@ -348,7 +362,7 @@ def test_a_long_video_at_fps_through_the_command_with_default_workers(tmp_path):
             codec="libx264", options={"g": "16"},
         )  # fmt: skip
     out = tmp_path / "cache"
-    args = ["extract", str(videos), "--out", str(out), "--random-init", "--fps", "4",
+    args = ["extract", str(videos), "--out", str(out), "--random-init", "--fps", "1",
             "--window-every", "10", "--yolo-imgsz", "64", "--slowfast-crop", "64",
             "--device", "cpu", "--json"]  # fmt: skip
     result = CliRunner().invoke(app, args)
@@ -360,10 +374,10 @@ def test_a_long_video_at_fps_through_the_command_with_default_workers(tmp_path):
         for fam in cache.families():
             for v in cache.load(fam).values():
                 rows[(fam.extractor, v.info.n_frames)] = v.record
-    assert rows[("clip", 320)].features.shape[0] == 160  # 40 s at 4 fps
-    assert rows[("yolo", 48)].features.shape[0] == 24
+    assert rows[("clip", 320)].features.shape[0] == 40  # 40 s at 1 fps
+    assert rows[("yolo", 48)].features.shape[0] == 6
     assert rows[("slowfast", 320)].features.shape[0] == 4  # 40 s in 10-s windows
-    np.testing.assert_array_equal(rows[("clip", 320)].timestamp, (np.arange(160) + 0.5) / 4)
+    np.testing.assert_array_equal(rows[("clip", 320)].timestamp, np.arange(40) + 0.5)
 
 
 def test_progress_shows_the_position_in_a_long_video(tmp_path):
@@ -373,10 +387,8 @@ def test_progress_shows_the_position_in_a_long_video(tmp_path):
         codec="libx264", options={"g": "16"},
     )  # fmt: skip
     progress = Positions()
-    settings = ExtractSettings(weights=RANDOM, **SMALL, fps=8.0, chunk_frames=40)
-    run_extraction(
-        [path], tmp_path / "cache", build_extractors(["yolo"], settings), progress=progress
-    )
+    settings = ExtractSettings(weights=RANDOM, **SMALL, fps=2.0, chunk_frames=10)
+    run_extraction([path], tmp_path / "cache", [loaded("yolo", settings)], progress=progress)
     assert len(progress.seen) >= 4
     assert {p for p, _, _ in progress.seen} == {str(path)}
     done = [d for _, d, _ in progress.seen]
