@@ -76,6 +76,9 @@ def train_cmd(
     param: list[str] = typer.Option(
         None, "--param", help="Any head setting as KEY=VALUE (repeatable), e.g. d_model=64."
     ),
+    events: Path = typer.Option(
+        None, "--events", help="Events CSV: per-second AUROC/AP on validation and test at the end."
+    ),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
     json_out: bool = typer.Option(False, "--json", help="Last stdout line: one JSON object."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
@@ -114,6 +117,7 @@ def train_cmd(
         force=force,
         on_join=show_join,
         on_epoch=_epoch_printer(),
+        events=events,
     )
     val, test, t = result.metrics["val"], result.metrics["test"], result.threshold
     c = result.counts
@@ -143,6 +147,12 @@ def train_cmd(
             f"{cal['test']['ece_raw']:.4f} -> {cal['test']['ece']:.4f}, Brier "
             f"{cal['test']['brier_raw']:.4f} -> {cal['test']['brier']:.4f}"
         )
+    loc = result.metrics.get("localization")
+    for part in ("val", "test") if loc else ():
+        if part in loc:
+            subset = "validation" if part == "val" else "test"
+            shown = {**loc[part], "subset": subset, "tuned_on": part == "val"}
+            typer.echo(_describe_localization(shown))
     typer.echo(f"run written to {result.run_dir}; next: harmcache sweep-threshold {result.run_dir}")
     if json_out:
         shown = test if test is not None else val
@@ -158,6 +168,7 @@ def train_cmd(
                     "join": result.join.to_json(),
                     "counts": c,
                     "notes": result.notes,
+                    "localization": loc,
                 }
             )
         )
@@ -351,10 +362,14 @@ def evaluate_cmd(
     plot: Path = typer.Option(
         None, "--plot", help="Reliability diagram PNG (default: reliability.png in the run)."
     ),
+    events: Path = typer.Option(
+        None, "--events", help="Events CSV (path or video_id, start, end): per-second AUROC/AP."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Last stdout line: one JSON object."),
 ) -> None:
     """Metrics at the run's stored threshold, from the cache alone: test numbers first, the
-    validation numbers it was tuned on, calibration, and whether a certified guarantee held."""
+    validation numbers it was tuned on, calibration, and whether a certified guarantee held.
+    With --events, also per-second AUROC and AP of each video's timeline."""
     from harmcache import evaluate
     from harmcache.train.evaluate import describe_guarantee
     from harmcache.train.rundir import plain
@@ -370,6 +385,7 @@ def evaluate_cmd(
         positive=_split_list(positive),
         subset=subset,
         plot=plot if plot is not None else True,
+        events=events,
     )
     m = result.metrics
     for note in result.notes:
@@ -398,8 +414,20 @@ def evaluate_cmd(
         )
     if result.guarantee is not None:
         typer.echo(describe_guarantee(result.guarantee))
+    if result.localization is not None:
+        typer.echo(_describe_localization(result.localization))
     if json_out:
         print_json_line(plain(result.to_json()))
+
+
+def _describe_localization(loc: dict) -> str:
+    tuned = " (tuned on)" if loc.get("tuned_on") else ""
+    return (
+        f"per second on {loc['subset']}{tuned}, {loc['timeline']} timeline: segment AUROC "
+        f"{_fmt(loc['segment_auroc'])} AP {_fmt(loc['segment_ap'])} over {loc['n_seconds']} "
+        f"seconds ({loc['n_positive_seconds']} in events) of {loc['n_videos']} videos "
+        f"({loc['n_videos_with_events']} with events)"
+    )
 
 
 def _fmt(x: float | None) -> str:
@@ -447,12 +475,17 @@ def predict_cmd(
     cache: Path = typer.Option(None, "--cache", help="Cache to extract into (default: the run's)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N for extraction."),
     weights_dir: Path = typer.Option(None, "--weights-dir", help="Folder with backbone weights."),
-    segments: int = typer.Option(8, "--segments", help="Timeline segments per video (0: none)."),
+    segments: int = typer.Option(
+        8,
+        "--segments",
+        help="Timeline segments per video (0: none); the mil head uses its snippets.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Last stdout line: one JSON object."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Score videos with a run: extract them with its backbones, print label, probability and a
-    per-segment timeline (each segment scored on its own rows)."""
+    """Score videos with a run: extract them with its backbones, print label, probability, the
+    spans at or above the threshold and the timeline (the MIL head's snippet scores, or for
+    other heads each segment scored on its own rows)."""
     from harmcache import predict
     from harmcache.train.rundir import plain
 
@@ -463,6 +496,15 @@ def predict_cmd(
             typer.echo(f"{p.path}: failed ({p.reason}: {p.message})")
             continue
         typer.echo(f"{p.path}: {p.label} {_operating_point(p)}")
+        if p.spans:
+            typer.echo(f"  spans at or above {p.threshold:.4g}:")
+            for span in p.spans:
+                typer.echo(
+                    f"    {_clock(span['start'])}-{_clock(span['end'])} peak {span['peak']:.3f}"
+                )
+        else:
+            typer.echo(f"  no span at or above {p.threshold:.4g}")
+        typer.echo("  timeline:")
         for s in p.timeline:
             if s.score is None:
                 typer.echo(f"  {_clock(s.start)}-{_clock(s.end)}      -")

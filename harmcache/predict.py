@@ -8,6 +8,16 @@ its CLIP/YOLO frames and the SlowFast windows centred in it (the other rows are 
 padding is). It says where in the video the head sees harm. It is the same head on a shorter
 input, so it is not calibrated like the video score; compare segments with each other.
 
+A head with its own snippet scores (the MIL head) gives its timeline instead: one entry per
+covered snippet of its grid (`snippet_seconds`, 1 s by default), and `segments` is not used.
+
+Spans are the merged runs of consecutive timeline entries scoring at or above the run's
+threshold, with their peak score. The threshold is the one chosen for the raw video score and is
+applied unchanged to the raw timeline scores: for the MIL head both are sigmoids of logits on
+one scale, and the video logit is the mean of the top-k snippet logits, so a video labelled
+harmful always has a span (its best snippet scores at least the video score). A safe video may
+still show short spans; a video's label decides, its spans say where to look.
+
 Every prediction states its operating point: the threshold, the objective it was chosen for
 and, when `sweep-threshold --confidence` certified it, the guarantee. The label compares the
 raw score with the threshold; `probability` is the calibrated score, for people to read.
@@ -18,10 +28,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from harmcache.errors import DataError, UsageError
 from harmcache.heads.data import SequenceData
+from harmcache.heads.timeline import merge_spans
+from harmcache.train.localize import segment_table
 from harmcache.train.rundir import Run, load_run
 
 DEFAULT_SEGMENTS = 8
@@ -58,6 +68,8 @@ class Prediction:
     """For a certified threshold: objective, confidence, bound, method, n_positive, n_negative."""
     duration: float | None = None
     timeline: list[Segment] = field(default_factory=list)
+    spans: list[dict] = field(default_factory=list)
+    """Merged intervals where the timeline is at or above the threshold: start, end, peak."""
     reason: str | None = None
     message: str | None = None
 
@@ -116,6 +128,7 @@ def predict(
             setattr(out[position], name, getattr(p, name))
         out[position].duration = p.duration
         out[position].timeline = p.timeline
+        out[position].spans = p.spans
     return out
 
 
@@ -125,7 +138,7 @@ def score_videos(run: Run, cache, video_ids: list[str], segments: int = DEFAULT_
     threshold = float(run.threshold["threshold"])
     scores = run.score(data)
     probabilities = run.probability(scores)
-    timelines = segment_scores(run, data, segments)
+    timelines = video_timelines(run, data, segments)
     guarantee = operating_guarantee(run.threshold)
     return {
         vid: Prediction(
@@ -140,6 +153,12 @@ def score_videos(run: Run, cache, video_ids: list[str], segments: int = DEFAULT_
             guarantee=guarantee,
             duration=float(data.duration[i]),
             timeline=timelines[i],
+            spans=merge_spans(
+                [t.start for t in timelines[i] if t.score is not None],
+                [t.end for t in timelines[i] if t.score is not None],
+                [t.score for t in timelines[i] if t.score is not None],
+                threshold,
+            ),
         )
         for i, vid in enumerate(video_ids)
     }
@@ -154,21 +173,28 @@ def operating_guarantee(threshold: dict) -> dict | None:
     return {k: cert.get(k) for k in keys}
 
 
+def video_timelines(run: Run, data: SequenceData, segments: int) -> list[list[Segment]]:
+    """Per video, the head's own snippet timeline when it has one (MIL), else `segments`
+    equal parts of its duration, each scored on its own rows."""
+    if hasattr(run.head, "timelines"):
+        return [
+            [Segment(float(a), float(b), float(c)) for a, b, c in zip(t.start, t.end, t.score)]
+            for t in run.head.timelines(data)
+        ]
+    return segment_scores(run, data, segments)
+
+
 def segment_scores(run: Run, data: SequenceData, segments: int) -> list[list[Segment]]:
     """Per video, `segments` equal parts of its duration, each scored on its own rows."""
     if segments < 1:
         return [[] for _ in range(len(data))]
-    out: list[list[Segment]] = [[] for _ in range(len(data))]
-    edges = data.duration[:, None] * np.linspace(0, 1, segments + 1)[None, :]
-    for k in range(segments):
-        # The last segment is closed on the right so a row at exactly `duration` is kept.
-        end = edges[:, k + 1] if k < segments - 1 else np.full(len(data), np.inf)
-        part = data.window(edges[:, k], end)
-        has_rows = np.zeros(len(data), dtype=bool)
-        for m in part.modalities.values():
-            has_rows |= m.mask.any(axis=1)
-        scores = run.score(part)
-        for i in range(len(data)):
-            score = float(scores[i]) if has_rows[i] else None
-            out[i].append(Segment(float(edges[i, k]), float(edges[i, k + 1]), score))
-    return out
+    starts, ends, scores, has = segment_table(run.score, data, segments)
+    return [
+        [
+            Segment(
+                float(starts[i, k]), float(ends[i, k]), float(scores[i, k]) if has[i, k] else None
+            )
+            for k in range(segments)
+        ]
+        for i in range(len(data))
+    ]

@@ -17,8 +17,10 @@ import numpy as np
 from harmcache import metrics
 from harmcache.calibration import brier_score, expected_calibration_error, reliability_diagram
 from harmcache.errors import DataError
+from harmcache.heads.data import SequenceData
 from harmcache.train.features import check_features
 from harmcache.train.labels import join_labels, read_labels
+from harmcache.train.localize import DEFAULT_SEGMENTS, head_timelines, join_events, localization
 from harmcache.train.rundir import RELIABILITY_FILE, Run, load_run
 
 
@@ -39,6 +41,9 @@ class Evaluation:
     """method, brier_raw, ece_raw and, with a calibrator, brier and ece; plot: the PNG."""
     guarantee: dict | None = None
     """For a certified threshold: each target against what these videos show, and `held`."""
+    localization: dict | None = None
+    """With events: segment_auroc, segment_ap, n_seconds, n_positive_seconds (per second, on
+    the evaluated videos), timeline (snippets | segments), events, tuned_on."""
 
     def to_json(self) -> dict:
         """The metrics flat (as `evaluate --json` prints them), with the run and subset."""
@@ -56,6 +61,10 @@ class Evaluation:
             calibration=self.calibration,
             guarantee=self.guarantee,
         )
+        if self.localization is not None:
+            keys = ("segment_auroc", "segment_ap", "n_seconds", "n_positive_seconds")
+            out.update({k: self.localization[k] for k in keys})
+            out["localization"] = self.localization
         return out
 
 
@@ -67,6 +76,7 @@ def evaluate(
     positive: list[str] | None = None,
     subset: str | None = None,
     plot: str | Path | bool = True,
+    events: str | Path | None = None,
 ) -> Evaluation:
     """Precision, recall, F1, AUROC, AP and the confusion matrix at the run's threshold, with
     the validation numbers it was tuned on, calibration before/after and, for a certified
@@ -75,11 +85,15 @@ def evaluate(
     With `labels`: on those videos, read from the cache (default: the run's). Otherwise on the
     run's test split when it has one (or `subset="test"`), else on the validation scores saved
     at training time (`subset="val"`). `plot`: where to draw the reliability diagram (True: the
-    run's reliability.png; False: nowhere)."""
+    run's reliability.png; False: nowhere).
+
+    `events`: an events CSV (`harmcache.train.events`); adds per-second segment_auroc and
+    segment_ap of each evaluated video's timeline (`harmcache.train.localize`)."""
     run = load_run(run_dir)
     threshold = float(run.threshold["threshold"])
+    data = None
     if labels is not None:
-        y, scores, name, notes = _on_labels(run, Path(labels), cache_dir, positive)
+        y, scores, name, notes, data = _on_labels(run, Path(labels), cache_dir, positive)
     else:
         split = run.split()
         has_test = any(r["split"] == "test" for r in split)
@@ -89,10 +103,13 @@ def evaluate(
             ids = sorted({r["video_id"] for r in split if r["split"] == "test"})
             by_id = {r["video_id"]: r["label"] for r in split}
             y = np.array([by_id[v] for v in ids], dtype=np.int64)
-            scores = run.score(run.load_data(run.open_cache(cache_dir), ids, y))
+            data = run.load_data(run.open_cache(cache_dir), ids, y)
+            scores = run.score(data)
             name, notes = "test", []
         else:
-            _, _, y, scores = run.val_scores()
+            ids, _, y, scores = run.val_scores()
+            if events is not None:
+                data = run.load_data(run.open_cache(cache_dir), ids, y)
             name = "validation"
             notes = [
                 "the threshold was chosen on these videos: expect these numbers to be optimistic"
@@ -104,7 +121,26 @@ def evaluate(
         result.tuned_on = metrics.summary(y_val, s_val, threshold)
     result.calibration = _calibration(run, y, scores, name, plot, result.notes)
     result.guarantee = guarantee_check(run.threshold, y, scores, name)
+    if events is not None:
+        result.localization = _localization(run, Path(events), cache_dir, data, name)
+        result.notes += result.localization.pop("notes")
     return result
+
+
+def _localization(run: Run, events: Path, cache_dir, data, subset: str) -> dict:
+    """Per-second metrics of the evaluated videos' timelines against `events`."""
+    joined = join_events(events, run.open_cache(cache_dir))
+    out = localization(joined.by_video, head_timelines(run.head, data), data)
+    out.update(
+        subset=subset,
+        tuned_on=subset == "validation",
+        timeline="snippets" if hasattr(run.head, "timelines") else f"{DEFAULT_SEGMENTS} segments",
+        events=str(events),
+        notes=joined.notes(),
+    )
+    if out["n_videos_with_events"] == 0:
+        out["notes"].append(f"none of the {subset} videos has an event in {events.name}")
+    return out
 
 
 def _calibration(
@@ -197,7 +233,7 @@ def describe_guarantee(check: dict) -> str:
 
 def _on_labels(
     run: Run, labels: Path, cache_dir, positive: list[str] | None
-) -> tuple[np.ndarray, np.ndarray, str, list[str]]:
+) -> tuple[np.ndarray, np.ndarray, str, list[str], SequenceData]:
     cache = run.open_cache(cache_dir)
     rows = read_labels(labels, positive if positive is not None else run.config.get("positive"))
     videos, report = join_labels(rows, cache)
@@ -226,7 +262,7 @@ def _on_labels(
     y = np.array([v.label for v in videos], dtype=np.int64)
     data = run.load_data(cache, ids, y)
     check_features(data, across_videos=False)
-    return y, run.score(data), f"labels:{labels}", notes
+    return y, run.score(data), f"labels:{labels}", notes, data
 
 
 @dataclass

@@ -35,6 +35,7 @@ from harmcache.train.features import (
     select_families,
 )
 from harmcache.train.labels import JoinReport, LabeledVideo, check_classes, join_labels, read_labels
+from harmcache.train.localize import DEFAULT_SEGMENTS, head_timelines, join_events, localization
 from harmcache.train.rundir import (
     CALIBRATION_FILE,
     CONFIG_FILE,
@@ -104,11 +105,14 @@ def train(
     force: bool = False,
     on_join: Callable[[JoinReport], None] | None = None,
     on_epoch: EpochCallback | None = None,
+    events: str | Path | None = None,
 ) -> RunResult:
     """Join labels to the cache, split, fit a head, and write the run directory `out`.
 
     `calibrate`: isotonic, sigmoid or none: the map from raw scores to probabilities, fitted on
-    the validation scores (`harmcache.calibration`)."""
+    the validation scores (`harmcache.calibration`). `events`: an events CSV; the run's
+    metrics then hold per-second segment AUROC/AP of the validation and test timelines
+    (`metrics["localization"]`), measured once after fitting."""
     out = Path(out)
     check_out(out, force)
     check_fractions(val_fraction, test_fraction)
@@ -121,6 +125,7 @@ def train(
     cache = FeatureCache(cache_dir)
     videos, report, chosen = _join(cache, labels, positive, features, families)
     (on_join or _log_join)(report)
+    joined_events = None if events is None else join_events(events, cache)
     check_classes(videos)
     assignment, split_config, notes = _assign_split(
         videos, split_from, seed, val_fraction, test_fraction
@@ -150,6 +155,18 @@ def train(
     if calibrate != "none":
         calibrator = ScoreCalibrator(calibrate).fit(scores, val_data.labels)
     test_scores = model.predict_proba(test_data)[:, 1] if test_data is not None else None
+    localized = None
+    if joined_events is not None:
+        notes += joined_events.notes()
+        kind = "snippets" if hasattr(model, "timelines") else f"{DEFAULT_SEGMENTS} segments"
+        localized = {
+            name: {
+                **localization(joined_events.by_video, head_timelines(model, part), part),
+                "timeline": kind,
+            }
+            for name, part in (("val", val_data), ("test", test_data))
+            if part is not None
+        }
     timer["total"] = time.perf_counter() - started
 
     counts = {
@@ -184,6 +201,8 @@ def train(
         "best_epoch": getattr(model, "best_epoch_", None),
         "seconds": timer,
     }
+    if localized is not None:
+        run_metrics["localization"] = {**localized, "events": str(Path(events).resolve())}
     threshold = threshold_json(choice)
     with incomplete(out) as tmp:
         write_json(tmp / CONFIG_FILE, config)
