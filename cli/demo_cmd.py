@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from harmcache.errors import UsageError
+
 from .common import handle_errors
 
 
@@ -13,12 +15,23 @@ def demo_data(
     out: Path = typer.Argument(..., help="Folder to write the clips and labels.csv into."),
     n_safe: int = typer.Option(13, help="Safe clips; harmful clips are 2.68 times as many."),
     seed: int = typer.Option(0, help="Random seed."),
+    n_long: int = typer.Option(
+        8, help="Long (30-60 s) videos of each class in OUT/long/, with events.csv (0: none)."
+    ),
 ) -> None:
-    """Write a small synthetic labelled video set with a planted harmful/safe difference."""
-    from harmcache.demo import make_demo_set
+    """Write a small synthetic labelled video set with a planted harmful/safe difference, and
+    long videos in OUT/long/ where each harmful one holds one short harmful event."""
+    from harmcache.demo import make_demo_set, make_long_demo_set
 
+    if n_long < 0:
+        raise UsageError(f"--n-long must be 0 or more, got {n_long}")
     labels = make_demo_set(out, n_safe=n_safe, seed=seed)
     typer.echo(f"wrote demo videos and {labels}")
+    if n_long:
+        long_labels, events = make_long_demo_set(
+            out / "long", n_harmful=n_long, n_safe=n_long, seed=seed
+        )
+        typer.echo(f"wrote long demo videos, {long_labels} and {events}")
 
 
 def register(app: typer.Typer) -> None:

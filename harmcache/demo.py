@@ -2,6 +2,10 @@
 
 Harmful clips are warm, flickering and have a fast-moving bright block; safe clips are cool,
 steady and smooth. Harmful outnumber safe 2.68 : 1, as in the original reports.
+
+The long set (`make_long_demo_set`) is for localization: 30-60 s videos that are safe
+throughout, except that each harmful one holds one 4-10 s harmful event somewhere, written to
+an events.csv (path,start,end) beside its labels.csv.
 """
 
 from __future__ import annotations
@@ -76,3 +80,64 @@ def _write_demo_set(out: Path, n_safe: int, seed: int) -> Path:
         writer.writerow(["path", "label"])
         writer.writerows(rows)
     return labels
+
+
+LONG_FPS = 4
+LONG_SIZE = (48, 64)
+
+
+def make_long_demo_set(
+    out_dir: str | Path,
+    *,
+    n_harmful: int = 8,
+    n_safe: int = 8,
+    seconds: tuple[float, float] = (30.0, 60.0),
+    event_seconds: tuple[float, float] = (4.0, 10.0),
+    size: tuple[int, int] = LONG_SIZE,
+    fps: int = LONG_FPS,
+    seed: int = 0,
+) -> tuple[Path, Path]:
+    """Write long videos into out_dir/{harmful,safe}/ with labels.csv (path,label) and
+    events.csv (path,start,end: the one harmful event of each harmful video, in seconds);
+    returns (labels, events). Frames are small and the frame rate low so the set is quick to
+    write and extract."""
+    if n_harmful < 1 or n_safe < 1:
+        raise UsageError(
+            f"need at least one harmful and one safe long video, got {n_harmful}, {n_safe}"
+        )
+    if not 0 < event_seconds[0] <= event_seconds[1] < seconds[0] <= seconds[1]:
+        raise UsageError(
+            f"events ({event_seconds}) must be shorter than the videos ({seconds}) and positive"
+        )
+    out = Path(out_dir)
+    rng = np.random.default_rng(seed)
+    labels, events = [], []
+    try:
+        for label, count in ((1, n_harmful), (0, n_safe)):
+            folder = "harmful" if label else "safe"
+            for i in range(count):
+                name = f"{folder}/long_{folder}_{i:03d}.mp4"
+                n_frames = int(round(rng.uniform(*seconds) * fps))
+                frames = demo_frames(False, rng, n_frames=n_frames, size=size)
+                if label:
+                    length = int(round(rng.uniform(*event_seconds) * fps))
+                    first = int(rng.integers(0, n_frames - length + 1))
+                    frames[first : first + length] = demo_frames(
+                        True, rng, n_frames=length, size=size
+                    )
+                    events.append((name, first / fps, (first + length) / fps))
+                write_video(out / name, frames, fps=fps, codec="libx264")
+                labels.append((name, label))
+    except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
+        raise UsageError(
+            f"cannot write the long demo set into {out}: {exc.strerror}: {exc.filename}"
+        ) from None
+    for file, header, rows in (
+        ("labels.csv", ["path", "label"], labels),
+        ("events.csv", ["path", "start", "end"], events),
+    ):
+        with open(out / file, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            writer.writerows(rows)
+    return out / "labels.csv", out / "events.csv"
