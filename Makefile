@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: install
 	rm -rf $(DEMO_DIR)
-	$(HC) demo-data $(DEMO_DIR)/videos
+	$(HC) demo-data $(DEMO_DIR)/videos --n-long 0
 	$(HC) extract $(DEMO_DIR)/videos --out $(DEMO_CACHE) --random-init --frames 8 --windows 1 \
 		--yolo-imgsz 160 --slowfast-short-side 128 --slowfast-crop 128
 	$(HC) cache info $(DEMO_CACHE)
@@ -44,6 +44,14 @@ demo: install
 	$(HC) train --cache $(DEMO_CACHE) --labels $(DEMO_DIR)/videos/labels.csv --head logreg --out $(DEMO_RUNS)/certified --val-fraction 0.5 --test-fraction 0.2
 	$(HC) sweep-threshold $(DEMO_RUNS)/certified --objective 'recall>=0.8' --confidence 0.9
 	$(HC) evaluate $(DEMO_RUNS)/certified
+	@echo "long videos: one short harmful event in each harmful one; where is it?"
+	$(HC) demo-data $(DEMO_DIR)/longset --n-safe 1 --n-long 4
+	$(HC) extract $(DEMO_DIR)/longset/long --out $(DEMO_DIR)/long-cache --random-init \
+		--extractors clip,slowfast --fps 2 --window-every 2 --slowfast-short-side 64 --slowfast-crop 64
+	$(HC) train --cache $(DEMO_DIR)/long-cache --labels $(DEMO_DIR)/longset/long/labels.csv --head mil \
+		--out $(DEMO_RUNS)/mil --val-fraction 0.25 --test-fraction 0.25 --events $(DEMO_DIR)/longset/long/events.csv
+	$(HC) evaluate $(DEMO_RUNS)/mil --events $(DEMO_DIR)/longset/long/events.csv
+	$(HC) predict $(DEMO_DIR)/longset/long/harmful/long_harmful_000.mp4 --run $(DEMO_RUNS)/mil
 
 test: install
 	$(BIN)/python -m pytest -q
