@@ -44,7 +44,7 @@ from harmcache.heads.base import EpochCallback, EpochReport, Head, Validation
 from harmcache.heads.data import SequenceData, modality_moments
 from harmcache.heads.grid import DEFAULT_SNIPPET_SECONDS, SnippetGrid, snippet_grid
 from harmcache.heads.timeline import Timeline
-from harmcache.heads.transformer import ModalityInput, _adamw, _EarlyStopping
+from harmcache.heads.transformer import ModalityInput, _adamw, _EarlyStopping, run_epochs
 from harmcache.threads import torch_threads
 
 log = logging.getLogger(__name__)
@@ -297,27 +297,17 @@ class MILHead(Head):
             target = torch.from_numpy(y.astype(np.float32))
             order = np.random.default_rng(self.seed)
             stopper = _EarlyStopping(lower_is_better=self.monitor == "loss")
-            self.history_: list[dict] = []
-            for epoch in range(1, self.epochs + 1):
-                start = time.perf_counter()
-                train_loss = self._train_epoch(tr, target, order.permutation(tr.n), loss_fn, opt)
-                if va is None:
-                    report = EpochReport(
-                        epoch, self.epochs, train_loss, time.perf_counter() - start
-                    )
-                else:
-                    report = self._validate(va, val[1], loss_fn, stopper, epoch, train_loss, start)
-                self.history_.append(report.to_json())
-                on_epoch(report)
-                if va is not None and stopper.stale >= self.patience:
-                    log.info("early stop after epoch %d; best epoch %d", epoch, stopper.epoch)
-                    break
-            if va is None:
-                self.best_epoch_ = self.epochs
-            else:
-                self.best_epoch_ = stopper.epoch
-                self.model_.load_state_dict(stopper.state)
-            self.model_.eval()
+            run_epochs(
+                self,
+                stopper,
+                lambda epoch: self._train_epoch(tr, target, order.permutation(tr.n), loss_fn, opt),
+                None
+                if va is None
+                else lambda epoch, loss, start: self._validate(
+                    va, val[1], loss_fn, stopper, epoch, loss, start
+                ),
+                on_epoch,
+            )
 
     def _train_epoch(self, tr: _GridTensors, y: torch.Tensor, order, loss_fn, opt) -> float:
         self.model_.train()

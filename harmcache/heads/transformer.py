@@ -206,6 +206,37 @@ def _pool_rows(m: Modality, max_rows: int | None) -> Modality:
     )
 
 
+def run_epochs(
+    head: Any,
+    stopper: _EarlyStopping,
+    train_epoch: Callable[[int], float],
+    validate: Callable[[int, float, float], EpochReport] | None,
+    on_epoch: EpochCallback,
+) -> None:
+    """The epoch loop the neural heads share: train an epoch, validate it when there is a
+    validation set (else report the training loss), stop after `head.patience` epochs without
+    improvement, and end on the best epoch's weights."""
+    head.history_ = []
+    for epoch in range(1, head.epochs + 1):
+        start = time.perf_counter()
+        train_loss = train_epoch(epoch)
+        if validate is None:
+            report = EpochReport(epoch, head.epochs, train_loss, time.perf_counter() - start)
+        else:
+            report = validate(epoch, train_loss, start)
+        head.history_.append(report.to_json())
+        on_epoch(report)
+        if validate is not None and stopper.stale >= head.patience:
+            log.info("early stop after epoch %d; best epoch %d", epoch, stopper.epoch)
+            break
+    if validate is None:
+        head.best_epoch_ = head.epochs
+    else:
+        head.best_epoch_ = stopper.epoch
+        head.model_.load_state_dict(stopper.state)
+    head.model_.eval()
+
+
 class _EarlyStopping:
     """Remembers the best epoch's weights; counts epochs since the last improvement."""
 
@@ -409,27 +440,17 @@ class TransformerHead(Head):
             opt = _adamw(self.model_.parameters(), self.lr, self.weight_decay)
             va = None if val is None else _Tensors(val[0], self.max_rows)
             stopper = _EarlyStopping(lower_is_better=self.monitor == "loss")
-            self.history_: list[dict] = []
-            for epoch in range(1, self.epochs + 1):
-                start = time.perf_counter()
-                train_loss = self._train_epoch(batches(epoch), loss_fn, opt)
-                if va is None:
-                    report = EpochReport(
-                        epoch, self.epochs, train_loss, time.perf_counter() - start
-                    )
-                else:
-                    report = self._validate(va, val[1], loss_fn, stopper, epoch, train_loss, start)
-                self.history_.append(report.to_json())
-                on_epoch(report)
-                if va is not None and stopper.stale >= self.patience:
-                    log.info("early stop after epoch %d; best epoch %d", epoch, stopper.epoch)
-                    break
-            if va is None:
-                self.best_epoch_ = self.epochs
-            else:
-                self.best_epoch_ = stopper.epoch
-                self.model_.load_state_dict(stopper.state)
-            self.model_.eval()
+            run_epochs(
+                self,
+                stopper,
+                lambda epoch: self._train_epoch(batches(epoch), loss_fn, opt),
+                None
+                if va is None
+                else lambda epoch, loss, start: self._validate(
+                    va, val[1], loss_fn, stopper, epoch, loss, start
+                ),
+                on_epoch,
+            )
 
     def _train_epoch(self, batches: Iterator, loss_fn, opt) -> float:
         """One pass over the training batches; the mean training loss."""
