@@ -30,7 +30,7 @@ def last_json(result) -> dict:
 @pytest.mark.slow
 def test_demo_data_heads_reach_f1_095_from_the_cache_alone(tmp_path):
     videos, cache, runs = tmp_path / "videos", tmp_path / "cache", tmp_path / "runs"
-    cli("demo-data", videos, "--n-safe", "8", "--seed", "1")
+    cli("demo-data", videos, "--n-safe", "8", "--seed", "1", "--n-long", "0")
     summary = last_json(cli("extract", videos, "--out", cache, "--json", *EXTRACT))
     assert (summary["extracted"], summary["failed"]) == (29, 0)
     for clip in videos.rglob("*.mp4"):

@@ -69,7 +69,7 @@ def read_only(tmp_path):
 @pytest.mark.slow
 def test_stage_two_and_inspection_work_on_a_read_only_cache(tmp_path, read_only):
     videos, cache, runs = tmp_path / "videos", tmp_path / "cache", tmp_path / "runs"
-    ok("demo-data", videos, "--n-safe", "4", "--seed", "2")
+    ok("demo-data", videos, "--n-safe", "4", "--seed", "2", "--n-long", "0")
     ok("extract", videos, "--out", cache, *EXTRACT)
     labels = videos / "labels.csv"
     ro = read_only(cache)
