@@ -88,7 +88,9 @@ def test_pyav_path_decodes_the_video_once_probe_included(make_video, monkeypatch
     calls = []
     real = _PyAVSource.frames
     monkeypatch.setattr(
-        _PyAVSource, "frames", lambda self, chunk: calls.append(list(chunk.indices)) or real(self, chunk)
+        _PyAVSource,
+        "frames",
+        lambda self, chunk: calls.append(list(chunk.indices)) or real(self, chunk),
     )
     decoded = VideoSource(path).decode(np.array([2, 4]))
     np.testing.assert_array_equal(decoded.frames, frames[[2, 4]])
