@@ -91,6 +91,22 @@ class EpochReport:
             epoch, epochs, train_loss, seconds, val_loss, rows, f1, threshold, monitor, improved
         )
 
+    @classmethod
+    def single_fit(
+        cls,
+        train_loss: float,
+        seconds: float,
+        val: tuple | None = None,
+        scores: np.ndarray | None = None,
+        val_loss: float | None = None,
+    ) -> EpochReport:
+        """The one report of a head fitted in one go (LightGBM, logreg): its training loss,
+        and the validation table when a validation set was given."""
+        if val is None:
+            return cls(1, 1, train_loss, seconds)
+        return cls.validated(1, 1, train_loss, seconds, y_val=val[1], scores=scores,
+                             val_loss=val_loss, monitor=val_loss, improved=True)  # fmt: skip
+
     def format(self) -> str:
         val = "" if self.val_loss is None else f"  val loss {self.val_loss:.4f}"
         head = (

@@ -116,24 +116,12 @@ class LightGBMHead(Head):
         i = self.best_iteration_ - 1
         train_loss = float(evals["train"]["binary_logloss"][i])
         if val is None:
-            on_epoch(EpochReport(1, 1, train_loss, time.perf_counter() - start))
+            on_epoch(EpochReport.single_fit(train_loss, time.perf_counter() - start))
             return
         scores = self._harmful_proba(val[0])
         val_loss = float(evals["val"]["binary_logloss"][i])
         seconds = time.perf_counter() - start
-        on_epoch(
-            EpochReport.validated(
-                1,
-                1,
-                train_loss,
-                seconds,
-                y_val=val[1],
-                scores=scores,
-                val_loss=val_loss,
-                monitor=val_loss,
-                improved=True,
-            )
-        )
+        on_epoch(EpochReport.single_fit(train_loss, seconds, val, scores, val_loss))
 
     def _harmful_proba(self, X: SequenceData) -> np.ndarray:
         x = self._features(X)

@@ -58,24 +58,12 @@ class LogRegHead(Head):
         self.intercept_ = float(model.intercept_[0])
         train_loss = _log_loss(y, self._harmful_proba(X))
         if val is None:
-            on_epoch(EpochReport(1, 1, train_loss, time.perf_counter() - start))
+            on_epoch(EpochReport.single_fit(train_loss, time.perf_counter() - start))
             return
         scores = self._harmful_proba(val[0])
         val_loss = _log_loss(val[1], scores)
         seconds = time.perf_counter() - start
-        on_epoch(
-            EpochReport.validated(
-                1,
-                1,
-                train_loss,
-                seconds,
-                y_val=val[1],
-                scores=scores,
-                val_loss=val_loss,
-                monitor=val_loss,
-                improved=True,
-            )
-        )
+        on_epoch(EpochReport.single_fit(train_loss, seconds, val, scores, val_loss))
 
     def _pooled(self, X: SequenceData) -> np.ndarray:
         return pooled_statistics(X, ("mean",), order=sorted(self.dims_))[0].astype(np.float64)
