@@ -11,6 +11,7 @@ from harmcache.heads.data import Moments, pooled_statistics
 from harmcache.heads.transformer import TransformerHead
 from harmcache.store.shard import read_videos
 from harmcache.train.features import load_sequences
+from harmcache.train import loader as loader_mod
 from harmcache.train.loader import StreamingLoader, pooled_from_cache
 from tests import synthetic_cache
 from tests.test_shard_layout import write_v1_shard
@@ -35,12 +36,35 @@ def order(stream: StreamingLoader, epoch: int = 0) -> list[str]:
     return [v for batch in stream.epoch(epoch) for v in batch.video_ids]
 
 
-def test_every_video_exactly_once_per_epoch_with_its_own_rows_and_label(synth):
-    stream = loader(synth)
+# The second setting would keep more blocks alive than allowed (so stragglers are copied out)
+# and recycles freed blocks' memory into later reads: rows must stay each video's own.
+@pytest.mark.parametrize("settings", [{}, {"buffer_videos": 20, "slice_videos": 10}])
+@pytest.mark.parametrize("epoch", [0, 1])
+def test_every_video_exactly_once_per_epoch_with_its_own_rows_and_label(
+    synth, settings, epoch, monkeypatch
+):
+    events = {"detached": 0, "recycled": 0}
+    detach, alloc = loader_mod._Video.detach, loader_mod._Blocks.alloc
+
+    def counted_detach(video):
+        events["detached"] += 1
+        detach(video)
+
+    def counted_alloc(blocks, shape, dtype):
+        free = len(blocks._free)
+        out = alloc(blocks, shape, dtype)
+        events["recycled"] += len(blocks._free) < free
+        return out
+
+    monkeypatch.setattr(loader_mod._Video, "detach", counted_detach)
+    monkeypatch.setattr(loader_mod._Blocks, "alloc", counted_alloc)
+    stream = loader(synth, **settings)
+    if epoch:
+        list(stream.epoch(0))
     reference = load_sequences(synth.cache, synth.families, synth.ids, np.array(synth.labels))
     where = {v: i for i, v in enumerate(synth.ids)}
     seen = []
-    for batch in stream.epoch(0):
+    for batch in stream.epoch(epoch):
         assert len(batch) <= 4 and batch.labels is not None
         for j, vid in enumerate(batch.video_ids):
             i = where[vid]
@@ -54,6 +78,8 @@ def test_every_video_exactly_once_per_epoch_with_its_own_rows_and_label(synth):
                 assert np.array_equal(m.position[j][m.mask[j]], ref.position[i][ref.mask[i]])
         seen += batch.video_ids
     assert sorted(seen) == sorted(synth.ids) and len(seen) == len(set(seen))
+    if settings and epoch:  # counted over both epochs
+        assert events["detached"] > 0 and events["recycled"] > 0
 
 
 def test_order_is_fixed_by_seed_and_epoch(synth):
@@ -72,6 +98,7 @@ def test_the_buffer_never_holds_more_videos_than_configured(synth, buffer, slice
     stream = loader(synth, buffer_videos=buffer, slice_videos=slice_)
     batches = list(stream.epoch(0))
     assert 0 < stream.peak_buffer_ <= buffer
+    assert 0 < stream.peak_blocks_ <= stream.max_blocks
     assert max(len(b) for b in batches) <= 4
     assert sum(len(b) for b in batches) == len(synth.ids)
 

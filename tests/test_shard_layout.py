@@ -202,6 +202,7 @@ class ReadLog:
     def __init__(self, monkeypatch):
         self.reads: list[tuple[str, object]] = []
         getitem, whole = h5py.Dataset.__getitem__, shard_mod._whole
+        read_direct = h5py.Dataset.read_direct
 
         def logged_getitem(ds, key, *args, **kwargs):
             self.reads.append((ds.name, key))
@@ -211,7 +212,12 @@ class ReadLog:
             self.reads.append((f"{group.name.rstrip('/')}/{name}", ()))
             return whole(group, name, **kwargs)
 
+        def logged_read_direct(ds, dest, source_sel=None, *args, **kwargs):
+            self.reads.append((ds.name, source_sel))
+            return read_direct(ds, dest, source_sel, *args, **kwargs)
+
         monkeypatch.setattr(h5py.Dataset, "__getitem__", logged_getitem)
+        monkeypatch.setattr(h5py.Dataset, "read_direct", logged_read_direct)
         monkeypatch.setattr(shard_mod, "_whole", logged_whole)
 
     def of(self, name: str) -> list[object]:

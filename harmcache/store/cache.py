@@ -32,6 +32,7 @@ from harmcache.store.ledger import JsonLog
 from harmcache.store.lock import CacheLock
 from harmcache.store.shard import (
     FORMAT_VERSION,
+    Allocator,
     ShardBlock,
     check_arrays,
     migrate_shard,
@@ -276,16 +277,26 @@ class FeatureCache:
         return {vid: out[vid] for vid in wanted}
 
     def iter_shards(
-        self, family: Family | str, video_ids: list[str] | None = None, *, extras: bool = False
+        self,
+        family: Family | str,
+        video_ids: list[str] | None = None,
+        *,
+        extras: bool = False,
+        info: tuple[str, ...] | None = None,
+        alloc: Allocator | None = None,
     ) -> Iterator[ShardBlock]:
         """The family's videos (default: all) as one `ShardBlock` of concatenated arrays per
         shard, shards in name order and videos in shard order: no per-video objects, a few
-        large reads per shard. `extras=True` adds the extractor-specific arrays."""
+        large reads per shard. `extras=True` adds the extractor-specific arrays; `info` names
+        the per-video columns wanted (default: all); `alloc` makes the features arrays."""
         name = family if isinstance(family, str) else family.name
         _, by_shard = self._plan(name, video_ids)
+        folder = self.family_dir(name)
         for shard, vids in by_shard:
             with _reading(name, shard):
-                block = read_block(self.family_dir(name) / shard, vids, extras=extras, family=name)
+                block = read_block(
+                    folder / shard, vids, extras=extras, family=name, info=info, alloc=alloc
+                )
             yield block
 
     def to_ray_dataset(

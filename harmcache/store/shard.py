@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +51,7 @@ READ_COST_BYTES = 256 * 1024
 """What one extra HDF5 read costs, in bytes of sequential reading: a few scattered videos are
 read slice by slice, many are read as the whole array and picked out in memory."""
 _STR = h5py.string_dtype("utf-8")
+Allocator = Callable[[tuple[int, ...], np.dtype], np.ndarray]
 
 
 def shard_name(video_ids: list[str]) -> str:
@@ -275,17 +277,28 @@ class ShardBlock:
 
 
 def read_block(
-    path: Path, video_ids: list[str] | None = None, *, extras: bool = False, family: str = ""
+    path: Path,
+    video_ids: list[str] | None = None,
+    *,
+    extras: bool = False,
+    family: str = "",
+    info: tuple[str, ...] | None = None,
+    alloc: Allocator | None = None,
 ) -> ShardBlock:
     """The videos `video_ids` (default: all) of one shard, in shard order, as concatenated
-    arrays. A few videos of a big shard cost a read of their own rows only."""
+    arrays. A few videos of a big shard cost a read of their own rows only. `info`: the
+    per-video columns to read (default: all; each costs a dataset read, which shows on small
+    shards). `alloc(shape, dtype)` makes the features array (a reader that recycles its
+    blocks' memory passes its own: fresh pages cost as much as the read)."""
     with h5py.File(path, "r") as f:
         ids, version = _layout(f, path)
         positions = _positions(ids, video_ids, path)
         family = family or str(f.attrs["family"])
         if version == GROUPED_VERSION:
             return _grouped_block(f, ids, positions, extras, family, path.name)
-        return _columnar_block(f, ids, positions, extras, family, path.name)
+        return _columnar_block(
+            f, ids, positions, extras, family, path.name, info, alloc or np.empty
+        )
 
 
 def read_videos(
@@ -318,16 +331,24 @@ def _positions(ids: list[str], wanted: list[str] | None, path: Path) -> np.ndarr
 
 
 def _columnar_block(
-    f: h5py.File, ids: list[str], positions: np.ndarray, extras: bool, family: str, name: str
+    f: h5py.File,
+    ids: list[str],
+    positions: np.ndarray,
+    extras: bool,
+    family: str,
+    name: str,
+    columns: tuple[str, ...] | None = None,
+    alloc: Allocator = np.empty,
 ) -> ShardBlock:
     table = f["videos"]
     offset, length = _whole(f, "videos/offset"), _whole(f, "videos/length")
     every = len(positions) == len(ids)
     runs = None if every else _runs(offset[positions], length[positions])
     sliced = runs is not None and _sliced(f["features"], runs)
-    rows = {key: _read_rows(f, key, runs, sliced) for key in CORE_DATASETS}
+    rows = {key: _read_rows(f, key, runs, sliced) for key in CORE_DATASETS[1:]}
+    rows["features"] = _read_rows(f, "features", runs, sliced, alloc)
     info = {}
-    for key in (*INFO_COLUMNS, "source_path"):
+    for key in (*INFO_COLUMNS, "source_path") if columns is None else columns:
         column = _whole(table, key, text=key in STRING_COLUMNS)
         info[key] = column if every else column[positions]
     more = {}
@@ -352,12 +373,14 @@ def _columnar_block(
     )
 
 
-def _whole(group: h5py.Group, name: str, *, text: bool = False) -> np.ndarray:
+def _whole(
+    group: h5py.Group, name: str, *, text: bool = False, alloc: Allocator = np.empty
+) -> np.ndarray:
     """A dataset read whole through h5py's low-level API, which costs a fraction of a
     high-level read: a shard has a dozen small columns, so that overhead shows. `text`: a
     column of UTF-8 strings, returned as an object array of str."""
     ds = h5d.open(group.id, name.encode())
-    out = np.empty(ds.shape, _STR if text else ds.dtype)
+    out = alloc(ds.shape, _STR if text else ds.dtype)
     if out.size:
         ds.read(h5s.ALL, h5s.ALL, out)
     if text:
@@ -385,17 +408,27 @@ def _sliced(ds: h5py.Dataset, runs: list[tuple[int, int]]) -> bool:
 
 
 def _read_rows(
-    group: h5py.Group, name: str, runs: list[tuple[int, int]] | None, sliced: bool
+    group: h5py.Group,
+    name: str,
+    runs: list[tuple[int, int]] | None,
+    sliced: bool,
+    alloc: Allocator = np.empty,
 ) -> np.ndarray:
     """The rows of `runs` (None: every row) of `group[name]`, concatenated: read run by run
-    when `sliced`, else as one read of the whole dataset picked out in memory."""
+    when `sliced`, else as one read of the whole dataset picked out in memory. The result is
+    made by `alloc` when it is one read (every row, or one run)."""
     if runs is None:
-        return _whole(group, name)
+        return _whole(group, name, alloc=alloc)
     if not runs:
         ds = group[name]
         return np.zeros((0, *ds.shape[1:]), ds.dtype)
     if sliced:
         ds = group[name]
+        if len(runs) == 1:
+            (a, b), out = runs[0], alloc((runs[0][1] - runs[0][0], *ds.shape[1:]), ds.dtype)
+            if len(out):
+                ds.read_direct(out, np.s_[a:b])
+            return out
         parts = [ds[a:b] for a, b in runs]
     else:
         whole = _whole(group, name)

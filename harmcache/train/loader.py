@@ -25,13 +25,19 @@ from harmcache.store.family import Family
 from harmcache.store.shard import ShardBlock
 
 
-@dataclass
+@dataclass(eq=False)
 class _Video:
     video_id: str
     label: int
     duration: float
     rows: dict[str, tuple[np.ndarray, np.ndarray]]
-    """modality → (features (L, D) float32, timestamps (L,) float64), copies."""
+    """modality → (features (L, D) float32, timestamps (L,) float64): views into the block
+    the video was read in, until `detach` copies them out."""
+    slice_id: int
+
+    def detach(self) -> None:
+        """Own the rows, so the block they were read in can be freed."""
+        self.rows = {k: (f.copy(), t.copy()) for k, (f, t) in self.rows.items()}
 
 
 class StreamingLoader:
@@ -82,8 +88,13 @@ class StreamingLoader:
         self.seed = seed
         self._label = dict(zip(self.video_ids, self.labels.tolist()))
         self._slices = self._plan()
+        self.max_blocks = 2 * -(-self.buffer_videos // self.slice_videos)
+        """Blocks that buffered videos may keep alive; see `_Blocks`."""
+        self._free: list[np.ndarray] = []  # memory of freed blocks, kept across epochs
         self.peak_buffer_ = 0
         """The most videos the buffer has held (for the tests and the benchmark)."""
+        self.peak_blocks_ = 0
+        """The most blocks held alive by buffered videos."""
         self._dims: dict[str, int] | None = None
 
     def __len__(self) -> int:
@@ -125,39 +136,46 @@ class StreamingLoader:
         fixed by (seed, epoch)."""
         rng = np.random.default_rng([self.seed, epoch])
         pool: list[_Video] = []
+        blocks = _Blocks(self.max_blocks, self._free)
         for k in rng.permutation(len(self._slices)):
             vids = self._slices[k]
             while pool and len(pool) + len(vids) > self.buffer_videos:
-                yield self._draw(pool, rng)
-            pool.extend(self._read(vids))
+                yield self._draw(pool, rng, blocks)
+            pool.extend(self._read(vids, int(k), blocks))
             self.peak_buffer_ = max(self.peak_buffer_, len(pool))
+            self.peak_blocks_ = max(self.peak_blocks_, len(blocks))
         while pool:
-            yield self._draw(pool, rng)
+            yield self._draw(pool, rng, blocks)
 
     def __iter__(self) -> Iterator[SequenceData]:
         return self.epoch(0)
 
-    def _draw(self, pool: list[_Video], rng: np.random.Generator) -> SequenceData:
+    def _draw(self, pool: list[_Video], rng: np.random.Generator, blocks: _Blocks) -> SequenceData:
         picks = rng.choice(len(pool), min(self.batch_size, len(pool)), replace=False)
         batch = [pool[i] for i in picks]
         for i in sorted(picks.tolist(), reverse=True):  # swap-remove, highest first
             pool[i] = pool[-1]
             pool.pop()
-        return _batch(batch, list(self.families))
+        out = _batch(batch, list(self.families))  # copies the rows out of the blocks
+        blocks.drawn(batch)
+        return out
 
-    def _read(self, vids: list[str]) -> list[_Video]:
-        """The slice's videos with their rows copied out of the blocks (so a block is freed as
-        soon as the slice is read, whatever stays in the buffer)."""
+    def _read(self, vids: list[str], slice_id: int, blocks: _Blocks) -> list[_Video]:
+        """The slice's videos, their rows views into the slice's blocks."""
         rows: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {v: {} for v in vids}
         duration: dict[str, float] = {}
+        arrays = []
         for name, fam in self.families.items():
-            for block in self.cache.iter_shards(fam, vids):
+            for block in self.cache.iter_shards(fam, vids, info=("duration",), alloc=blocks.alloc):
+                arrays.append(block.features)
                 ends = (block.offsets + block.lengths).tolist()
                 for i, (vid, a, b) in enumerate(zip(block.video_ids, block.offsets.tolist(), ends)):
-                    rows[vid][name] = (block.features[a:b].copy(), block.timestamp[a:b].copy())
+                    rows[vid][name] = (block.features[a:b], block.timestamp[a:b])
                     if vid not in duration:
                         duration[vid] = _duration(block, i)
-        return [_Video(v, self._label[v], duration[v], rows[v]) for v in vids]
+        videos = [_Video(v, self._label[v], duration[v], rows[v], slice_id) for v in vids]
+        blocks.add(slice_id, videos, arrays)
+        return videos
 
     def moments(self) -> dict[str, Moments]:
         """Per-modality running mean and standard deviation of every real row: one pass over
@@ -165,10 +183,69 @@ class StreamingLoader:
         out = {}
         for name, fam in self.families.items():
             moments = Moments(self.dims[name])
-            for block in self.cache.iter_shards(fam, self.video_ids):
+            for block in self.cache.iter_shards(fam, self.video_ids, info=()):
                 moments.update(block.features)
             out[name] = moments
         return out
+
+
+class _Blocks:
+    """The blocks that buffered videos are views into, and the memory of freed ones.
+
+    A video waits in the buffer as views into the block it was read in: its rows are copied
+    once, into its batch. A block lives while any of its videos waits, so past `max_blocks`
+    live blocks the oldest one's stragglers are copied out. A freed block's features array
+    goes to `free` and is handed to a later read, since fresh pages cost about as much as
+    reading the bytes into them; `free` keeps at most `max_blocks` blocks' arrays. Memory thus
+    stays within about five buffers' worth of rows, whatever the size of the cache."""
+
+    def __init__(self, max_blocks: int, free: list[np.ndarray]):
+        self.max_blocks = max_blocks
+        self._waiting: dict[int, set[_Video]] = {}  # oldest first
+        self._arrays: dict[int, list[np.ndarray]] = {}
+        self._free = free  # byte buffers of freed blocks
+        self._spare = 0  # the most arrays one block has had
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def alloc(self, shape: tuple[int, ...], dtype) -> np.ndarray:
+        """An uninitialised array, in a freed block's memory when one is big enough (but not
+        over twice the size, so a small read does not pin a big buffer)."""
+        size = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        for i, buffer in enumerate(self._free):
+            if size <= buffer.nbytes <= 2 * size:
+                return self._free.pop(i)[:size].view(dtype).reshape(shape)
+        return np.empty(size, np.uint8).view(dtype).reshape(shape)
+
+    def add(self, slice_id: int, videos: list[_Video], arrays: list[np.ndarray]) -> None:
+        self._waiting[slice_id] = set(videos)
+        self._arrays[slice_id] = arrays
+        self._spare = max(self._spare, len(arrays))
+        while len(self._waiting) > self.max_blocks:
+            oldest = next(iter(self._waiting))
+            for video in self._waiting[oldest]:
+                video.detach()
+            self._release(oldest)
+
+    def drawn(self, videos: list[_Video]) -> None:
+        """These videos left the buffer (their batch holds copies of their rows)."""
+        for video in videos:
+            waiting = self._waiting.get(video.slice_id)
+            if waiting is not None:
+                waiting.discard(video)
+                if not waiting:
+                    self._release(video.slice_id)
+
+    def _release(self, slice_id: int) -> None:
+        del self._waiting[slice_id]
+        for array in self._arrays.pop(slice_id):
+            root = array
+            while isinstance(root.base, np.ndarray):
+                root = root.base
+            if root.dtype == np.uint8 and root.ndim == 1:  # made by `alloc`
+                self._free.append(root)
+        del self._free[: max(0, len(self._free) - self.max_blocks * self._spare)]
 
 
 def _duration(block: ShardBlock, i: int) -> float:
@@ -187,11 +264,12 @@ def _batch(videos: list[_Video], names: list[str]) -> SequenceData:
         parts = [v.rows[name] for v in videos]
         length = max((len(f) for f, _ in parts), default=0)
         dim = parts[0][0].shape[1] if parts else 0
-        values = np.zeros((len(videos), length, dim), dtype=np.float32)
+        values = np.empty((len(videos), length, dim), dtype=np.float32)
         mask = np.zeros((len(videos), length), dtype=bool)
         stamp = np.zeros((len(videos), length), dtype=np.float64)
         for i, (f, t) in enumerate(parts):
             values[i, : len(f)] = f
+            values[i, len(f) :] = 0  # only the padding is zeroed: the rows are written once
             mask[i, : len(f)] = True
             stamp[i, : len(f)] = t
         position = np.clip(stamp / np.maximum(duration, 1e-9)[:, None], 0.0, 1.0)
@@ -216,7 +294,7 @@ def pooled_from_cache(
     for name, fam in sorted(families.items()):
         out: np.ndarray | None = None
         dim = 0
-        for block in cache.iter_shards(fam, video_ids):
+        for block in cache.iter_shards(fam, video_ids, info=()):
             dim = block.features.shape[1]
             if out is None:
                 out = np.full((len(video_ids), len(stats) * dim), np.nan, dtype=np.float32)
