@@ -10,8 +10,8 @@ from harmcache.errors import UsageError
 from harmcache.heads.data import Moments, pooled_statistics
 from harmcache.heads.transformer import TransformerHead
 from harmcache.store.shard import read_videos
-from harmcache.train.features import load_sequences
 from harmcache.train import loader as loader_mod
+from harmcache.train.features import load_sequences
 from harmcache.train.loader import StreamingLoader, pooled_from_cache
 from tests import synthetic_cache
 from tests.test_shard_layout import write_v1_shard
