@@ -105,7 +105,7 @@ def test_fit_and_predict_errors(data):
     head = make_head("logreg")
     unlabelled = SequenceData(data.video_ids, data.modalities, None, data.duration)
     y = data.labels
-    with pytest.raises(UsageError, match=r"X must be a SequenceData, got ndarray"):
+    with pytest.raises(UsageError, match=r"X must be a SequenceData or a PooledData, got ndarray"):
         head.fit(np.zeros((48, 3)), y)
     with pytest.raises(UsageError, match=r"X has no labels: pass y"):
         head.fit(unlabelled)
@@ -120,7 +120,7 @@ def test_fit_and_predict_errors(data):
     with pytest.raises(UsageError, match=r"eval_set has no labels"):
         head.fit(data, eval_set=unlabelled)
     head.fit(data, on_epoch=quiet)
-    with pytest.raises(UsageError, match=r"X must be a SequenceData, got list"):
+    with pytest.raises(UsageError, match=r"X must be a SequenceData or a PooledData, got list"):
         head.predict_proba([1, 2])
 
 

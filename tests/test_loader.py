@@ -11,8 +11,8 @@ from harmcache.heads.data import Moments, pooled_statistics
 from harmcache.heads.transformer import TransformerHead
 from harmcache.store.shard import read_videos
 from harmcache.train import loader as loader_mod
-from harmcache.train.features import load_sequences
-from harmcache.train.loader import StreamingLoader, pooled_from_cache
+from harmcache.train.features import load_sequences, scan_cache, scan_data
+from harmcache.train.loader import StreamingLoader, pool_cache, pooled_from_cache
 from tests import synthetic_cache
 from tests.test_shard_layout import write_v1_shard
 
@@ -140,6 +140,49 @@ def test_pooled_statistics_shard_by_shard_equal_the_in_memory_ones(synth, stats)
     assert names == want_names and got.dtype == np.float32
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))  # the empty YOLO videos
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", ["lightgbm", "logreg"])
+def test_tabular_heads_pooled_shard_by_shard_equal_the_in_memory_ones(synth, name):
+    from harmcache.heads.base import make_head
+
+    train, val = synth.ids[::2], synth.ids[1::2]
+    y = np.array(synth.labels)
+    head = make_head(name)
+    pooled = {
+        part: pool_cache(synth.cache, synth.families, ids, head.pooled_stats, y[k::2])
+        for k, (part, ids) in enumerate((("train", train), ("val", val)))
+    }
+    memory = {
+        part: load_sequences(synth.cache, synth.families, ids, y[k::2])
+        for k, (part, ids) in enumerate((("train", train), ("val", val)))
+    }
+    quiet = lambda report: None  # noqa: E731
+    a = make_head(name).fit(pooled["train"], eval_set=pooled["val"], on_epoch=quiet)
+    b = make_head(name).fit(memory["train"], eval_set=memory["val"], on_epoch=quiet)
+    np.testing.assert_allclose(
+        a.predict_proba(pooled["val"]), b.predict_proba(memory["val"]), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        a.predict_proba(memory["val"]), b.predict_proba(pooled["val"]), rtol=1e-5, atol=1e-6
+    )
+    with pytest.raises(UsageError, match="X must be a SequenceData, got PooledData"):
+        TransformerHead(epochs=1).fit(pooled["train"])
+    other = "mean" if name == "lightgbm" else "mean,std"
+    with pytest.raises(UsageError, match="was pooled with"):
+        make_head("lightgbm", stats=other).fit(pooled["train"], on_epoch=quiet)
+
+
+def test_the_content_scan_from_the_cache_equals_the_in_memory_one(synth):
+    ids = list(reversed(synth.ids))
+    want = scan_data(load_sequences(synth.cache, synth.families, ids))
+    got = scan_cache(synth.cache, synth.families, ids)
+    assert sorted(got) == sorted(want)
+    for name in want:
+        for key in ("has", "big", "small", "finite"):
+            np.testing.assert_array_equal(getattr(got[name], key), getattr(want[name], key))
+        assert got[name].same_rows == want[name].same_rows and got[name].dim == want[name].dim
+    assert not got["yolo"].has[[ids.index(synth.ids[3]), ids.index(synth.ids[40])]].any()
 
 
 def quality(head: TransformerHead, data) -> float:

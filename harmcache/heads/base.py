@@ -12,6 +12,9 @@ A head is a binary classifier over `SequenceData` that follows scikit-learn's co
 - `predict_proba` gives (n, 2); `predict` cuts at `threshold_` when set (`load_run` sets it
   from the run's threshold.json) or else at 0.5; both raise `NotFittedError` before `fit`.
 
+Heads that only need pooled statistics (LightGBM, logreg: `pooled_stats` set) also take a
+`PooledData` for X, so stage two can pool shard by shard and never hold the sequences.
+
 `save(dir)` writes `head.json` (name, settings, learned facts) plus the head's own files;
 `load_head(dir)` gives the fitted head back. Heads depend on nothing but `SequenceData`, the
 metrics and the errors: never on the cache or the training pipeline.
@@ -36,7 +39,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from harmcache import metrics
 from harmcache.errors import DataError, UsageError
-from harmcache.heads.data import SequenceData
+from harmcache.heads.data import PooledData, SequenceData
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +153,9 @@ class Head(ClassifierMixin, BaseEstimator):
     """Binary classifier over cached feature sequences (see the module docstring)."""
 
     name: ClassVar[str]
+    pooled_stats: tuple[str, ...] | None = None
+    """The statistics a head pools over time when that is all it uses (then X may be a
+    `PooledData` pooled with them); None for heads that read the sequences."""
 
     def fit(
         self,
@@ -165,10 +171,10 @@ class Head(ClassifierMixin, BaseEstimator):
         stopping; without it the head trains its configured epochs or rounds. `on_epoch`
         receives each epoch's report (default: logged). Returns self."""
         self._check_params()
-        X, y = check_labelled(X, y, "X")
+        X, y = check_labelled(X, y, "X", self._inputs())
         val = None
         if eval_set is not None:
-            val = check_labelled(*_as_pair(eval_set), "eval_set")
+            val = check_labelled(*_as_pair(eval_set), "eval_set", self._inputs())
         for learned in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
             delattr(self, learned)  # a refit starts from nothing (no stale threshold_)
         self.dims_ = X.dims
@@ -232,11 +238,14 @@ class Head(ClassifierMixin, BaseEstimator):
         head.classes_ = np.array([0, 1])
         return head
 
+    def _inputs(self) -> tuple[type, ...]:
+        return (SequenceData,) if self.pooled_stats is None else (SequenceData, PooledData)
+
     def _check_input(self, X: SequenceData) -> SequenceData:
         """Fitted, given a SequenceData, with the modalities and widths it was fitted on."""
         check_is_fitted(self, ("classes_", "dims_"))
-        if not isinstance(X, SequenceData):
-            raise UsageError(f"X must be a SequenceData, got {type(X).__name__}")
+        if not isinstance(X, self._inputs()):
+            raise UsageError(f"X must be a {_kinds(self._inputs())}, got {type(X).__name__}")
         if X.dims != self.dims_:
             raise UsageError(
                 f"the {self.name} head was fitted on features {self.dims_}, got {X.dims}"
@@ -244,10 +253,12 @@ class Head(ClassifierMixin, BaseEstimator):
         return X
 
 
-def check_labelled(X: Any, y: Any, what: str) -> Validation:
-    """`X` as a SequenceData and `y` (default `X.labels`) as int64 0/1 with both classes."""
-    if not isinstance(X, SequenceData):
-        raise UsageError(f"{what} must be a SequenceData, got {type(X).__name__}")
+def check_labelled(
+    X: Any, y: Any, what: str, kinds: tuple[type, ...] = (SequenceData,)
+) -> Validation:
+    """`X` as one of `kinds` and `y` (default `X.labels`) as int64 0/1 with both classes."""
+    if not isinstance(X, kinds):
+        raise UsageError(f"{what} must be a {_kinds(kinds)}, got {type(X).__name__}")
     if y is None:
         y = X.labels
     if y is None:
@@ -262,8 +273,12 @@ def check_labelled(X: Any, y: Any, what: str) -> Validation:
     return X, y.astype(np.int64)
 
 
+def _kinds(kinds: tuple[type, ...]) -> str:
+    return " or a ".join(k.__name__ for k in kinds)
+
+
 def _as_pair(eval_set: Any) -> tuple[Any, Any]:
-    if isinstance(eval_set, SequenceData):
+    if isinstance(eval_set, (SequenceData, PooledData)):
         return eval_set, None
     if isinstance(eval_set, tuple) and len(eval_set) == 2:
         return eval_set

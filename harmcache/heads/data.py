@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from harmcache.errors import UsageError
+
 
 @dataclass
 class Modality:
@@ -108,6 +110,33 @@ class SequenceData:
             values = np.where(keep[..., None], m.values, 0).astype(np.float32)
             out[name] = Modality(values, keep, m.timestamp, m.position)
         return SequenceData(list(self.video_ids), out, self.labels, self.duration)
+
+
+@dataclass
+class PooledData:
+    """N videos already pooled to fixed-size rows (`pooled_statistics` of a SequenceData, or
+    `harmcache.train.loader.pooled_from_cache` computed shard by shard): what LightGBM and
+    logreg consume, without the padded sequences ever being held."""
+
+    video_ids: list[str]
+    values: np.ndarray
+    """(N, columns) float32; NaN where a video has no rows in a modality."""
+    stats: tuple[str, ...]
+    dims: dict[str, int]
+    """extractor → feature width; columns are modalities in sorted name order, each
+    `len(stats) * width` wide."""
+    labels: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.video_ids)
+
+    def columns(self, stats: tuple[str, ...], what: str) -> np.ndarray:
+        """The values, which must have been pooled with `stats` (a head's own)."""
+        if tuple(stats) != tuple(self.stats):
+            raise UsageError(
+                f"{what} was pooled with {','.join(self.stats)}; this head pools {','.join(stats)}"
+            )
+        return self.values
 
 
 def pooled_statistics(

@@ -11,7 +11,7 @@ import numpy as np
 
 from harmcache.errors import UsageError
 from harmcache.heads.base import EpochCallback, EpochReport, Head, Validation
-from harmcache.heads.data import SequenceData, pooled_statistics
+from harmcache.heads.data import PooledData, SequenceData, pooled_statistics
 
 MODEL_FILE = "model.txt"
 STATS = ("mean", "std", "max", "min")
@@ -69,8 +69,14 @@ class LightGBMHead(Head):
         if self.n_estimators < 1 or self.num_threads < 1:
             raise UsageError("n_estimators and num_threads must be at least 1")
 
-    def _features(self, X: SequenceData) -> np.ndarray:
-        return pooled_statistics(X, tuple(self.stats.split(",")), order=sorted(self.dims_))[0]
+    @property
+    def pooled_stats(self) -> tuple[str, ...]:
+        return tuple(self.stats.split(","))
+
+    def _features(self, X: SequenceData | PooledData) -> np.ndarray:
+        if isinstance(X, PooledData):
+            return X.columns(self.pooled_stats, "X")
+        return pooled_statistics(X, self.pooled_stats, order=sorted(self.dims_))[0]
 
     def _params(self, n_pos: int, n_neg: int) -> dict[str, Any]:
         return {

@@ -12,7 +12,7 @@ import numpy as np
 
 from harmcache.errors import UsageError
 from harmcache.heads.base import EpochCallback, EpochReport, Head, Validation
-from harmcache.heads.data import SequenceData, pooled_statistics
+from harmcache.heads.data import PooledData, SequenceData, pooled_statistics
 
 STATE_FILE = "logreg.json"
 
@@ -28,6 +28,7 @@ class LogRegHead(Head):
     """
 
     name = "logreg"
+    pooled_stats = ("mean",)
 
     def __init__(self, *, C: float = 1.0, max_iter: int = 2000, seed: int = 0):
         self.C = C
@@ -65,8 +66,12 @@ class LogRegHead(Head):
         seconds = time.perf_counter() - start
         on_epoch(EpochReport.single_fit(train_loss, seconds, val, scores, val_loss))
 
-    def _pooled(self, X: SequenceData) -> np.ndarray:
-        return pooled_statistics(X, ("mean",), order=sorted(self.dims_))[0].astype(np.float64)
+    def _pooled(self, X: SequenceData | PooledData) -> np.ndarray:
+        if isinstance(X, PooledData):
+            return X.columns(self.pooled_stats, "X").astype(np.float64)
+        return pooled_statistics(X, self.pooled_stats, order=sorted(self.dims_))[0].astype(
+            np.float64
+        )
 
     def _harmful_proba(self, X: SequenceData) -> np.ndarray:
         x = self._pooled(X)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -163,38 +164,106 @@ def _pad(videos: list[VideoFeatures], duration: np.ndarray) -> Modality:
     return Modality(values, mask, stamp, np.where(mask, position, 0).astype(np.float32))
 
 
-def constant_modalities(data: SequenceData) -> dict[str, str]:
+@dataclass
+class ModalityScan:
+    """What the content guards need of one modality, per video: whether it has rows, its
+    largest and smallest real value and whether all are finite; and across videos, whether
+    every real row is one and the same vector. From memory (`scan_data`) or shard by shard
+    from the cache (`scan_cache`): the same numbers either way."""
+
+    dim: int
+    has: np.ndarray
+    big: np.ndarray
+    small: np.ndarray
+    finite: np.ndarray
+    same_rows: bool
+    """More than one video has rows, and all of their rows are equal."""
+    first_row: np.ndarray | None
+
+
+def scan_data(data: SequenceData) -> dict[str, ModalityScan]:
+    out = {}
+    for name, m in data.modalities.items():
+        has = m.mask.any(axis=1)
+        big, small, finite = _row_ranges(m)
+        first = None
+        if has.any():
+            i = int(np.flatnonzero(has)[0])
+            first = m.values[i, int(np.flatnonzero(m.mask[i])[0])]
+        same = bool(has.sum() > 1 and _same_rows(m, has))
+        out[name] = ModalityScan(m.dim, has, big, small, finite, same, first)
+    return out
+
+
+def scan_cache(
+    cache: FeatureCache, families: dict[str, Family], video_ids: list[str]
+) -> dict[str, ModalityScan]:
+    """`scan_data` of `video_ids` computed one shard at a time, vectorised over each shard's
+    concatenated rows: memory is one shard's rows, whatever the number of videos."""
+    position = {vid: i for i, vid in enumerate(video_ids)}
+    n = len(video_ids)
+    out = {}
+    for name, fam in sorted(families.items()):
+        has, finite = np.zeros(n, dtype=bool), np.ones(n, dtype=bool)
+        big, small = np.full(n, -np.inf), np.full(n, np.inf)
+        first, same, dim = None, True, 0
+        for block in cache.iter_shards(fam, video_ids, info=()):
+            rows, dim = block.features, block.features.shape[1]
+            got = block.lengths > 0
+            if not got.any() or dim == 0:
+                continue
+            where = np.array([position[v] for v in block.video_ids], dtype=np.int64)[got]
+            starts = (np.cumsum(block.lengths) - block.lengths)[got]
+            has[where] = True
+            big[where] = np.maximum.reduceat(rows.max(axis=1), starts)
+            small[where] = np.minimum.reduceat(rows.min(axis=1), starts)
+            finite[where] = np.logical_and.reduceat(np.isfinite(rows).all(axis=1), starts)
+            if first is None:
+                first = rows[0].copy()
+            same = same and bool((rows == first).all())
+        out[name] = ModalityScan(dim, has, big, small, finite, same and has.sum() > 1, first)
+    return out
+
+
+def constant_modalities(scans: dict[str, ModalityScan]) -> dict[str, str]:
     """Modalities whose rows are one and the same vector in every video → a description.
 
     Such a modality carries no information: e.g. random-init YOLO that detects nothing."""
     out = {}
-    for name, m in data.modalities.items():
-        has = m.mask.any(axis=1)
-        if has.sum() > 1 and _same_rows(m, has):
-            row = m.values[m.mask][0]
-            what = "all zero" if not row.any() else "one constant vector"
-            out[name] = f"identical for all {int(has.sum())} videos ({what})"
+    for name, scan in scans.items():
+        if scan.same_rows:
+            what = "all zero" if not scan.first_row.any() else "one constant vector"
+            out[name] = f"identical for all {int(scan.has.sum())} videos ({what})"
     return out
 
 
 def check_features(data: SequenceData, *, across_videos: bool = True, examples: int = 3) -> None:
+    """`check_scans` of data held in memory."""
+    check_scans(scan_data(data), data.video_ids, across_videos=across_videos, examples=examples)
+
+
+def check_scans(
+    scans: dict[str, ModalityScan],
+    ids: list[str],
+    *,
+    across_videos: bool = True,
+    examples: int = 3,
+) -> None:
     """Refuse features no head should learn from (report 002: all-zero inputs, F1 0).
 
     Refused: non-finite values; a modality identical for every video (unless `across_videos`
     is False: a few evaluation videos may share one, e.g. no YOLO detections); a video whose
     rows in a dense modality are all one value (all zero, typically a broken extraction); a
     video with no usable row in any modality."""
-    ids = data.video_ids
     usable = np.zeros(len(ids), dtype=bool)
-    for name, m in data.modalities.items():
-        has = m.mask.any(axis=1)
-        big, small, finite = _row_ranges(m)
+    for name, scan in scans.items():
+        has, big, small, finite = scan.has, scan.big, scan.small, scan.finite
         if not finite.all():
             raise DataError(
                 f"{name} features hold NaN or inf for {int((~finite).sum())} videos: "
                 f"{_name(ids, ~finite, examples)}; run `harmcache cache verify`"
             )
-        if across_videos and has.sum() > 1 and _same_rows(m, has):
+        if across_videos and scan.same_rows:
             raise DataError(
                 f"{name} features are identical for all {int(has.sum())} videos; the "
                 f"extraction is broken: re-extract, or leave {name} out with --features"

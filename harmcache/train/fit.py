@@ -1,10 +1,11 @@
 """Training orchestration: labels + cache → a fitted head in a self-contained run directory.
 
 `train` joins the labels to the cache, splits (hash-assigned, stratified, grouped; or reused),
-loads the features, fits the head with early stopping on validation, picks the best-F1
-threshold and fits the score calibrator on the validation scores, then scores the test split
-once, for the record, and writes the run directory (`harmcache.train.rundir`). Nothing is chosen
-on the test split: its numbers are the honest ones, the validation numbers are "tuned on".
+reads the features shard by shard (`_Inputs`), fits the head with early stopping on
+validation, picks the best-F1 threshold and fits the score calibrator on the validation scores,
+then scores the test split once, for the record, and writes the run directory
+(`harmcache.train.rundir`). Nothing is chosen on the test split: its numbers are the honest
+ones, the validation numbers are "tuned on".
 """
 
 from __future__ import annotations
@@ -24,17 +25,19 @@ from harmcache import metrics
 from harmcache.calibration import METHODS as CALIBRATION_METHODS
 from harmcache.calibration import ScoreCalibrator, brier_score, expected_calibration_error
 from harmcache.errors import DataError, UsageError
-from harmcache.heads.base import EpochCallback, make_head
-from harmcache.heads.data import SequenceData
+from harmcache.heads.base import EpochCallback, Head, make_head
+from harmcache.heads.data import PooledData, SequenceData
 from harmcache.store.cache import FeatureCache
 from harmcache.store.family import Family
 from harmcache.train.features import (
-    check_features,
+    check_scans,
     constant_modalities,
     load_sequences,
+    scan_cache,
     select_families,
 )
 from harmcache.train.labels import JoinReport, LabeledVideo, check_classes, join_labels, read_labels
+from harmcache.train.loader import StreamingLoader, pool_cache
 from harmcache.train.localize import DEFAULT_SEGMENTS, head_timelines, join_events, localization
 from harmcache.train.rundir import (
     CALIBRATION_FILE,
@@ -137,36 +140,42 @@ def train(
         for name in ("train", "val", "test")
     }
 
-    loading = time.perf_counter()
-    train_data, val_data = (_load_part(cache, chosen, parts[name]) for name in ("train", "val"))
-    if features is None:
-        chosen = _leave_out_constant(chosen, train_data, val_data, report)
-    for part in (train_data, val_data):
-        check_features(part)
-    test_data = _load_part(cache, chosen, parts["test"]) if parts["test"] else None
-    timer = {"load": time.perf_counter() - loading}
+    ids = {name: [v.video_id for v in part] for name, part in parts.items()}
+    y = {name: np.array([v.label for v in part], dtype=np.int64) for name, part in parts.items()}
     model = make_head(head, **{"seed": seed, **(head_params or {})})
+    loading = time.perf_counter()
+    chosen, dims = _check_parts(cache, chosen, ids, report, leave_out=features is None)
+    inputs = _Inputs(cache, chosen, model)
+    val_data = inputs.part(ids["val"], y["val"])
+    timer = {"load": time.perf_counter() - loading}
     fitting = time.perf_counter()
-    model.fit(train_data, eval_set=val_data, on_epoch=on_epoch)
+    if inputs.streamed:
+        stream = StreamingLoader(
+            cache, chosen, ids["train"], y["train"], batch_size=model.batch_size, seed=model.seed
+        )
+        model.fit_stream(stream, eval_set=val_data, on_epoch=on_epoch)
+    else:
+        model.fit(inputs.part(ids["train"], y["train"]), eval_set=val_data, on_epoch=on_epoch)
     timer["fit"] = time.perf_counter() - fitting
     scores = model.predict_proba(val_data)[:, 1]
-    choice = sweep(val_data.labels, scores, "f1", DEFAULT_GRID)
+    choice = sweep(y["val"], scores, "f1", DEFAULT_GRID)
     calibrator = None
     if calibrate != "none":
-        calibrator = ScoreCalibrator(calibrate).fit(scores, val_data.labels)
-    test_scores = model.predict_proba(test_data)[:, 1] if test_data is not None else None
+        calibrator = ScoreCalibrator(calibrate).fit(scores, y["val"])
+    test_scores = inputs.scores(ids["test"]) if ids["test"] else None
     localized = None
     if joined_events is not None:
         notes += joined_events.notes()
         kind = "snippets" if hasattr(model, "timelines") else f"{DEFAULT_SEGMENTS} segments"
-        localized = {
-            name: {
-                **localization(joined_events.by_video, head_timelines(model, part), part),
-                "timeline": kind,
-            }
-            for name, part in (("val", val_data), ("test", test_data))
-            if part is not None
-        }
+        localized = {}
+        for name in ("val", "test"):
+            if ids[name]:
+                part = load_sequences(cache, chosen, ids[name], y[name])
+                timelines = head_timelines(model, part)
+                localized[name] = {
+                    **localization(joined_events.by_video, timelines, part),
+                    "timeline": kind,
+                }
     timer["total"] = time.perf_counter() - started
 
     counts = {
@@ -190,11 +199,9 @@ def train(
     run_metrics = {
         "test": None
         if test_scores is None
-        else metrics.summary(test_data.labels, test_scores, choice.threshold),
-        "val": metrics.summary(val_data.labels, scores, choice.threshold),
-        "calibration": _calibration_report(
-            calibrator, val_data.labels, scores, test_data, test_scores
-        ),
+        else metrics.summary(y["test"], test_scores, choice.threshold),
+        "val": metrics.summary(y["val"], scores, choice.threshold),
+        "calibration": _calibration_report(calibrator, y["val"], scores, y["test"], test_scores),
         "counts": counts,
         "join": report.to_json(),
         "history": getattr(model, "history_", []),
@@ -207,7 +214,7 @@ def train(
     with incomplete(out) as tmp:
         write_json(tmp / CONFIG_FILE, config)
         write_split(tmp / SPLIT_FILE, videos, assignment)
-        write_json(tmp / FEATURES_FILE, features_json(chosen, train_data.dims))
+        write_json(tmp / FEATURES_FILE, features_json(chosen, dims))
         model.save(tmp / HEAD_DIR)
         write_val_scores(tmp / VAL_SCORES_FILE, parts["val"], scores)
         if test_scores is not None:
@@ -223,15 +230,15 @@ def _calibration_report(
     calibrator: ScoreCalibrator | None,
     y_val: np.ndarray,
     val_scores: np.ndarray,
-    test_data: SequenceData | None,
+    y_test: np.ndarray,
     test_scores: np.ndarray | None,
 ) -> dict:
     """Brier score and ECE of the raw and the calibrated scores, on the test split (the honest
     figure) and on validation (where the calibrator was fitted: optimistic)."""
     out: dict[str, Any] = {"method": calibrator.method if calibrator else "none"}
     sets = {"val": (y_val, val_scores)}
-    if test_data is not None and test_scores is not None:
-        sets["test"] = (test_data.labels, test_scores)
+    if test_scores is not None:
+        sets["test"] = (y_test, test_scores)
     for name, (y, s) in sets.items():
         row = {"brier_raw": brier_score(y, s), "ece_raw": expected_calibration_error(y, s)}
         if calibrator is not None:
@@ -260,27 +267,61 @@ def _log_join(report: JoinReport) -> None:
         log.info("%s", line)
 
 
-def _load_part(
-    cache: FeatureCache, families: dict[str, Family], videos: list[LabeledVideo]
-) -> SequenceData:
-    labels = np.array([v.label for v in videos], dtype=np.int64)
-    return load_sequences(cache, families, [v.video_id for v in videos], labels)
+SCORE_CHUNK = 512
+"""Videos loaded at a time to score a split with a sequence head: memory stays bounded."""
 
 
-def _leave_out_constant(
-    chosen: dict[str, Family], train: SequenceData, val: SequenceData, report: JoinReport
-) -> dict[str, Family]:
-    """With the default feature set, leave out a modality identical in every training video
-    (random-init YOLO that detects nothing) as long as another remains; `check_features`
-    refuses it when it was asked for, or when nothing else is left."""
-    constant = constant_modalities(train)
-    if not constant or len(constant) == len(chosen):
-        return chosen
-    for extractor, why in constant.items():
-        log.warning("left %s features out: %s", extractor, why)
-        report.left_out[extractor] = why
-        del train.modalities[extractor], val.modalities[extractor]
-    return {ex: fam for ex, fam in chosen.items() if ex not in constant}
+class _Inputs:
+    """How a head gets its features from the cache.
+
+    LightGBM and logreg use pooled statistics only: they get a `PooledData` pooled shard by
+    shard (never the sequences). The Transformer trains from a `StreamingLoader` (a shuffle
+    buffer, never the whole split). Every sequence head scores a split `SCORE_CHUNK` videos at
+    a time. The validation split, which early stopping scores after every epoch, is held."""
+
+    def __init__(self, cache: FeatureCache, families: dict[str, Family], head: Head):
+        self.cache, self.families, self.head = cache, families, head
+        self.streamed = hasattr(head, "fit_stream")
+
+    def part(self, video_ids: list[str], labels: np.ndarray) -> SequenceData | PooledData:
+        if self.head.pooled_stats is not None:
+            return pool_cache(self.cache, self.families, video_ids, self.head.pooled_stats, labels)
+        return load_sequences(self.cache, self.families, video_ids, labels)
+
+    def scores(self, video_ids: list[str]) -> np.ndarray:
+        """The head's harmful probability of each video, in `video_ids` order."""
+        step = len(video_ids) if self.head.pooled_stats is not None else SCORE_CHUNK
+        parts = [
+            self.head.predict_proba(self.part(video_ids[i : i + step], None))[:, 1]
+            for i in range(0, len(video_ids), step)
+        ]
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def _check_parts(
+    cache: FeatureCache,
+    chosen: dict[str, Family],
+    ids: dict[str, list[str]],
+    report: JoinReport,
+    *,
+    leave_out: bool,
+) -> tuple[dict[str, Family], dict[str, int]]:
+    """The content guards on the training and validation videos, scanned shard by shard;
+    the families left, and their feature widths. With the default feature set (`leave_out`),
+    a modality identical in every training video (random-init YOLO that detects nothing) is
+    left out as long as another remains; `check_scans` refuses it when it was asked for, or
+    when nothing else is left."""
+    scans = scan_cache(cache, chosen, ids["train"])
+    constant = constant_modalities(scans)
+    if leave_out and constant and len(constant) < len(chosen):
+        for extractor, why in constant.items():
+            log.warning("left %s features out: %s", extractor, why)
+            report.left_out[extractor] = why
+            del scans[extractor]
+        chosen = {ex: fam for ex, fam in chosen.items() if ex not in constant}
+    check_scans(scans, ids["train"])
+    check_scans(scan_cache(cache, chosen, ids["val"]), ids["val"])
+    return chosen, {name: scan.dim for name, scan in scans.items()}
 
 
 def _drop_incomplete(

@@ -13,13 +13,14 @@ concatenated rows.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from harmcache.errors import CacheError, UsageError
-from harmcache.heads.data import Modality, Moments, SequenceData, pooled_rows
+from harmcache.heads.data import Modality, Moments, PooledData, SequenceData, pooled_rows
 from harmcache.store.cache import FeatureCache
 from harmcache.store.family import Family
 from harmcache.store.shard import ShardBlock
@@ -303,3 +304,17 @@ def pooled_from_cache(
         blocks.append(out if out is not None else np.zeros((len(video_ids), 0), np.float32))
         names += [f"{name}.{stat}.{j}" for stat in stats for j in range(dim)]
     return np.concatenate(blocks, axis=1), names
+
+
+def pool_cache(
+    cache: FeatureCache,
+    families: dict[str, Family],
+    video_ids: list[str],
+    stats: tuple[str, ...],
+    labels: np.ndarray | None = None,
+) -> PooledData:
+    """`pooled_from_cache` as the `PooledData` that LightGBM and logreg take."""
+    values, names = pooled_from_cache(cache, families, video_ids, stats)
+    columns = Counter(name.split(".", 1)[0] for name in names)
+    dims = {name: columns[name] // len(stats) for name in sorted(families)}
+    return PooledData(list(video_ids), values, tuple(stats), dims, labels)
