@@ -34,8 +34,13 @@ def info(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Families, videos per family, sizes and failures."""
+    from harmcache.extractors.audio import videos_without_sound
+
     with _open(cache) as store:
         report = store.info()
+        for fam in report["families"]:
+            if fam["extractor"] == "audio":
+                fam["without_sound"] = videos_without_sound(store, fam["family"])
     if json_out:
         print_json_line(report)
         return
@@ -54,6 +59,11 @@ def info(
             typer.echo(f"    {made['videos']} video(s) made with: {libs or 'unrecorded versions'}")
         if len(fam["versions"]) > 1:
             typer.echo("    note: this family's videos were made under different library versions")
+        if fam.get("without_sound"):
+            typer.echo(
+                f"    note: {fam['without_sound']} video(s) have no audio track: zero rows, "
+                "masked in stage two"
+            )
     reasons = ", ".join(f"{k} {v}" for k, v in report["failure_reasons"].items())
     typer.echo(f"failures: {report['failures']}" + (f" ({reasons})" if reasons else ""))
     if not report["writable"]:

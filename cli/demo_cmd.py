@@ -18,13 +18,21 @@ def demo_data(
     n_long: int = typer.Option(
         8, help="Long (30-60 s) videos of each class in OUT/long/, with events.csv (0: none)."
     ),
+    n_audio: int = typer.Option(
+        0,
+        help="Sound clips of each class in OUT/audio/: alike pictures, a loud burst in the "
+        "harmful ones' sound (0: none).",
+    ),
 ) -> None:
-    """Write a small synthetic labelled video set with a planted harmful/safe difference, and
-    long videos in OUT/long/ where each harmful one holds one short harmful event."""
-    from harmcache.demo import make_demo_set, make_long_demo_set
+    """Write a small synthetic labelled video set with a planted harmful/safe difference, long
+    videos in OUT/long/ where each harmful one holds one short harmful event, and (--n-audio)
+    sound clips in OUT/audio/ told apart by their sound alone."""
+    from harmcache.demo import make_audio_demo_set, make_demo_set, make_long_demo_set
 
     if n_long < 0:
         raise UsageError(f"--n-long must be 0 or more, got {n_long}")
+    if n_audio < 0:
+        raise UsageError(f"--n-audio must be 0 or more, got {n_audio}")
     labels = make_demo_set(out, n_safe=n_safe, seed=seed)
     typer.echo(f"wrote demo videos and {labels}")
     if n_long:
@@ -32,6 +40,11 @@ def demo_data(
             out / "long", n_harmful=n_long, n_safe=n_long, seed=seed
         )
         typer.echo(f"wrote long demo videos, {long_labels} and {events}")
+    if n_audio:
+        sound_labels = make_audio_demo_set(
+            out / "audio", n_harmful=n_audio, n_safe=n_audio, seed=seed
+        )
+        typer.echo(f"wrote sound demo videos and {sound_labels}")
 
 
 def register(app: typer.Typer) -> None:

@@ -6,6 +6,10 @@ steady and smooth. Harmful outnumber safe 2.68 : 1, as in the original reports.
 The long set (`make_long_demo_set`) is for localization: 30-60 s videos that are safe
 throughout, except that each harmful one holds one 4-10 s harmful event somewhere, written to
 an events.csv (path,start,end) beside its labels.csv.
+
+The sound set (`make_audio_demo_set`) is for the audio extractor: 1-2 s clips whose pictures
+are drawn alike for both classes and whose sound tracks are soft noise and a hum, plus one loud
+burst in the harmful ones. Only the sound tells them apart.
 """
 
 from __future__ import annotations
@@ -141,3 +145,66 @@ def make_long_demo_set(
             writer.writerow(header)
             writer.writerows(rows)
     return out / "labels.csv", out / "events.csv"
+
+
+SOUND_RATE = 44100
+"""The sound set's audio rate: a common one, so the extractor's resampling is exercised."""
+BURST_SECONDS = 0.25
+
+
+def demo_sound(
+    harmful: bool, rng: np.random.Generator, seconds: float, *, sample_rate: int = SOUND_RATE
+) -> np.ndarray:
+    """(2, S) float32 stereo samples: soft noise and a quiet hum; a harmful clip adds one loud
+    burst of noise somewhere in it."""
+    n = int(round(seconds * sample_rate))
+    t = np.arange(n) / sample_rate
+    hum = 0.05 * np.sin(2 * np.pi * rng.uniform(110, 330) * t)
+    sound = np.stack([hum + rng.normal(0, 0.01, n) for _ in range(2)])
+    if harmful:
+        length = int(BURST_SECONDS * sample_rate)
+        start = int(rng.integers(0, max(n - length, 0) + 1))
+        burst = rng.uniform(-0.8, 0.8, (2, min(length, n - start)))
+        sound[:, start : start + burst.shape[1]] += burst
+    return np.clip(sound, -1, 1).astype(np.float32)
+
+
+def make_audio_demo_set(
+    out_dir: str | Path,
+    *,
+    n_harmful: int = 8,
+    n_safe: int = 8,
+    seconds: tuple[float, float] = (1.0, 2.0),
+    size: tuple[int, int] = (48, 64),
+    fps: int = 8,
+    seed: int = 0,
+) -> Path:
+    """Write clips into out_dir/{harmful,safe}/ whose pictures are drawn alike and whose sound
+    holds a loud burst in the harmful ones, and a labels.csv (path,label); returns it."""
+    if n_harmful < 1 or n_safe < 1:
+        raise UsageError(
+            f"need at least one harmful and one safe sound clip, got {n_harmful}, {n_safe}"
+        )
+    out = Path(out_dir)
+    rng = np.random.default_rng(seed)
+    rows = []
+    try:
+        for label, count in ((1, n_harmful), (0, n_safe)):
+            folder = "harmful" if label else "safe"
+            for i in range(count):
+                name = f"{folder}/sound_{folder}_{i:03d}.mp4"
+                n_frames = int(round(rng.uniform(*seconds) * fps))
+                frames = demo_frames(False, rng, n_frames=n_frames, size=size)
+                sound = demo_sound(bool(label), rng, n_frames / fps)
+                write_video(out / name, frames, fps=fps, codec="libx264", audio=sound)
+                rows.append((name, label))
+    except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
+        raise UsageError(
+            f"cannot write the sound demo set into {out}: {exc.strerror}: {exc.filename}"
+        ) from None
+    labels = out / "labels.csv"
+    with open(labels, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "label"])
+        writer.writerows(rows)
+    return labels

@@ -298,7 +298,7 @@ def _run_sessions(plan, chunks, extractors, position):
     for name, extractor in extractors.items():
         try:
             extractor.load()
-            sessions[name] = extractor.session(plan.info, plan.times)
+            sessions[name] = _session(extractor, plan)
         except Exception as exc:  # noqa: BLE001 - one video's failure must not end the run
             failed(name, exc)
     for chunk in chunks:
@@ -321,3 +321,13 @@ def _run_sessions(plan, chunks, extractors, position):
             continue
         items.append((name, VideoFeatures(plan.job.video_id, plan.info, plan.job.path, record)))
     return items, errors, retry
+
+
+def _session(extractor: Extractor, plan: VideoPlan):
+    """The extractor's session for this video. A frame extractor is fed decoded frames; one that
+    reads another stream of the file itself (the sound track) opens the file in its session,
+    after the video's picture has been probed."""
+    opener = getattr(extractor, "source_session", None)
+    if opener is not None:
+        return opener(plan.job.path, plan.info, plan.times)
+    return extractor.session(plan.info, plan.times)

@@ -53,7 +53,7 @@ def get_extractor(name: str) -> type[Extractor]:
 
 def _import_builtin() -> None:
     # Importing the modules runs their @register_extractor decorators.
-    from harmcache.extractors import clip, slowfast, yolo  # noqa: F401
+    from harmcache.extractors import audio, clip, slowfast, yolo  # noqa: F401
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,192 @@
+"""Audio through the whole pipeline, run as users run it (the installed `harmcache` command):
+hostile inputs, the planted-sound set (the sound alone tells the classes apart, so an
+audio-only head must find it and a vision-only head must not), and the Ray engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harmcache.extract.jobs import VideoJob, plan_video
+from harmcache.extractors.base import ExtractSettings, WeightsSource
+from harmcache.store.cache import FeatureCache
+from harmcache.video.decode import VideoSource, probe_indices
+from tests.test_audio import broken_sound_video, sound_video, tone
+
+TINY = ["--random-init", "--frames", "2", "--batch-size", "4"]
+
+
+def harmcache(*args, cwd: Path | None = None, ok: bool = True) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("harmcache")  # the installed console script
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    run = subprocess.run(
+        [str(exe), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=500, env=env
+    )
+    if ok:
+        assert run.returncode == 0, (args, run.stderr[-3000:])
+    return run
+
+
+def last_json(run: subprocess.CompletedProcess) -> dict:
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory) -> Path:
+    """A good clip with sound, one without an audio track, one with a damaged sound track and a
+    valid picture, and a file that is not a video."""
+    folder = tmp_path_factory.mktemp("hostile")
+    sound_video(folder / "good.mp4", np.stack([tone(2.0)] * 2))
+    sound_video(folder / "mute.mp4", None)
+    broken_sound_video(folder / "broken.mp4")
+    (folder / "junk.mp4").write_bytes(np.random.default_rng(0).bytes(3000))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def hostile_run(hostile, tmp_path_factory) -> tuple[Path, dict]:
+    cache = tmp_path_factory.mktemp("hostile-cache") / "cache"
+    run = harmcache(
+        "extract", hostile, "--out", cache, "--extractors", "clip,audio", "--json", *TINY
+    )
+    return cache, last_json(run)
+
+
+def test_broken_sound_keeps_the_picture_and_fails_only_the_audio_family(hostile_run):
+    cache, summary = hostile_run
+    status = {Path(r["path"]).name: (r["status"], r["reason"]) for r in summary["inputs"]}
+    assert status == {
+        "good.mp4": ("extracted", None),
+        "mute.mp4": ("extracted", None),  # no audio track is not a failure
+        "broken.mp4": ("failed", "audio_error"),
+        "junk.mp4": ("failed", "unreadable"),
+    }
+    with FeatureCache(cache) as store:
+        families = {f.extractor: f for f in store.families()}
+        ids = {Path(p).name: v for p, v in store.sources().items()}
+        assert store.committed(families["clip"]) == {
+            ids["good.mp4"],
+            ids["mute.mp4"],
+            ids["broken.mp4"],
+        }
+        assert store.committed(families["audio"]) == {ids["good.mp4"], ids["mute.mp4"]}
+        (failure,) = [r for p, r in store.failed().items() if p.endswith("broken.mp4")]
+        assert failure["family"] == families["audio"].name
+        assert "could not be decoded" in failure["message"]
+        audio = store.load(families["audio"])
+        assert audio[ids["mute.mp4"]].record.features.shape == (0, 128)
+        good = audio[ids["good.mp4"]].record
+        assert good.features.shape == (2, 128)
+        np.testing.assert_allclose(good.timestamp, [0.48, 1.44])
+        assert store.verify() == []
+
+
+def test_cache_info_notes_the_videos_without_sound(hostile_run):
+    cache, _ = hostile_run
+    text = harmcache("cache", "info", cache).stdout
+    assert "note: 1 video(s) have no audio track: zero rows, masked in stage two" in text
+    assert "audio_error 1" in text
+    report = last_json(harmcache("cache", "info", cache, "--json"))
+    counts = {f["extractor"]: f.get("without_sound") for f in report["families"]}
+    assert counts == {"audio": 1, "clip": None}
+
+
+def test_a_rerun_retries_only_the_failed_audio(hostile, hostile_run, tmp_path):
+    cache, _ = hostile_run
+    again = last_json(
+        harmcache("extract", hostile, "--out", cache, "--extractors", "clip,audio", "--json", *TINY)
+    )
+    status = {Path(r["path"]).name: (r["status"], r["reason"]) for r in again["inputs"]}
+    assert status["good.mp4"] == status["mute.mp4"] == ("cached", None)
+    assert status["broken.mp4"] == ("failed", "audio_error")
+
+
+def test_an_audio_only_run_decodes_no_frame_beyond_the_probe(hostile):
+    settings = ExtractSettings(weights=WeightsSource(random_init=True))
+    source = VideoSource(hostile / "good.mp4")
+    plan = plan_video(VideoJob(str(hostile / "good.mp4"), "x", (("audio", settings),)), source)
+    decoded = np.concatenate([chunk.indices for chunk in plan.chunks])
+    np.testing.assert_array_equal(decoded, probe_indices(source.info.n_frames))
+
+
+@pytest.mark.slow
+def test_planted_sound_audio_head_finds_it_and_vision_head_does_not(tmp_path):
+    """20 clips per class, pictures drawn alike, a loud burst in the harmful ones' sound."""
+    videos, cache, runs = tmp_path / "videos", tmp_path / "cache", tmp_path / "runs"
+    harmcache("demo-data", videos, "--n-safe", "1", "--n-long", "0", "--n-audio", "20")
+    labels = videos / "audio" / "labels.csv"
+    # Default settings but the backbones' weights (random init) and CLIP's frame count.
+    summary = last_json(
+        harmcache(
+            "extract",
+            videos / "audio",
+            "--out",
+            cache,
+            "--random-init",
+            "--extractors",
+            "clip,audio",
+            "--frames",
+            "4",
+            "--json",
+        )  # fmt: skip
+    )
+    assert (summary["extracted"], summary["failed"]) == (40, 0)
+    split = ["--val-fraction", "0.25", "--test-fraction", "0.4"]
+    scores = {}
+    for head in ("logreg", "lightgbm"):
+        for features in ("audio", "clip"):
+            out = runs / f"{features}-{head}"
+            first = runs / "audio-logreg"
+            how = split if out == first else ["--split-from", first]
+            harmcache("train", "--cache", cache, "--labels", labels, "--head", head,
+                      "--features", features, "--out", out, *how)  # fmt: skip
+            scores[features, head] = last_json(harmcache("evaluate", out, "--json"))
+    test = scores["audio", "logreg"]
+    assert test["subset"] == "test" and test["n"] >= 14 and test["n_positive"] >= 5
+    print({key: (round(s["f1"], 3), round(s["auroc"], 3)) for key, s in scores.items()})
+    # Flagging every test video as harmful scores this F1: what a head without signal reaches.
+    flag_all = 2 * test["n_positive"] / (test["n_positive"] + test["n"])
+    for head in ("logreg", "lightgbm"):
+        assert scores["audio", head]["auroc"] >= 0.95, (head, scores["audio", head])
+        assert scores["clip", head]["auroc"] <= 0.8, (head, scores["clip", head])
+        assert scores["clip", head]["f1"] <= flag_all + 0.1, (head, scores["clip", head])
+    assert scores["audio", "logreg"]["f1"] >= 0.9, scores["audio", "logreg"]
+
+
+@pytest.mark.slow
+def test_ray_engine_gives_the_local_engines_audio_features(hostile, tmp_path):
+    pytest.importorskip("ray")
+    args = ["--extractors", "audio,clip", "--json", "--shard-size", "2", *TINY]
+    harmcache("extract", hostile, "--out", tmp_path / "local", *args)
+    remote = last_json(
+        harmcache(
+            "extract",
+            os.path.relpath(hostile, tmp_path),
+            "--out",
+            "ray",
+            "--engine",
+            "ray",
+            *args,
+            cwd=tmp_path,
+        )  # fmt: skip
+    )
+    assert {Path(r["path"]).name: r["reason"] for r in remote["inputs"]}["broken.mp4"] == (
+        "audio_error"
+    )
+    with FeatureCache(tmp_path / "local") as a, FeatureCache(tmp_path / "ray") as b:
+        assert [f.name for f in a.families()] == [f.name for f in b.families()]
+        for family in a.families():
+            local, ray = a.load(family), b.load(family)
+            assert local.keys() == ray.keys()
+            for vid, ref in local.items():
+                for name in ("features", "frame_index", "timestamp"):
+                    got = getattr(ray[vid].record, name)
+                    assert np.array_equal(got, getattr(ref.record, name)), (family.name, name)
+        (audio,) = [f for f in b.families() if f.extractor == "audio"]
+        assert sorted(len(v.record.features) for v in b.load(audio).values()) == [0, 2]
