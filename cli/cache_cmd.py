@@ -1,4 +1,4 @@
-"""`harmcache cache info | verify | gc | reindex | migrate`."""
+"""`harmcache cache info | verify | gc | reindex | migrate | compact`."""
 
 from __future__ import annotations
 
@@ -140,6 +140,29 @@ def migrate(
         typer.echo(f"skipped unreadable {shard} (see `harmcache cache verify`)", err=True)
     done = "to migrate" if dry_run else "migrated"
     typer.echo(f"{len(report.migrated)} shard(s) {done}, {report.current} already current")
+
+
+@cache_app.command("compact")
+@handle_errors
+def compact(
+    cache: Path = typer.Argument(..., help="Cache folder."),
+    shard_videos: int = typer.Option(
+        1024, "--shard-videos", help="Videos per shard to aim at when merging small ones."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would be merged."),
+) -> None:
+    """Merge small shards (extraction commits a few videos at a time) into large ones, so
+    stage two reads the cache in a few big reads. Safe to interrupt; run it while nothing
+    reads the cache."""
+    with _open(cache) as store:
+        report = store.compact(shard_videos=shard_videos, dry_run=dry_run)
+    for shard in report.written:
+        typer.echo(f"{'would write' if dry_run else 'wrote'} {shard}")
+    done = "would merge" if dry_run else "merged"
+    typer.echo(
+        f"{done} {report.merged} shard(s) holding {report.videos} video(s) "
+        f"into {len(report.written)}"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -121,13 +121,20 @@ CASES = [
     cli_usage("cache gc {cache} --drop", "requires an argument"),
     *[
         case(f"cache {sub} {where}", CACHE, "is not a harmcache cache")
-        for sub in ("info", "verify", "gc", "reindex")
+        for sub in ("info", "verify", "gc", "reindex", "migrate", "compact")
         for where in (ABSENT, EMPTY, FILE)
     ],
     # Only harmcache.json: a cache whose first writer died at once. It is empty, not broken.
-    *[case(f"cache {sub} {{marker_only}}", OK) for sub in ("info", "verify", "gc", "reindex")],
+    *[
+        case(f"cache {sub} {{marker_only}}", OK)
+        for sub in ("info", "verify", "gc", "reindex", "migrate", "compact")
+    ],
     # index.sqlite is only a cache of the shards and logs: a damaged one is rebuilt, not fatal.
-    *[case(f"cache {sub} {{garbage_index}}", OK) for sub in ("info", "verify", "gc", "reindex")],
+    *[
+        case(f"cache {sub} {{garbage_index}}", OK)
+        for sub in ("info", "verify", "gc", "reindex", "migrate", "compact")
+    ],
+    case("cache compact {cache} --shard-videos 1", USAGE, "--shard-videos must be at least 2"),
     case("cache verify {truncated_shard}", CACHE, r"\d+ problem"),
     case("cache info {garbage_family}", OK),
     case("cache verify {garbage_family}", CACHE, "1 problem"),  # the problem line names the file

@@ -14,6 +14,7 @@ refreshed in memory and every read works; anything that must write raises a `Cac
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harmcache.errors import CacheError
+from harmcache.errors import CacheError, UsageError
 from harmcache.hashing import canonical_json
 from harmcache.store.atomic import TMP_MARK, write_text_atomic
 from harmcache.store.family import Family
@@ -35,10 +36,12 @@ from harmcache.store.shard import (
     Allocator,
     ShardBlock,
     check_arrays,
+    merge_shards,
     migrate_shard,
     read_block,
     read_header,
     read_videos,
+    shard_name,
     write_shard,
 )
 from harmcache.types import VideoFeatures
@@ -59,6 +62,21 @@ class MigrationReport:
     """Shards already in the current layout, left alone."""
     unreadable: list[str] = field(default_factory=list)
     """Shards whose header cannot be read (`cache verify` names the problem)."""
+
+
+@dataclass
+class CompactionReport:
+    """What `FeatureCache.compact` did (or, in a dry run, would do)."""
+
+    merged: int = 0
+    """Small shards folded into bigger ones."""
+    written: list[str] = field(default_factory=list)
+    """The shards written, `<family>/<file>`."""
+    videos: int = 0
+
+
+COMPACT_VIDEOS = 1024
+"""Videos per shard that `compact` aims at: large reads, and few files to open."""
 
 
 class FeatureCache:
@@ -491,6 +509,80 @@ class FeatureCache:
                         raise CacheError(f"cannot migrate {where}: {exc}") from None
                     log.info("migrated %s", where)
                 report.migrated.append(where)
+
+    def compact(
+        self, *, shard_videos: int = COMPACT_VIDEOS, dry_run: bool = False
+    ) -> CompactionReport:
+        """Fold each family's shards of fewer than `shard_videos` videos into shards of about
+        `shard_videos`, in name order, never mixing shards made under different library
+        versions. Extraction commits small shards (a crash loses at most one); reading them
+        back costs a file open each, which a cache of millions of videos should not pay.
+
+        Each merged shard is committed like a new one and read back bit for bit; then the
+        index is repointed in one transaction; then the old shards are deleted. A crash at any
+        point loses nothing (at worst a video is held twice until the next `compact`, which
+        writes it once). Holds the writer lock (so `gc` cannot run meanwhile); run it when no
+        training or scoring reads the cache, as deleted shards would vanish under them."""
+        if shard_videos < 2:
+            raise UsageError(f"--shard-videos must be at least 2, got {shard_videos}")
+        self._require_writable("compact it")
+        report = CompactionReport()
+        with contextlib.ExitStack() as stack:
+            if not dry_run:
+                stack.enter_context(self.lock().shared())
+            for family in self.families():
+                for group in self._compaction_groups(family, shard_videos):
+                    report.merged += len(group)
+                    report.videos += sum(n for _, n in group)
+                    if dry_run:
+                        report.written.append(f"{family.name}/({len(group)} shards)")
+                        continue
+                    report.written.append(f"{family.name}/{self._merge(family, group)}")
+        return report
+
+    def _compaction_groups(self, family: Family, shard_videos: int) -> list[list[tuple[str, int]]]:
+        """Runs of small shards (name, videos) of one version set, each up to `shard_videos`
+        videos; a run of one shard is left alone."""
+        rows = self.index.db.execute(
+            "SELECT file, n_videos, versions FROM shards WHERE family = ? ORDER BY file",
+            (family.name,),
+        ).fetchall()
+        by_versions: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        for file, n, versions in rows:
+            if n < shard_videos:
+                by_versions[versions].append((file, n))
+        groups = []
+        for shards in by_versions.values():
+            group: list[tuple[str, int]] = []
+            for shard in shards:
+                if group and sum(n for _, n in group) + shard[1] > shard_videos:
+                    groups.append(group)
+                    group = []
+                group.append(shard)
+            groups.append(group)
+        return [g for g in groups if len(g) > 1]
+
+    def _merge(self, family: Family, group: list[tuple[str, int]]) -> str:
+        folder = self.family_dir(family)
+        old = [file for file, _ in group]
+        try:
+            header = merge_shards([folder / f for f in old], folder)
+        except (OSError, ValueError, KeyError) as exc:
+            raise CacheError(f"cannot compact {family.name}: {exc}") from None
+        new = shard_name(header.video_ids)
+        self.index.replace_shards(
+            family,
+            old,
+            new,
+            header.video_ids,
+            backends=header.backends,
+            versions=header.versions,
+        )
+        for file in old:
+            if file != new:
+                (folder / file).unlink(missing_ok=True)
+        log.info("compacted %d shards of %s into %s", len(old), family.name, new)
+        return new
 
     def remove(self, paths: list[Path]) -> None:
         """Delete what `stale()` listed. Call it holding `lock().exclusive()`, so that no live

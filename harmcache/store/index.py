@@ -141,10 +141,43 @@ class Index:
                         (family.name, vid, file, backend),
                     )
 
+    def replace_shards(
+        self,
+        family: Family,
+        old: list[str],
+        file: str,
+        video_ids: list[str],
+        *,
+        backends: list[str],
+        versions: dict,
+    ) -> None:
+        """In one transaction: record the shard `file` (which holds every video of the `old`
+        shards), point those videos' entries at it, and forget the `old` shards."""
+        gone = [f for f in old if f != file]
+        with self.db:
+            self.add_family(family)
+            self.db.execute(
+                "INSERT OR REPLACE INTO shards VALUES (?, ?, ?, ?)",
+                (family.name, file, len(video_ids), canonical_json(versions)),
+            )
+            self.db.executemany(
+                "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?)",
+                [(family.name, v, file, b) for v, b in zip(video_ids, backends, strict=True)],
+            )
+            for f in gone:
+                where = (family.name, f)
+                self.db.execute("DELETE FROM shards WHERE family = ? AND file = ?", where)
+                self.db.execute("DELETE FROM entries WHERE family = ? AND shard = ?", where)
+
     def drop_shard(self, family: str, file: str) -> None:
         with self.db:
             self.db.execute("DELETE FROM shards WHERE family = ? AND file = ?", (family, file))
             self.db.execute("DELETE FROM entries WHERE family = ? AND shard = ?", (family, file))
+
+    def shard_sizes(self, family: str) -> list[int]:
+        """Videos per shard of the family."""
+        rows = self.db.execute("SELECT n_videos FROM shards WHERE family = ?", (family,))
+        return [n for (n,) in rows]
 
     def shard_files(self, family: str) -> set[str]:
         rows = self.db.execute("SELECT file FROM shards WHERE family = ?", (family,))

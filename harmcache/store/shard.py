@@ -516,6 +516,38 @@ def migrate_shard(path: Path) -> bool:
     return True
 
 
+def merge_shards(paths: list[Path], folder: Path) -> ShardHeader:
+    """Write the videos of `paths` (shards of one family made under one set of library
+    versions) into one shard in `folder`, with the same commit as a new shard, and check that
+    every video reads back bit for bit. A video held by more than one of them (a merge
+    interrupted before the old shards were deleted) is written once. The inputs are left in
+    place: the caller repoints the index, then deletes them. Returns the new shard's header."""
+    headers = [read_header(p) for p in paths]
+    family, versions = headers[0].family, headers[0].versions
+    if any(h.family.name != family.name or h.versions != versions for h in headers):
+        raise ValueError("only shards of one family and one set of library versions merge")
+    items: dict[str, VideoFeatures] = {}
+    for path, header in zip(paths, headers):
+        videos = read_videos(path)
+        for vid in header.video_ids:
+            items.setdefault(vid, videos[vid])
+    merged = list(items.values())
+    final = folder / shard_name(list(items))
+    columns = _columns(merged)
+    tmp = temporary_name(final)
+    try:
+        write_shard_file(tmp, family, merged, versions=versions, columns=columns)
+        after = read_videos(tmp)
+        changed = [v.video_id for v in merged if not _same_video(v, after[v.video_id])]
+        if changed:
+            raise ValueError(f"video {changed[0]} would not read back bit for bit")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    publish(tmp, final)
+    return ShardHeader(family, list(items), [v.info.backend for v in merged], versions)
+
+
 def _same_video(a: VideoFeatures, b: VideoFeatures) -> bool:
     ra, rb = a.record, b.record
     pairs = [(getattr(ra, k), getattr(rb, k)) for k in CORE_DATASETS]

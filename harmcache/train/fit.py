@@ -135,6 +135,7 @@ def train(
     )
     check_split(videos, assignment)
     notes += missing_classes(videos, assignment)
+    notes += _small_shards(cache, chosen)
     parts = {
         name: [v for v in videos if assignment[v.video_id] == name]
         for name in ("train", "val", "test")
@@ -296,6 +297,21 @@ class _Inputs:
             for i in range(0, len(video_ids), step)
         ]
         return np.concatenate(parts) if parts else np.zeros(0)
+
+
+SMALL_SHARD = 64
+"""Fewer videos than this per shard, on average, and reading is bound by opening files."""
+
+
+def _small_shards(cache: FeatureCache, chosen: dict[str, Family]) -> list[str]:
+    sizes = [n for fam in chosen.values() for n in cache.index.shard_sizes(fam.name)]
+    if len(sizes) < 64 or sum(sizes) / len(sizes) >= SMALL_SHARD:
+        return []
+    return [
+        f"the cache holds {len(sizes)} shards of {sum(sizes) / len(sizes):.0f} videos on "
+        f"average; `harmcache cache compact {cache.root}` merges them so training reads a few "
+        "large shards instead"
+    ]
 
 
 def _check_parts(
