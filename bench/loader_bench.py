@@ -1,12 +1,14 @@
 """Stage two from the columnar cache through the streaming loader (issue 9's targets).
 
 - read rate: one loader epoch (shard slices → shuffle buffer → padded float32 batches) over
-  4,000 cached videos (`train_bench.build_cache`: 32 CLIP 512-d + 32 YOLO 160-d rows and 4
-  SlowFast 2304-d windows each), against a contiguous HDF5 read of the same bytes (the
-  `cache_read_bench` measurement), side by side and alternating; target >= 30%;
+  4,000 cached videos in 100-video shards (`train_bench.build_cache`: 32 CLIP 512-d + 32 YOLO
+  160-d rows and 4 SlowFast 2304-d windows each), against a contiguous HDF5 read of the same
+  bytes (the `cache_read_bench` measurement), side by side and alternating; target >= 30%;
 - loader share: one default Transformer epoch over those videos through
   `TransformerHead.fit_stream`, with the time spent waiting on the loader measured; target
   <= 10%;
+- small shards: the same videos committed 8 to a shard (extract's default `--shard-size`), one
+  loader epoch beside the contiguous read, then again after `cache compact`;
 - peak RSS: a Transformer epoch through the loader at 4,000 and at 40,000 cached videos, each in
   a fresh child process, on caches in the real format built with `FeatureCache.commit` but with
   small feature widths (clip 16, yolo 8, slowfast 24; same rows per video) so 40,000 videos
@@ -39,6 +41,8 @@ QUICK = {"videos": 400, "repeats": 2, "rss_small": 400, "rss_large": 4000}
 SMALL_DIMS = {"clip": 16, "yolo": 8, "slowfast": 24}
 LOADER = {"batch_size": 4, "buffer_videos": 1024, "slice_videos": 100, "seed": 0}
 RSS_HEAD = {"d_model": 16, "layers": 1, "dim_feedforward": 32, "batch_size": 64, "epochs": 1}
+SMALL_SHARD = 8
+"""extract's default --shard-size."""
 TARGETS = {"read_rate_vs_contiguous": 0.30, "rss_ratio": 1.2, "loader_share": 0.10}
 
 
@@ -127,6 +131,52 @@ def _rate_and_share(size: dict, work: Path) -> dict:
     }
 
 
+def _small_shards(size: dict, work: Path) -> dict:
+    """The same videos committed 8 to a shard (extract's default --shard-size): one loader
+    epoch, then again after `FeatureCache.compact`, each beside the contiguous read."""
+    import bench.train_bench as tb
+
+    saved, tb.SHARD = tb.SHARD, SMALL_SHARD
+    try:
+        cache, ids, labels = build_cache(work / "small-shards", size["videos"])
+    finally:
+        tb.SHARD = saved
+    contiguous = work / "contiguous.h5"
+
+    def read_contiguous() -> None:
+        with h5py.File(contiguous, "r") as f:
+            f["x"][()]
+
+    def measure() -> dict:
+        stream = _stream(cache, ids, labels)
+        for _ in stream.epoch(0):  # warms the page cache
+            pass
+        times = {"loader_epoch": [], "contiguous": []}
+        for k in range(size["repeats"]):
+            times["loader_epoch"].append(_timed(lambda k=k: [None for _ in stream.epoch(k + 1)]))
+            times["contiguous"].append(_timed(read_contiguous))
+        median = {key: statistics.median(v) for key, v in times.items()}
+        shards = len(list((work / "small-shards").rglob("shard-*.h5")))
+        return {
+            "shards": shards,
+            "median_s": {key: round(v, 4) for key, v in median.items()},
+            "read_rate_vs_contiguous": round(median["contiguous"] / median["loader_epoch"], 3),
+        }
+
+    before = measure()
+    start = time.perf_counter()
+    report = cache.compact()
+    compact_s = time.perf_counter() - start
+    after = measure()
+    cache.close()
+    return {
+        "videos_per_shard": SMALL_SHARD,
+        "as_extracted": before,
+        "after_compact": {**after, "compact_s": round(compact_s, 2), "merged": report.merged},
+        "speedup": round(before["median_s"]["loader_epoch"] / after["median_s"]["loader_epoch"], 2),
+    }
+
+
 def _child_epoch(root: str) -> None:
     """In a fresh process: one Transformer epoch through the loader; print the peak RSS."""
     from harmcache.heads.transformer import TransformerHead
@@ -202,6 +252,8 @@ def run(results_dir: Path, quick: bool = False) -> dict:
     try:
         rate = _rate_and_share(size, work)
         shutil.rmtree(work / "cache", ignore_errors=True)
+        small = _small_shards(size, work)
+        shutil.rmtree(work / "small-shards", ignore_errors=True)
         rss = _rss(size, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -216,6 +268,7 @@ def run(results_dir: Path, quick: bool = False) -> dict:
         "cache": {"videos": size["videos"], "rows_per_video": ROWS, "dims": DIMS},
         "loader": LOADER,
         "read_rate": rate,
+        "small_shards": small,
         "peak_rss": rss,
         "targets": TARGETS,
         "summary": {
@@ -225,6 +278,8 @@ def run(results_dir: Path, quick: bool = False) -> dict:
             "contiguous_mb_per_s": rate["mb_per_s"]["contiguous"],
             "transformer_epoch_s": rate["transformer_epoch"]["epoch_s"],
             "loader_share": rate["transformer_epoch"]["loader_share"],
+            "small_shards_read_rate": small["as_extracted"]["read_rate_vs_contiguous"],
+            "compacted_read_rate": small["after_compact"]["read_rate_vs_contiguous"],
             "rss_ratio": rss["rss_ratio"],
             "rss_videos": [size["rss_small"], size["rss_large"]],
             "load_average_before": round(load_before[0], 2),

@@ -32,6 +32,7 @@ import numpy as np
 
 from bench.meta import run_metadata
 
+SHARD = 100
 DIMS = {"clip": 512, "yolo": 160, "slowfast": 2304}
 ROWS = {"clip": 32, "yolo": 32, "slowfast": 4}
 FULL = {"videos": 4000, "val": 800, "variant_videos": 1000, "scores": 100_000, "replicates": 1000}
@@ -71,9 +72,9 @@ def build_cache(root: Path, n: int, seed: int = 0):
         )
         rows = ROWS[extractor]
         stamps = (np.arange(rows) + 0.5) * duration / rows
-        for start in range(0, n, 100):
+        for start in range(0, n, SHARD):
             items = []
-            for i in range(start, min(start + 100, n)):
+            for i in range(start, min(start + SHARD, n)):
                 x = rng.standard_normal((rows, dim), dtype=np.float32)
                 x[:, :4] += labels[i]
                 record = FeatureRecord(x, np.round(stamps * 30).astype(np.int64), stamps)
