@@ -52,6 +52,15 @@ demo: install
 		--out $(DEMO_RUNS)/mil --val-fraction 0.25 --test-fraction 0.25 --events $(DEMO_DIR)/longset/long/events.csv
 	$(HC) evaluate $(DEMO_RUNS)/mil --events $(DEMO_DIR)/longset/long/events.csv
 	$(HC) predict $(DEMO_DIR)/longset/long/harmful/long_harmful_000.mp4 --run $(DEMO_RUNS)/mil
+	@echo "sound: clips whose pictures are alike and whose sound alone holds the harm (a loud burst)"
+	$(HC) demo-data $(DEMO_DIR)/soundset --n-safe 1 --n-long 0 --n-audio 20
+	$(HC) extract $(DEMO_DIR)/soundset/audio --out $(DEMO_DIR)/sound-cache --random-init \
+		--extractors clip,audio --frames 4
+	$(HC) train --cache $(DEMO_DIR)/sound-cache --labels $(DEMO_DIR)/soundset/audio/labels.csv --head logreg \
+		--features audio --out $(DEMO_RUNS)/sound-audio --val-fraction 0.25 --test-fraction 0.4
+	$(HC) train --cache $(DEMO_DIR)/sound-cache --labels $(DEMO_DIR)/soundset/audio/labels.csv --head logreg \
+		--features clip --out $(DEMO_RUNS)/sound-clip --split-from $(DEMO_RUNS)/sound-audio
+	$(HC) compare $(DEMO_RUNS)/sound-audio $(DEMO_RUNS)/sound-clip
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -36,6 +36,7 @@ BENCHMARKS = {
     "cache-read": "bench.cache_read_bench",
     "loader": "bench.loader_bench",
     "long-video": "bench.long_video_bench",
+    "audio": "bench.audio_bench",
 }
 
 
