@@ -35,6 +35,7 @@ def info(
 ) -> None:
     """Families, videos per family, sizes and failures."""
     from harmcache.extractors.audio import videos_without_sound
+    from harmcache.video.image import IMAGE_BACKEND
 
     with _open(cache) as store:
         report = store.info()
@@ -59,6 +60,12 @@ def info(
             typer.echo(f"    {made['videos']} video(s) made with: {libs or 'unrecorded versions'}")
         if len(fam["versions"]) > 1:
             typer.echo("    note: this family's videos were made under different library versions")
+        images = fam["backends"].get(IMAGE_BACKEND, 0)
+        if images and fam["extractor"] == "slowfast":
+            typer.echo(
+                f"    note: {images} still image(s) have no SlowFast windows (no motion): zero "
+                "rows, masked in stage two"
+            )
         if fam.get("without_sound"):
             typer.echo(
                 f"    note: {fam['without_sound']} video(s) have no audio track: zero rows, "

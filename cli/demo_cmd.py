@@ -23,16 +23,27 @@ def demo_data(
         help="Sound clips of each class in OUT/audio/: alike pictures, a loud burst in the "
         "harmful ones' sound (0: none).",
     ),
+    n_images: int = typer.Option(
+        0, help="Still images of each class in OUT/images/ (jpg, png, webp, bmp; 0: none)."
+    ),
 ) -> None:
     """Write a small synthetic labelled video set with a planted harmful/safe difference, long
     videos in OUT/long/ where each harmful one holds one short harmful event, and (--n-audio)
-    sound clips in OUT/audio/ told apart by their sound alone."""
-    from harmcache.demo import make_audio_demo_set, make_demo_set, make_long_demo_set
+    sound clips in OUT/audio/ told apart by their sound alone, and (--n-images) still images in
+    OUT/images/."""
+    from harmcache.demo import (
+        make_audio_demo_set,
+        make_demo_set,
+        make_image_demo_set,
+        make_long_demo_set,
+    )
 
     if n_long < 0:
         raise UsageError(f"--n-long must be 0 or more, got {n_long}")
     if n_audio < 0:
         raise UsageError(f"--n-audio must be 0 or more, got {n_audio}")
+    if n_images < 0:
+        raise UsageError(f"--n-images must be 0 or more, got {n_images}")
     labels = make_demo_set(out, n_safe=n_safe, seed=seed)
     typer.echo(f"wrote demo videos and {labels}")
     if n_long:
@@ -45,6 +56,11 @@ def demo_data(
             out / "audio", n_harmful=n_audio, n_safe=n_audio, seed=seed
         )
         typer.echo(f"wrote sound demo videos and {sound_labels}")
+    if n_images:
+        image_labels = make_image_demo_set(
+            out / "images", n_harmful=n_images, n_safe=n_images, seed=seed
+        )
+        typer.echo(f"wrote demo images and {image_labels}")
 
 
 def register(app: typer.Typer) -> None:

@@ -10,6 +10,9 @@ an events.csv (path,start,end) beside its labels.csv.
 The sound set (`make_audio_demo_set`) is for the audio extractor: 1-2 s clips whose pictures
 are drawn alike for both classes and whose sound tracks are soft noise and a hum, plus one loud
 burst in the harmful ones. Only the sound tells them apart.
+
+The image set (`make_image_demo_set`) is still pictures drawn like one frame of the clips, in
+each of the image formats harmcache reads (jpg, png, webp, bmp).
 """
 
 from __future__ import annotations
@@ -201,6 +204,47 @@ def make_audio_demo_set(
     except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
         raise UsageError(
             f"cannot write the sound demo set into {out}: {exc.strerror}: {exc.filename}"
+        ) from None
+    labels = out / "labels.csv"
+    with open(labels, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "label"])
+        writer.writerows(rows)
+    return labels
+
+
+IMAGE_FORMATS = ("jpg", "png", "webp", "bmp")
+
+
+def make_image_demo_set(
+    out_dir: str | Path,
+    *,
+    n_harmful: int = 8,
+    n_safe: int = 8,
+    size: tuple[int, int] = (96, 128),
+    seed: int = 0,
+) -> Path:
+    """Write still images into out_dir/{harmful,safe}/, drawn like one frame of the demo clips
+    and cycling through the image formats, and a labels.csv (path,label); returns it."""
+    from PIL import Image
+
+    if n_harmful < 1 or n_safe < 1:
+        raise UsageError(f"need at least one harmful and one safe image, got {n_harmful}, {n_safe}")
+    out = Path(out_dir)
+    rng = np.random.default_rng(seed)
+    rows = []
+    try:
+        for label, count in ((1, n_harmful), (0, n_safe)):
+            folder = "harmful" if label else "safe"
+            (out / folder).mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                name = f"{folder}/image_{folder}_{i:03d}.{IMAGE_FORMATS[i % len(IMAGE_FORMATS)]}"
+                frame = demo_frames(bool(label), rng, n_frames=1, size=size)[0]
+                Image.fromarray(frame).save(out / name)
+                rows.append((name, label))
+    except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
+        raise UsageError(
+            f"cannot write the image demo set into {out}: {exc.strerror}: {exc.filename}"
         ) from None
     labels = out / "labels.csv"
     with open(labels, "w", newline="") as f:

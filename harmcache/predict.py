@@ -31,6 +31,7 @@ from pathlib import Path
 from harmcache.errors import DataError, UsageError
 from harmcache.heads.data import SequenceData
 from harmcache.heads.timeline import merge_spans
+from harmcache.video.image import is_image
 from harmcache.train.localize import segment_table
 from harmcache.train.rundir import Run, load_run
 
@@ -126,10 +127,21 @@ def predict(
         p = scored[vid]
         for name in ("score", "probability", "label", "threshold", "objective", "guarantee"):
             setattr(out[position], name, getattr(p, name))
-        out[position].duration = p.duration
-        out[position].timeline = p.timeline
-        out[position].spans = p.spans
+        if is_image(out[position].path):
+            still(out[position])
+        else:
+            out[position].duration = p.duration
+            out[position].timeline = p.timeline
+            out[position].spans = p.spans
     return out
+
+
+def still(p: Prediction) -> None:
+    """A still image has no time axis: its timeline is its one score at 0 s, and its span is
+    that instant when the score reaches the threshold."""
+    p.duration = 0.0
+    p.timeline = [Segment(0.0, 0.0, p.score)]
+    p.spans = merge_spans([0.0], [0.0], [p.score], p.threshold)
 
 
 def score_videos(run: Run, cache, video_ids: list[str], segments: int = DEFAULT_SEGMENTS) -> dict:

@@ -12,6 +12,7 @@ import av
 import numpy as np
 import pytest
 from harmcache.cli.main import app
+from PIL import Image
 from typer.testing import CliRunner
 
 from harmcache.store.cache import FeatureCache
@@ -76,7 +77,21 @@ def hostile(tmp_path):
     write_video(d / "b" / "same.mp4", coded_frames(8, seed=4), fps=8)
     write_video(d / "폭력_영상.mp4", coded_frames(8, seed=5), fps=8)
     write_video(d / "vidéo é.mp4", coded_frames(8, seed=6), fps=8)
+    # Still images: good ones in three formats, one PNG named .jpg, and broken ones.
+    picture = coded_frames(1, 40, 56, seed=7)[0]
+    for name in ("photo.jpg", "photo.webp", "png_named.jpg"):
+        fmt = "PNG" if name == "png_named.jpg" else None
+        Image.fromarray(picture).save(_mkdir(d / "images") / name, format=fmt)
+    (d / "images" / "zero.png").write_bytes(b"")
+    (d / "images" / "text.jpg").write_text("not a picture\n")
+    jpeg = (d / "images" / "photo.jpg").read_bytes()
+    (d / "images" / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
     return d
+
+
+def _mkdir(path):
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 EXPECTED = {
@@ -93,6 +108,12 @@ EXPECTED = {
     "b/same.mp4": ("extracted", None),
     "폭력_영상.mp4": ("extracted", None),
     "vidéo é.mp4": ("extracted", None),
+    "images/photo.jpg": ("extracted", None),
+    "images/photo.webp": ("extracted", None),
+    "images/png_named.jpg": ("extracted", None),
+    "images/zero.png": ("failed", "empty"),
+    "images/text.jpg": ("failed", "unreadable"),
+    "images/truncated.jpg": ("failed", "decode_error"),
 }
 
 
@@ -131,26 +152,28 @@ def test_hostile_folder_every_input_accounted_for(hostile, tmp_path, way):
             assert by_name[name]["reason"] == reason, (name, by_name[name])
     assert by_name["good_copy.mp4"]["video_id"] == by_name["good.mp4"]["video_id"]
     assert by_name["a/same.mp4"]["video_id"] != by_name["b/same.mp4"]["video_id"]
-    assert (summary["extracted"], summary["cached"], summary["failed"]) == (7, 1, 5)
-    assert "failed 5" in stderr
+    assert (summary["extracted"], summary["cached"], summary["failed"]) == (10, 1, 8)
+    assert "failed 8" in stderr
 
     with FeatureCache(out) as cache:
         assert len(cache.families()) == 3
         for fam in cache.families():
-            assert len(cache.committed(fam)) == 7
-        one = cache.load(
-            [f for f in cache.families() if f.extractor == "clip"][0],
-            [by_name["one_frame.mp4"]["video_id"]],
-        )
+            assert len(cache.committed(fam)) == 10
+        family = {f.extractor: f for f in cache.families()}
+        one = cache.load(family["clip"], [by_name["one_frame.mp4"]["video_id"]])
         assert next(iter(one.values())).record.features.shape[0] == 1
+        # An image is one row for CLIP and YOLO, and no SlowFast window (not a failure).
+        photo = by_name["images/photo.jpg"]["video_id"]
+        rows = {ex: len(cache.load(f, [photo])[photo].record.features) for ex, f in family.items()}
+        assert rows == {"clip": 1, "yolo": 1, "slowfast": 0}
         failed = cache.failed()
-        assert len(failed) == 5
+        assert len(failed) == 8
         assert all(Path(p).is_absolute() for p in failed)
     assert cli("cache", "verify", out).exit_code == 0
     if way == "workers0":
         strict = cli("extract", hostile, "--out", out, "--json", "--strict", *TINY)
         assert strict.exit_code == 1
-        assert last_json(strict)["cached"] == 8
+        assert last_json(strict)["cached"] == 11
 
 
 def test_rerun_skips_and_one_changed_extractor_reextracts_only_itself(make_video, tmp_path):

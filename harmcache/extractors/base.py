@@ -311,7 +311,8 @@ class ExtractionSession:
         self.info = info
         rows = np.asarray(extractor.row_frames(info, times), dtype=np.int64)
         self.rows = rows
-        self.need = rows.reshape(len(rows), -1)
+        # (rows, frames per row); `rows` may be empty (a still image has no SlowFast window).
+        self.need = rows.reshape(len(rows), rows.shape[1] if rows.ndim == 2 else 1)
         per_row = self.need.shape[1]
         self.frame_index = rows if rows.ndim == 1 else rows[:, per_row // 2]
         self.timestamp = np.asarray(times, dtype=np.float64)[self.frame_index]

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from harmcache.types import VideoInfo
+from harmcache.video.image import IMAGE_BACKEND
 from harmcache.video.sampling import fps_indices, uniform_indices
 
 
@@ -20,7 +21,9 @@ def frame_sampling_options(settings: Any) -> dict[str, Any]:
 
 
 def sampled_frames(settings: Any, info: VideoInfo, times: np.ndarray) -> np.ndarray:
-    """(L,) frame indices in time order."""
+    """(L,) frame indices in time order; a still image is one row, whatever the settings."""
+    if info.backend == IMAGE_BACKEND:
+        return np.zeros(1, dtype=np.int64)
     if settings.fps is None:
         return uniform_indices(info.n_frames, settings.frames)
     return fps_indices(times, settings.fps)

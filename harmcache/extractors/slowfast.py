@@ -16,6 +16,7 @@ import numpy as np
 from harmcache.errors import WeightsUnavailable
 from harmcache.extractors.base import Extractor, FeatureRecord, register_extractor
 from harmcache.video.decode import VideoInfo
+from harmcache.video.image import IMAGE_BACKEND
 from harmcache.video.sampling import tiled_window_indices, window_indices
 
 LENGTH = 32
@@ -97,7 +98,10 @@ class SlowFastExtractor(Extractor):
         }
 
     def row_frames(self, info: VideoInfo, times: np.ndarray) -> np.ndarray:
-        """(windows, 32) frame indices, one row per window."""
+        """(windows, 32) frame indices, one row per window; none for a still image (no motion
+        to see: "not applicable", which stage two masks)."""
+        if info.backend == IMAGE_BACKEND:
+            return np.zeros((0, LENGTH), dtype=np.int64)
         every = self.settings.window_every
         if every is None:
             return window_indices(info.n_frames, self.settings.windows, LENGTH, STRIDE)

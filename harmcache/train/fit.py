@@ -36,7 +36,14 @@ from harmcache.train.features import (
     scan_cache,
     select_families,
 )
-from harmcache.train.labels import JoinReport, LabeledVideo, check_classes, join_labels, read_labels
+from harmcache.train.labels import (
+    JoinReport,
+    LabeledVideo,
+    check_classes,
+    join_labels,
+    read_labels,
+    without_rows_line,
+)
 from harmcache.train.loader import StreamingLoader, pool_cache
 from harmcache.train.localize import DEFAULT_SEGMENTS, head_timelines, join_events, localization
 from harmcache.train.rundir import (
@@ -324,20 +331,30 @@ def _check_parts(
 ) -> tuple[dict[str, Family], dict[str, int]]:
     """The content guards on the training and validation videos, scanned shard by shard;
     the families left, and their feature widths. With the default feature set (`leave_out`),
-    a modality identical in every training video (random-init YOLO that detects nothing) is
-    left out as long as another remains; `check_scans` refuses it when it was asked for, or
-    when nothing else is left."""
-    scans = scan_cache(cache, chosen, ids["train"])
-    constant = constant_modalities(scans)
-    if leave_out and constant and len(constant) < len(chosen):
-        for extractor, why in constant.items():
+    a modality that carries nothing for the training videos is left out as long as another
+    remains: identical in every one (random-init YOLO that detects nothing), or without rows
+    in any (SlowFast on still images). `check_scans` refuses it when it was asked for, or when
+    nothing else is left. Videos without rows in a modality are counted in `report`."""
+    scans = {name: scan_cache(cache, chosen, part) for name, part in ids.items() if part}
+    useless = constant_modalities(scans["train"])
+    for name, scan in scans["train"].items():
+        if not scan.has.any():
+            useless[name] = f"no rows in any of the {len(scan.has)} training videos"
+    if leave_out and useless and len(useless) < len(chosen):
+        for extractor, why in useless.items():
             log.warning("left %s features out: %s", extractor, why)
             report.left_out[extractor] = why
-            del scans[extractor]
-        chosen = {ex: fam for ex, fam in chosen.items() if ex not in constant}
-    check_scans(scans, ids["train"])
-    check_scans(scan_cache(cache, chosen, ids["val"]), ids["val"])
-    return chosen, {name: scan.dim for name, scan in scans.items()}
+            for part in scans.values():
+                del part[extractor]
+        chosen = {ex: fam for ex, fam in chosen.items() if ex not in useless}
+    for extractor in chosen:
+        empty = sum(int((~part[extractor].has).sum()) for part in scans.values())
+        if empty:
+            report.without_rows[extractor] = empty
+            log.info("%s", without_rows_line(extractor, empty))
+    check_scans(scans["train"], ids["train"])
+    check_scans(scans["val"], ids["val"])
+    return chosen, {name: scan.dim for name, scan in scans["train"].items()}
 
 
 def _drop_incomplete(

@@ -72,6 +72,9 @@ class JoinReport:
     """Matched videos dropped because a chosen family lacks them, per extractor."""
     left_out: dict[str, str] = field(default_factory=dict)
     """Extractors left out of a default feature set, and why (e.g. identical for all videos)."""
+    without_rows: dict[str, int] = field(default_factory=dict)
+    """Kept videos with no rows in a modality (no sound track; SlowFast on a still image),
+    per extractor: masked in stage two, never zeros presented as data."""
 
     def lines(self) -> list[str]:
         out = [
@@ -87,6 +90,8 @@ class JoinReport:
             )
         for extractor, n in sorted(self.missing_features.items()):
             out.append(f"dropped for lacking {extractor} features: {n}")
+        for extractor, n in sorted(self.without_rows.items()):
+            out.append(without_rows_line(extractor, n))
         for extractor, why in sorted(self.left_out.items()):
             out.append(
                 f"warning: left {extractor} features out: {why}; they carry no information "
@@ -105,7 +110,12 @@ class JoinReport:
             "duplicate_rows": self.duplicate_rows,
             "missing_features": dict(sorted(self.missing_features.items())),
             "left_out": dict(sorted(self.left_out.items())),
+            "without_rows": dict(sorted(self.without_rows.items())),
         }
+
+
+def without_rows_line(extractor: str, n: int) -> str:
+    return f"videos with no {extractor} rows (masked): {n}"
 
 
 # --- reading -----------------------------------------------------------------------------------

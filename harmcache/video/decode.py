@@ -24,6 +24,7 @@ import numpy as np
 
 from harmcache.errors import VideoError
 from harmcache.types import VideoInfo
+from harmcache.video.image import IMAGE_BACKEND, ImageSource, is_image, reopened_image
 
 log = logging.getLogger(__name__)
 
@@ -295,6 +296,8 @@ class VideoSource:
     def _open(path: Path, prefer: str):
         """The first backend that opens the file and reads its packets. Nothing is decoded yet:
         the probe frames join the first decode pass (`plan`)."""
+        if is_image(path):
+            return ImageSource(path)
         order = [_PyAVSource, _DecordSource] if prefer == "pyav" else [_DecordSource]
         first_error: VideoError | None = None
         for backend in order:
@@ -350,6 +353,8 @@ class VideoSource:
 def reopen(path: str | Path, backend: str):
     """A source that decodes chunks of a video opened before (in another process): the
     packets are not read again, the chunk plan carries what they said."""
+    if backend == IMAGE_BACKEND:
+        return reopened_image(path)
     cls = _PyAVSource if backend == "pyav" else _DecordSource
     source = cls.__new__(cls)
     source._path = Path(path)

@@ -1,4 +1,5 @@
-"""Turn command-line inputs (files, folders, list files) into an ordered list of video paths."""
+"""Turn command-line inputs (files, folders, list files) into an ordered list of video and
+image paths."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ import csv
 from pathlib import Path
 
 from harmcache.errors import UsageError
+from harmcache.video.image import IMAGE_EXTENSIONS
 
 # Containers FFmpeg opens. Folders are searched for these; a file named explicitly is always tried.
 VIDEO_EXTENSIONS = frozenset(
     ".mp4 .m4v .mkv .webm .avi .mov .mpg .mpeg .wmv .flv .ts .mts .m2ts .3gp .ogv .gif".split()
 )
 LIST_EXTENSIONS = frozenset({".csv", ".txt", ".lst"})
+MEDIA_EXTENSIONS = VIDEO_EXTENSIONS | IMAGE_EXTENSIONS
+"""What a folder is searched for: videos, and still images (one-frame items)."""
 
 
 def expand_inputs(inputs: list[str | Path]) -> list[Path]:
@@ -39,7 +43,7 @@ def _expand_one(path: Path) -> list[Path]:
             p
             for p in path.rglob("*")
             if p.is_file()
-            and p.suffix.lower() in VIDEO_EXTENSIONS
+            and p.suffix.lower() in MEDIA_EXTENSIONS
             and not any(part.startswith(".") for part in p.relative_to(path).parts)
         )
     if path.is_file() and path.suffix.lower() in LIST_EXTENSIONS:
