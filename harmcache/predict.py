@@ -31,9 +31,9 @@ from pathlib import Path
 from harmcache.errors import DataError, UsageError
 from harmcache.heads.data import SequenceData
 from harmcache.heads.timeline import merge_spans
-from harmcache.video.image import is_image
 from harmcache.train.localize import segment_table
 from harmcache.train.rundir import Run, load_run
+from harmcache.video.image import is_image
 
 DEFAULT_SEGMENTS = 8
 
