@@ -30,6 +30,8 @@ demo: install
 		--yolo-imgsz 160 --slowfast-short-side 128 --slowfast-crop 128
 	$(HC) cache info $(DEMO_CACHE)
 	$(HC) cache verify $(DEMO_CACHE)
+	@echo "extract commits a few videos per shard (crash safety); compact merges them for fast reads"
+	$(HC) cache compact $(DEMO_CACHE)
 	@echo "deleting the demo videos: stage two reads the cache alone"
 	find $(DEMO_DIR)/videos -name '*.mp4' -delete
 	$(HC) train --cache $(DEMO_CACHE) --labels $(DEMO_DIR)/videos/labels.csv --head transformer --out $(DEMO_RUNS)/transformer
@@ -61,6 +63,14 @@ demo: install
 	$(HC) train --cache $(DEMO_DIR)/sound-cache --labels $(DEMO_DIR)/soundset/audio/labels.csv --head logreg \
 		--features clip --out $(DEMO_RUNS)/sound-clip --split-from $(DEMO_RUNS)/sound-audio
 	$(HC) compare $(DEMO_RUNS)/sound-audio $(DEMO_RUNS)/sound-clip
+	@echo "still images: jpg, png, webp and bmp beside videos; SlowFast gives them no window (masked)"
+	$(HC) demo-data $(DEMO_DIR)/imageset --n-safe 1 --n-long 0 --n-images 16
+	$(HC) extract $(DEMO_DIR)/imageset --out $(DEMO_DIR)/image-cache --random-init --frames 8 --windows 1 \
+		--yolo-imgsz 160 --slowfast-short-side 128 --slowfast-crop 128
+	$(HC) cache info $(DEMO_DIR)/image-cache
+	$(HC) train --cache $(DEMO_DIR)/image-cache --labels $(DEMO_DIR)/imageset/images/labels.csv --head logreg \
+		--features clip --out $(DEMO_RUNS)/images --val-fraction 0.25 --test-fraction 0.25
+	$(HC) predict $(DEMO_DIR)/imageset/images/harmful/image_harmful_001.png --run $(DEMO_RUNS)/images
 
 test: install
 	$(BIN)/python -m pytest -q
