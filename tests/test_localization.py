@@ -42,6 +42,10 @@ def test_mil_finds_harmful_videos_and_their_seconds(long_cache):
     common = ["--cache", str(cache), "--labels", str(labels), "--test-fraction", "0.3",
               "--val-fraction", "0.25"]  # fmt: skip
     cli("train", *common, "--head", "mil", "--out", str(mil), "--events", str(events))
+    # --events on train: each epoch reports the validation timelines' per-second figures.
+    history = json.loads((mil / "metrics.json").read_text())["history"]
+    assert history and all(0 <= e["localization"]["segment_auroc"] <= 1 for e in history)
+    assert all(e["localization"]["n_positive_seconds"] > 0 for e in history)
     got = cli("evaluate", str(mil), "--events", str(events), "--json")
     assert got["subset"] == "test" and got["localization"]["timeline"] == "snippets"
     assert got["localization"]["tuned_on"] is False

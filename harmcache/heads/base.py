@@ -72,6 +72,9 @@ class EpochReport:
     monitor: float | None = None
     """The early-stopping value this epoch."""
     improved: bool = False
+    localization: dict | None = None
+    """Per-second segment AUROC/AP of the validation timelines against an events file, when
+    training was given one (`train --events`); filled by the epoch callback."""
 
     @classmethod
     def validated(
@@ -124,7 +127,10 @@ class EpochReport:
             f" best on 0.01 grid: F1 {self.best_f1:.4f} at {self.best_threshold:.2f}"
             + ("  *" if self.improved else "")
         )
-        return "\n".join([head, metrics.format_rows(self.rows, best), tail])
+        lines = [head, metrics.format_rows(self.rows, best), tail]
+        if self.localization is not None:
+            lines.append(localization_line(self.localization))
+        return "\n".join(lines)
 
     def to_json(self) -> dict:
         return {
@@ -136,7 +142,21 @@ class EpochReport:
             "monitor": self.monitor,
             "improved": self.improved,
             "seconds": self.seconds,
+            **({} if self.localization is None else {"localization": self.localization}),
         }
+
+
+def localization_line(loc: dict) -> str:
+    """'  per second on validation: AUROC 0.97, AP 0.91 (412 s, 38 harmful)'."""
+    auroc, ap = loc.get("segment_auroc"), loc.get("segment_ap")
+    shown = ", ".join(
+        f"{name} {value:.4f}" if value is not None else f"{name} n/a"
+        for name, value in (("AUROC", auroc), ("AP", ap))
+    )
+    return (
+        f"  per second on validation: {shown} ({loc.get('n_seconds', 0)} s, "
+        f"{loc.get('n_positive_seconds', 0)} harmful)"
+    )
 
 
 EpochCallback = Callable[[EpochReport], None]

@@ -224,8 +224,8 @@ def run_epochs(
             report = EpochReport(epoch, head.epochs, train_loss, time.perf_counter() - start)
         else:
             report = validate(epoch, train_loss, start)
+        on_epoch(report)  # first: the callback may add to the report (per-epoch localization)
         head.history_.append(report.to_json())
-        on_epoch(report)
         if validate is not None and stopper.stale >= head.patience:
             log.info("early stop after epoch %d; best epoch %d", epoch, stopper.epoch)
             break

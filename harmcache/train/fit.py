@@ -25,7 +25,7 @@ from harmcache import metrics
 from harmcache.calibration import METHODS as CALIBRATION_METHODS
 from harmcache.calibration import ScoreCalibrator, brier_score, expected_calibration_error
 from harmcache.errors import DataError, UsageError
-from harmcache.heads.base import EpochCallback, Head, make_head
+from harmcache.heads.base import EpochCallback, EpochReport, Head, log_epoch, make_head
 from harmcache.heads.data import PooledData, SequenceData
 from harmcache.store.cache import FeatureCache
 from harmcache.store.family import Family
@@ -156,6 +156,9 @@ def train(
     inputs = _Inputs(cache, chosen, model)
     val_data = inputs.part(ids["val"], y["val"])
     timer = {"load": time.perf_counter() - loading}
+    if joined_events is not None:
+        val_sequences = load_sequences(cache, chosen, ids["val"], y["val"])
+        on_epoch = _with_localization(model, on_epoch, joined_events.by_video, val_sequences)
     fitting = time.perf_counter()
     if inputs.streamed:
         stream = StreamingLoader(
@@ -273,6 +276,28 @@ def _join(
 def _log_join(report: JoinReport) -> None:
     for line in report.lines():
         log.info("%s", line)
+
+
+def _with_localization(
+    model: Head, on_epoch: EpochCallback | None, events: dict, val: SequenceData
+) -> EpochCallback:
+    """`on_epoch` with each validated epoch's per-second localization on the validation videos
+    added to its report: how well the timeline finds the events as training goes."""
+    report_to = on_epoch or log_epoch
+
+    def per_epoch(report: EpochReport) -> None:
+        if report.rows:
+            # Mid-fit the head is not fitted yet by sklearn's rules; its weights score already.
+            unfitted = not hasattr(model, "classes_")
+            model.classes_ = np.array([0, 1])
+            try:
+                report.localization = localization(events, head_timelines(model, val), val)
+            finally:
+                if unfitted:
+                    del model.classes_
+        report_to(report)
+
+    return per_epoch
 
 
 SCORE_CHUNK = 512
