@@ -34,14 +34,13 @@ def info(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Families, videos per family, sizes and failures."""
-    from harmcache.extractors.audio import videos_without_sound
     from harmcache.video.image import IMAGE_BACKEND
 
     with _open(cache) as store:
         report = store.info()
         for fam in report["families"]:
             if fam["extractor"] == "audio":
-                fam["without_sound"] = videos_without_sound(store, fam["family"])
+                fam["without_sound"] = store.videos_without_rows(fam["family"])
     if json_out:
         print_json_line(report)
         return

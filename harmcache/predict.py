@@ -28,6 +28,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from harmcache.errors import DataError, UsageError
 from harmcache.heads.data import SequenceData
 from harmcache.heads.timeline import merge_spans
@@ -125,6 +127,10 @@ def predict(
     scored = score_videos(run, run.open_cache(cache_path), ids, segments)
     for position, vid in ok:
         p = scored[vid]
+        if p.status == "failed":
+            out[position].status, out[position].reason = p.status, p.reason
+            out[position].message = p.message
+            continue
         for name in ("score", "probability", "label", "threshold", "objective", "guarantee"):
             setattr(out[position], name, getattr(p, name))
         if is_image(out[position].path):
@@ -152,7 +158,8 @@ def score_videos(run: Run, cache, video_ids: list[str], segments: int = DEFAULT_
     probabilities = run.probability(scores)
     timelines = video_timelines(run, data, segments)
     guarantee = operating_guarantee(run.threshold)
-    return {
+    rowless = ~np.any([m.mask.any(axis=1) for m in data.modalities.values()], axis=0)
+    out = {
         vid: Prediction(
             path="",
             video_id=vid,
@@ -174,6 +181,17 @@ def score_videos(run: Run, cache, video_ids: list[str], segments: int = DEFAULT_
         )
         for i, vid in enumerate(video_ids)
     }
+    for i in np.flatnonzero(rowless):
+        features = ", ".join(sorted(data.modalities))
+        out[video_ids[i]] = Prediction(
+            "",
+            video_ids[i],
+            "failed",
+            reason="no_rows",
+            message=f"no rows in the run's features ({features}): nothing to score, e.g. a "
+            "video without a sound track for an audio-only run",
+        )
+    return out
 
 
 def operating_guarantee(threshold: dict) -> dict | None:

@@ -180,3 +180,33 @@ def test_ray_engine_gives_the_local_engines_audio_features(hostile, tmp_path):
                     assert np.array_equal(got, getattr(ref.record, name)), (family.name, name)
         (audio,) = [f for f in b.families() if f.extractor == "audio"]
         assert sorted(len(v.record.features) for v in b.load(audio).values()) == [0, 2]
+
+
+def test_an_audio_only_set_leaves_out_videos_without_sound_and_predict_says_why(tmp_path):
+    from harmcache.demo import make_audio_demo_set
+
+    labels = make_audio_demo_set(tmp_path / "set", n_harmful=6, n_safe=6, seed=2)
+    for name, frames in (("mute_a.mp4", 16), ("mute_b.mp4", 12)):  # different bytes
+        sound_video(tmp_path / "set" / name, None, frames=frames)
+    with open(labels, "a") as f:
+        f.write("mute_a.mp4,1\nmute_b.mp4,0\n")
+    cache, run = tmp_path / "cache", tmp_path / "run"
+    harmcache("extract", tmp_path / "set", "--out", cache, "--extractors", "clip,audio", *TINY)
+    common = ["--cache", cache, "--labels", labels, "--head", "logreg", "--features", "audio"]
+    trained = harmcache("train", *common, "--out", run, "--val-fraction", "0.3")
+    assert "dropped for having no rows in any chosen modality: 2" in trained.stdout + trained.stderr
+    join = json.loads((run / "metrics.json").read_text())["join"]
+    assert join["no_rows"] == 2 and join["matched_videos"] == 14
+    split = (run / "split.csv").read_text()
+    assert split.count("\n") == 1 + 12  # header + the videos with sound
+    scored = harmcache("predict", tmp_path / "set" / "mute_a.mp4", labels.parent / "harmful" /
+                       "sound_harmful_000.mp4", "--run", run, "--json")  # fmt: skip
+    by_name = {Path(p["path"]).name: p for p in last_json(scored)["predictions"]}
+    assert by_name["mute_a.mp4"]["status"] == "failed"
+    assert by_name["mute_a.mp4"]["reason"] == "no_rows"
+    assert by_name["sound_harmful_000.mp4"]["status"] == "scored"
+    # With the picture too, the mute videos stay in: their audio is masked.
+    both = harmcache("train", *common[:-1], "clip,audio", "--out", tmp_path / "both")
+    join = json.loads((tmp_path / "both" / "metrics.json").read_text())["join"]
+    assert join["no_rows"] == 0 and join["without_rows"] == {"audio": 2}
+    assert "Traceback" not in both.stderr

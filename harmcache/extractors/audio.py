@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -27,9 +27,6 @@ from harmcache.extractors.base import Extractor, register_extractor
 from harmcache.types import FeatureRecord, VideoInfo
 from harmcache.video.audio import RESAMPLER, SAMPLE_RATE, read_audio
 from harmcache.video.sampling import frames_at, video_duration
-
-if TYPE_CHECKING:
-    from harmcache.store.cache import FeatureCache
 
 EXAMPLE_SECONDS = 0.96
 EXAMPLE_SAMPLES = round(EXAMPLE_SECONDS * SAMPLE_RATE)  # 15360: 96 hops of 160 samples
@@ -197,19 +194,3 @@ class AudioSession:
         return FeatureRecord(
             np.ascontiguousarray(features, dtype=np.float32), frames_at(self.times, stamps), stamps
         )
-
-
-def videos_without_sound(cache: FeatureCache, family: str) -> int:
-    """How many of an audio family's videos have zero rows (no audio stream, or no sound within
-    the picture's time span). Reads each shard's per-video row counts only."""
-    import h5py
-
-    entries = cache.index.entries(family)
-    folder = cache.family_dir(family)
-    count = 0
-    for shard in sorted(set(entries.values())):
-        with h5py.File(folder / shard, "r") as f:
-            ids = [v.decode() if isinstance(v, bytes) else str(v) for v in f["videos/video_id"][()]]
-            lengths = f["videos/length"][()]
-        count += sum(1 for vid, n in zip(ids, lengths) if n == 0 and entries.get(vid) == shard)
-    return count

@@ -41,6 +41,7 @@ from harmcache.store.shard import (
     read_block,
     read_header,
     read_videos,
+    row_counts,
     shard_name,
     write_shard,
 )
@@ -356,6 +357,23 @@ class FeatureCache:
         for vid in dict.fromkeys(wanted):
             by_shard[entries[vid]].append(vid)
         return wanted, sorted(by_shard.items())
+
+    def row_counts(self, family: Family | str, video_ids: list[str] | None = None) -> dict:
+        """video id → its number of rows in the family (default: every video), from the
+        shards' video tables alone."""
+        name = family if isinstance(family, str) else family.name
+        _, by_shard = self._plan(name, video_ids)
+        out: dict[str, int] = {}
+        for shard, vids in by_shard:
+            with _reading(name, shard):
+                lengths = row_counts(self.family_dir(name) / shard)
+            out.update((vid, lengths[vid]) for vid in vids)
+        return out
+
+    def videos_without_rows(self, family: Family | str) -> int:
+        """How many of the family's videos hold zero rows (no sound track for audio; a still
+        image for SlowFast)."""
+        return sum(1 for n in self.row_counts(family).values() if n == 0)
 
     def versions(self, family: Family | str) -> list[dict]:
         """The distinct library-version sets the family's videos were made under, each with

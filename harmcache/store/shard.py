@@ -301,6 +301,15 @@ def read_block(
         )
 
 
+def row_counts(path: Path) -> dict[str, int]:
+    """video id → its number of rows, from the shard's video table alone."""
+    with h5py.File(path, "r") as f:
+        ids, version = _layout(f, path)
+        if version == GROUPED_VERSION:
+            return {vid: int(f[vid]["features"].shape[0]) for vid in ids}
+        return dict(zip(ids, _whole(f, "videos/length").tolist()))
+
+
 def read_videos(
     path: Path, video_ids: list[str] | None = None, *, extras: bool = True
 ) -> dict[str, VideoFeatures]:

@@ -385,7 +385,9 @@ def _check_parts(
 def _drop_incomplete(
     cache: FeatureCache, chosen: dict[str, Family], videos: list[LabeledVideo], report: JoinReport
 ) -> list[LabeledVideo]:
-    """Keep the videos every chosen family holds; count the others per missing extractor."""
+    """Keep the videos every chosen family holds, with a row in at least one of them; count
+    the others (per missing extractor, and those with no row anywhere, e.g. an audio-only
+    feature set and a video without a sound track)."""
     keep = []
     committed = {ex: cache.committed(fam) for ex, fam in chosen.items()}
     for v in videos:
@@ -399,6 +401,17 @@ def _drop_incomplete(
             "no labelled video has features from every chosen family ("
             + ", ".join(f.name for f in chosen.values())
             + "); pick fewer --features"
+        )
+    ids = [v.video_id for v in keep]
+    rows = [cache.row_counts(fam, ids) for fam in chosen.values()]
+    rowless = {vid for vid in ids if not any(counts[vid] for counts in rows)}
+    report.no_rows = len(rowless)
+    keep = [v for v in keep if v.video_id not in rowless]
+    if not keep:
+        raise DataError(
+            "no labelled video has a row in any chosen family ("
+            + ", ".join(f.name for f in chosen.values())
+            + "); pick other --features"
         )
     return keep
 

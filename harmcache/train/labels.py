@@ -72,6 +72,9 @@ class JoinReport:
     """Matched videos dropped because a chosen family lacks them, per extractor."""
     left_out: dict[str, str] = field(default_factory=dict)
     """Extractors left out of a default feature set, and why (e.g. identical for all videos)."""
+    no_rows: int = 0
+    """Matched videos dropped because no chosen family holds a row for them (an audio-only
+    feature set and a video without a sound track)."""
     without_rows: dict[str, int] = field(default_factory=dict)
     """Kept videos with no rows in a modality (no sound track; SlowFast on a still image),
     per extractor: masked in stage two, never zeros presented as data."""
@@ -90,6 +93,8 @@ class JoinReport:
             )
         for extractor, n in sorted(self.missing_features.items()):
             out.append(f"dropped for lacking {extractor} features: {n}")
+        if self.no_rows:
+            out.append(f"dropped for having no rows in any chosen modality: {self.no_rows}")
         for extractor, n in sorted(self.without_rows.items()):
             out.append(without_rows_line(extractor, n))
         for extractor, why in sorted(self.left_out.items()):
@@ -110,6 +115,7 @@ class JoinReport:
             "duplicate_rows": self.duplicate_rows,
             "missing_features": dict(sorted(self.missing_features.items())),
             "left_out": dict(sorted(self.left_out.items())),
+            "no_rows": self.no_rows,
             "without_rows": dict(sorted(self.without_rows.items())),
         }
 
