@@ -18,6 +18,8 @@ each of the image formats harmcache reads (jpg, png, webp, bmp).
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,26 @@ from harmcache.errors import UsageError
 from harmcache.video.encode import write_video
 
 HARMFUL_PER_SAFE = 2.68
+
+
+@contextmanager
+def _writing(out: Path, what: str) -> Iterator[None]:
+    """Every path a demo set writes is under `out`, so a clash is with something the user put
+    there: a one-line error naming it."""
+    try:
+        yield
+    except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
+        raise UsageError(
+            f"cannot write the {what} into {out}: {exc.strerror}: {exc.filename}"
+        ) from None
+
+
+def _write_csv(path: Path, header: list[str], rows: list[tuple]) -> Path:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
 
 
 def demo_frames(
@@ -61,13 +83,8 @@ def make_demo_set(out_dir: str | Path, *, n_safe: int = 13, seed: int = 0) -> Pa
     if n_safe < 1:
         raise UsageError(f"--n-safe must be at least 1, got {n_safe}")
     out = Path(out_dir)
-    try:
+    with _writing(out, "demo set"):
         return _write_demo_set(out, n_safe, seed)
-    except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
-        # Every path written is under out_dir, so a clash is with something the user put there.
-        raise UsageError(
-            f"cannot write the demo set into {out}: {exc.strerror}: {exc.filename}"
-        ) from None
 
 
 def _write_demo_set(out: Path, n_safe: int, seed: int) -> Path:
@@ -81,12 +98,7 @@ def _write_demo_set(out: Path, n_safe: int, seed: int) -> Path:
             frames = demo_frames(bool(label), rng, n_frames=int(rng.integers(16, 33)))
             write_video(out / name, frames, fps=8, codec="libx264")
             rows.append((name, label))
-    labels = out / "labels.csv"
-    with open(labels, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["path", "label"])
-        writer.writerows(rows)
-    return labels
+    return _write_csv(out / "labels.csv", ["path", "label"], rows)
 
 
 LONG_FPS = 4
@@ -119,7 +131,7 @@ def make_long_demo_set(
     out = Path(out_dir)
     rng = np.random.default_rng(seed)
     labels, events = [], []
-    try:
+    with _writing(out, "long demo set"):
         for label, count in ((1, n_harmful), (0, n_safe)):
             folder = "harmful" if label else "safe"
             for i in range(count):
@@ -135,19 +147,10 @@ def make_long_demo_set(
                     events.append((name, first / fps, (first + length) / fps))
                 write_video(out / name, frames, fps=fps, codec="libx264")
                 labels.append((name, label))
-    except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
-        raise UsageError(
-            f"cannot write the long demo set into {out}: {exc.strerror}: {exc.filename}"
-        ) from None
-    for file, header, rows in (
-        ("labels.csv", ["path", "label"], labels),
-        ("events.csv", ["path", "start", "end"], events),
-    ):
-        with open(out / file, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(header)
-            writer.writerows(rows)
-    return out / "labels.csv", out / "events.csv"
+    return (
+        _write_csv(out / "labels.csv", ["path", "label"], labels),
+        _write_csv(out / "events.csv", ["path", "start", "end"], events),
+    )
 
 
 SOUND_RATE = 44100
@@ -191,7 +194,7 @@ def make_audio_demo_set(
     out = Path(out_dir)
     rng = np.random.default_rng(seed)
     rows = []
-    try:
+    with _writing(out, "sound demo set"):
         for label, count in ((1, n_harmful), (0, n_safe)):
             folder = "harmful" if label else "safe"
             for i in range(count):
@@ -201,16 +204,7 @@ def make_audio_demo_set(
                 sound = demo_sound(bool(label), rng, n_frames / fps)
                 write_video(out / name, frames, fps=fps, codec="libx264", audio=sound)
                 rows.append((name, label))
-    except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
-        raise UsageError(
-            f"cannot write the sound demo set into {out}: {exc.strerror}: {exc.filename}"
-        ) from None
-    labels = out / "labels.csv"
-    with open(labels, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["path", "label"])
-        writer.writerows(rows)
-    return labels
+    return _write_csv(out / "labels.csv", ["path", "label"], rows)
 
 
 IMAGE_FORMATS = ("jpg", "png", "webp", "bmp")
@@ -233,7 +227,7 @@ def make_image_demo_set(
     out = Path(out_dir)
     rng = np.random.default_rng(seed)
     rows = []
-    try:
+    with _writing(out, "image demo set"):
         for label, count in ((1, n_harmful), (0, n_safe)):
             folder = "harmful" if label else "safe"
             (out / folder).mkdir(parents=True, exist_ok=True)
@@ -242,13 +236,4 @@ def make_image_demo_set(
                 frame = demo_frames(bool(label), rng, n_frames=1, size=size)[0]
                 Image.fromarray(frame).save(out / name)
                 rows.append((name, label))
-    except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
-        raise UsageError(
-            f"cannot write the image demo set into {out}: {exc.strerror}: {exc.filename}"
-        ) from None
-    labels = out / "labels.csv"
-    with open(labels, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["path", "label"])
-        writer.writerows(rows)
-    return labels
+    return _write_csv(out / "labels.csv", ["path", "label"], rows)

@@ -510,18 +510,7 @@ def migrate_shard(path: Path) -> bool:
         return False
     before = read_videos(path)
     items = [before[vid] for vid in header.video_ids]
-    columns = _columns(items)
-    tmp = temporary_name(path)
-    try:
-        write_shard_file(tmp, header.family, items, versions=header.versions, columns=columns)
-        after = read_videos(tmp)
-        changed = [vid for vid in header.video_ids if not _same_video(before[vid], after[vid])]
-        if changed:
-            raise ValueError(f"video {changed[0]} would not read back bit for bit")
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    publish(tmp, path)
+    _rewrite(path, header.family, items, header.versions)
     return True
 
 
@@ -541,20 +530,25 @@ def merge_shards(paths: list[Path], folder: Path) -> ShardHeader:
         for vid in header.video_ids:
             items.setdefault(vid, videos[vid])
     merged = list(items.values())
-    final = folder / shard_name(list(items))
-    columns = _columns(merged)
+    _rewrite(folder / shard_name(list(items)), family, merged, versions)
+    return ShardHeader(family, list(items), [v.info.backend for v in merged], versions)
+
+
+def _rewrite(final: Path, family: Family, items: list[VideoFeatures], versions: dict) -> None:
+    """Commit `items` as the shard `final` in the current layout, keeping `versions`, once
+    every video reads back from the temporary file bit for bit."""
+    columns = _columns(items)
     tmp = temporary_name(final)
     try:
-        write_shard_file(tmp, family, merged, versions=versions, columns=columns)
+        write_shard_file(tmp, family, items, versions=versions, columns=columns)
         after = read_videos(tmp)
-        changed = [v.video_id for v in merged if not _same_video(v, after[v.video_id])]
+        changed = [v.video_id for v in items if not _same_video(v, after[v.video_id])]
         if changed:
             raise ValueError(f"video {changed[0]} would not read back bit for bit")
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     publish(tmp, final)
-    return ShardHeader(family, list(items), [v.info.backend for v in merged], versions)
 
 
 def _same_video(a: VideoFeatures, b: VideoFeatures) -> bool:
