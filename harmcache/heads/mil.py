@@ -43,8 +43,8 @@ from harmcache.errors import UsageError
 from harmcache.heads.base import EpochCallback, EpochReport, Head, Validation
 from harmcache.heads.data import SequenceData, modality_moments
 from harmcache.heads.grid import DEFAULT_SNIPPET_SECONDS, SnippetGrid, snippet_grid
+from harmcache.heads.neural import EarlyStopping, ModalityInput, adamw, run_epochs
 from harmcache.heads.timeline import Timeline
-from harmcache.heads.transformer import ModalityInput, _adamw, _EarlyStopping, run_epochs
 from harmcache.threads import torch_threads
 
 log = logging.getLogger(__name__)
@@ -293,10 +293,10 @@ class MILHead(Head):
             n_neg = float(len(y) - n_pos)
             self.pos_weight_ = n_neg / max(n_pos, 1.0)
             loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(self.pos_weight_))
-            opt = _adamw(self.model_.parameters(), self.lr, self.weight_decay)
+            opt = adamw(self.model_.parameters(), self.lr, self.weight_decay)
             target = torch.from_numpy(y.astype(np.float32))
             order = np.random.default_rng(self.seed)
-            stopper = _EarlyStopping(lower_is_better=self.monitor == "loss")
+            stopper = EarlyStopping(lower_is_better=self.monitor == "loss")
             run_epochs(
                 self,
                 stopper,
@@ -330,7 +330,7 @@ class MILHead(Head):
         va: _GridTensors,
         y_val: np.ndarray,
         loss_fn,
-        stopper: _EarlyStopping,
+        stopper: EarlyStopping,
         epoch: int,
         train_loss: float,
         start: float,

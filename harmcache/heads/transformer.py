@@ -19,7 +19,6 @@ the modalities of its input are ordered.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
@@ -44,6 +43,7 @@ from harmcache.heads.base import (
     log_epoch,
 )
 from harmcache.heads.data import Modality, Moments, SequenceData, modality_moments
+from harmcache.heads.neural import EarlyStopping, ModalityInput, adamw, run_epochs
 from harmcache.threads import torch_threads
 
 log = logging.getLogger(__name__)
@@ -59,22 +59,6 @@ def find_nhead(d_model: int, max_heads: int = 10) -> int:
     if d_model < 1 or max_heads < 1:
         raise ValueError("d_model and max_heads must be positive")
     return next(h for h in range(min(max_heads, d_model), 0, -1) if d_model % h == 0)
-
-
-class ModalityInput(nn.Module):
-    """One modality's way in: standardise with training statistics, project to `d_model`, add
-    the modality's embedding."""
-
-    def __init__(self, dim: int, d_model: int):
-        super().__init__()
-        # Training-set statistics, stored with the weights.
-        self.register_buffer("mean", torch.zeros(dim))
-        self.register_buffer("scale", torch.ones(dim))
-        self.project = nn.Linear(dim, d_model)
-        self.embedding = nn.Parameter(torch.randn(d_model))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.project((x - self.mean) / self.scale) + self.embedding
 
 
 class SequenceClassifier(nn.Module):
@@ -204,59 +188,6 @@ def _pool_rows(m: Modality, max_rows: int | None) -> Modality:
         pooled(m.timestamp, m.timestamp.dtype),
         pooled(m.position, np.float32),
     )
-
-
-def run_epochs(
-    head: Any,
-    stopper: _EarlyStopping,
-    train_epoch: Callable[[int], float],
-    validate: Callable[[int, float, float], EpochReport] | None,
-    on_epoch: EpochCallback,
-) -> None:
-    """The epoch loop the neural heads share: train an epoch, validate it when there is a
-    validation set (else report the training loss), stop after `head.patience` epochs without
-    improvement, and end on the best epoch's weights."""
-    head.history_ = []
-    for epoch in range(1, head.epochs + 1):
-        start = time.perf_counter()
-        train_loss = train_epoch(epoch)
-        if validate is None:
-            report = EpochReport(epoch, head.epochs, train_loss, time.perf_counter() - start)
-        else:
-            report = validate(epoch, train_loss, start)
-        on_epoch(report)  # first: the callback may add to the report (per-epoch localization)
-        head.history_.append(report.to_json())
-        if validate is not None and stopper.stale >= head.patience:
-            log.info("early stop after epoch %d; best epoch %d", epoch, stopper.epoch)
-            break
-    if validate is None:
-        head.best_epoch_ = head.epochs
-    else:
-        head.best_epoch_ = stopper.epoch
-        head.model_.load_state_dict(stopper.state)
-    head.model_.eval()
-
-
-class _EarlyStopping:
-    """Remembers the best epoch's weights; counts epochs since the last improvement."""
-
-    def __init__(self, lower_is_better: bool):
-        self.lower_is_better = lower_is_better
-        self.best: float | None = None
-        self.epoch = 0
-        self.state: dict | None = None
-        self.stale = 0
-
-    def update(self, value: float, epoch: int, model: nn.Module) -> bool:
-        better = self.best is None or (
-            value < self.best if self.lower_is_better else value > self.best
-        )
-        if better:
-            self.best, self.epoch, self.stale = value, epoch, 0
-            self.state = copy.deepcopy(model.state_dict())
-        else:
-            self.stale += 1
-        return better
 
 
 def _focal_loss(logits, target, gamma: float, alpha: float) -> torch.Tensor:
@@ -437,9 +368,9 @@ class TransformerHead(Head):
             n_neg = float(len(y) - n_pos)
             self.pos_weight_ = n_neg / max(n_pos, 1.0)
             loss_fn = self._loss_fn(n_pos, n_neg)
-            opt = _adamw(self.model_.parameters(), self.lr, self.weight_decay)
+            opt = adamw(self.model_.parameters(), self.lr, self.weight_decay)
             va = None if val is None else _Tensors(val[0], self.max_rows)
-            stopper = _EarlyStopping(lower_is_better=self.monitor == "loss")
+            stopper = EarlyStopping(lower_is_better=self.monitor == "loss")
             run_epochs(
                 self,
                 stopper,
@@ -472,7 +403,7 @@ class TransformerHead(Head):
         va: _Tensors,
         y_val: np.ndarray,
         loss_fn,
-        stopper: _EarlyStopping,
+        stopper: EarlyStopping,
         epoch: int,
         train_loss: float,
         start: float,
@@ -562,12 +493,3 @@ class TransformerHead(Head):
         self.model_ = self._new_model()
         self.model_.load_state_dict(weights)
         self.model_.eval()
-
-
-def _adamw(params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    params = list(params)
-    try:
-        # The fused kernel halves the optimiser's share of a small CPU step (torch >= 2.4).
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
