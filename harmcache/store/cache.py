@@ -303,13 +303,16 @@ class FeatureCache:
         extras: bool = False,
         info: tuple[str, ...] | None = None,
         alloc: Allocator | None = None,
+        where: dict[str, str] | None = None,
     ) -> Iterator[ShardBlock]:
         """The family's videos (default: all) as one `ShardBlock` of concatenated arrays per
         shard, shards in name order and videos in shard order: no per-video objects, a few
         large reads per shard. `extras=True` adds the extractor-specific arrays; `info` names
-        the per-video columns wanted (default: all); `alloc` makes the features arrays."""
+        the per-video columns wanted (default: all); `alloc` makes the features arrays;
+        `where` (video id → shard, from `index.shards_of`) spares a caller that reads the same
+        videos often the index lookup."""
         name = family if isinstance(family, str) else family.name
-        _, by_shard = self._plan(name, video_ids)
+        _, by_shard = self._plan(name, video_ids, where)
         folder = self.family_dir(name)
         for shard, vids in by_shard:
             with _reading(name, shard):
@@ -340,16 +343,17 @@ class FeatureCache:
         return ray.data.from_items(items, override_num_blocks=len(items)).flat_map(_ray_rows)
 
     def _plan(
-        self, name: str, video_ids: list[str] | None
+        self, name: str, video_ids: list[str] | None, where: dict[str, str] | None = None
     ) -> tuple[list[str], list[tuple[str, list[str]]]]:
         """The videos asked for and, per shard (in name order), those it holds. A list of ids
-        is looked up id by id in the index, never by reading the whole family's entries."""
+        is looked up id by id in the index (or in `where`), never by reading the whole
+        family's entries."""
         if video_ids is None:
             entries = self.index.entries(name)
             wanted = list(entries)
         else:
             wanted = list(video_ids)
-            entries = self.index.shards_of(name, wanted)
+            entries = where if where is not None else self.index.shards_of(name, wanted)
         missing = [v for v in wanted if v not in entries]
         if missing:
             raise CacheError(f"{len(missing)} video(s) are not in family {name}, e.g. {missing[0]}")

@@ -88,6 +88,7 @@ class StreamingLoader:
         self.slice_videos = min(slice_videos, buffer_videos)
         self.seed = seed
         self._label = dict(zip(self.video_ids, self.labels.tolist()))
+        self._where: dict[str, dict[str, str]] = {}
         self._slices = self._plan()
         self.max_blocks = 2 * -(-self.buffer_videos // self.slice_videos)
         """Blocks that buffered videos may keep alive; see `_Blocks`."""
@@ -103,14 +104,16 @@ class StreamingLoader:
 
     def _plan(self) -> list[list[str]]:
         """The videos in slices of at most `slice_videos`, each within one shard of the first
-        family, so a slice is one read per family when the families share their sharding."""
-        first = next(iter(self.families.values()))
-        shard_of = self.cache.index.shards_of(first.name, self.video_ids)
-        missing = [v for v in self.video_ids if v not in shard_of]
-        if missing:
-            raise CacheError(
-                f"{len(missing)} video(s) are not in family {first.name}, e.g. {missing[0]}"
-            )
+        family, so a slice is one read per family when the families share their sharding.
+        Every family's shards are looked up once, here, not per slice."""
+        for name, fam in self.families.items():
+            self._where[name] = self.cache.index.shards_of(fam.name, self.video_ids)
+            missing = [v for v in self.video_ids if v not in self._where[name]]
+            if missing:
+                raise CacheError(
+                    f"{len(missing)} video(s) are not in family {fam.name}, e.g. {missing[0]}"
+                )
+        shard_of = next(iter(self._where.values()))
         by_shard: dict[str, list[str]] = {}
         for vid in self.video_ids:
             by_shard.setdefault(shard_of[vid], []).append(vid)
@@ -166,13 +169,19 @@ class StreamingLoader:
         rows: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {v: {} for v in vids}
         duration: dict[str, float] = {}
         arrays = []
-        for name, fam in self.families.items():
-            for block in self.cache.iter_shards(fam, vids, info=("duration",), alloc=blocks.alloc):
+        for k, (name, fam) in enumerate(self.families.items()):
+            for block in self.cache.iter_shards(
+                fam,
+                vids,
+                info=() if k else ("duration",),  # the first family's suffices
+                alloc=blocks.alloc,
+                where=self._where[name],
+            ):
                 arrays.append(block.features)
                 ends = (block.offsets + block.lengths).tolist()
                 for i, (vid, a, b) in enumerate(zip(block.video_ids, block.offsets.tolist(), ends)):
                     rows[vid][name] = (block.features[a:b], block.timestamp[a:b])
-                    if vid not in duration:
+                    if k == 0:
                         duration[vid] = _duration(block, i)
         videos = [_Video(v, self._label[v], duration[v], rows[v], slice_id) for v in vids]
         blocks.add(slice_id, videos, arrays)
