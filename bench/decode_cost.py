@@ -63,8 +63,8 @@ def time_decode(path: Path, repeats: int) -> dict:
         total.append(time.perf_counter() - start)
         assert result.error is None, result.error
         start = time.perf_counter()
-        VideoSource(path)  # the probe alone: open the file and read its packets' timeline
-        probe.append(time.perf_counter() - start)
+        with VideoSource(path):  # the probe alone: open the file and read its packets' timeline
+            probe.append(time.perf_counter() - start)
     decoded = result.decoded[settings.decode_short_side]
     size = path.stat().st_size
     return {

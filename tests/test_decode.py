@@ -1,8 +1,21 @@
+from fractions import Fraction
+
+import av
 import numpy as np
 import pytest
 
 from harmcache.errors import VideoError
-from harmcache.video.decode import VideoSource, _DecordSource, _PyAVSource, shrink_short_side
+from harmcache.extract.jobs import VideoJob, decode_job
+from harmcache.extractors.base import ExtractSettings, WeightsSource
+from harmcache.video.decode import (
+    Timeline,
+    VideoSource,
+    _DecordSource,
+    _PyAVSource,
+    plan_chunks,
+    shrink_short_side,
+)
+from tests.conftest import coded_frames
 
 
 @pytest.mark.parametrize("codec,name", [("libx264rgb", "a.mp4"), ("ffv1", "a.mkv")])
@@ -95,3 +108,94 @@ def test_pyav_path_decodes_the_video_once_probe_included(make_video, monkeypatch
     decoded = VideoSource(path).decode(np.array([2, 4]))
     np.testing.assert_array_equal(decoded.frames, frames[[2, 4]])
     assert calls == [[0, 2, 4, 5, 9]]
+
+
+# --- one decode pass -------------------------------------------------------------------------
+def write_bframes(path, frames, *, container_format=None, gop=16):
+    """H.264 with three B-frames between references (the middle one a reference too) and a
+    keyframe every `gop` frames."""
+    with av.open(str(path), "w", format=container_format) as container:
+        stream = container.add_stream("libx264", rate=Fraction(25))
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        params = f"bframes=3:b-adapt=0:b-pyramid=normal:keyint={gop}:min-keyint={gop}:scenecut=0"
+        stream.options = {"crf": "20", "x264-params": params}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def every_frame(path) -> np.ndarray:
+    """What decoding the whole video gives, frame by frame: the truth to match."""
+    with av.open(str(path)) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
+
+@pytest.fixture(scope="module")
+def bframes(tmp_path_factory):
+    path = write_bframes(tmp_path_factory.mktemp("b") / "b.mp4", coded_frames(96, 32, 48, seed=3))
+    return path, every_frame(path)
+
+
+WANTED = {
+    "every frame": np.arange(96),
+    "odd frames": np.arange(1, 96, 2),
+    "even frames": np.arange(0, 96, 2),
+    "sparse": np.array([3, 40, 41, 90]),
+    "one per GOP": np.arange(5, 96, 16),
+}
+
+
+@pytest.mark.parametrize("wanted", WANTED.values(), ids=WANTED.keys())
+@pytest.mark.parametrize("chunk_frames", [3, 128])
+def test_one_pass_gives_exactly_the_frames_of_a_full_decode(bframes, wanted, chunk_frames):
+    path, frames = bframes
+    with VideoSource(path) as source:
+        decoded = source.decode(wanted, chunk_frames=chunk_frames)
+        np.testing.assert_array_equal(decoded.frames, frames[wanted])
+        # The same source again, from the start: the pass starts over.
+        np.testing.assert_array_equal(source.read(wanted[:2]), frames[wanted[:2]])
+
+
+def test_frames_nobody_wants_or_refers_to_are_not_decoded(bframes):
+    path, frames = bframes
+    with VideoSource(path) as source:
+        wanted = np.arange(0, 96, 2)  # every other frame: the B-frames between are dropped
+        np.testing.assert_array_equal(source.decode(wanted).frames, frames[wanted])
+        assert source._source._pass.count < 96
+
+
+def test_a_stretch_nobody_wants_is_sought_over():
+    timeline = Timeline(np.arange(100.0), np.arange(0, 100, 10), np.arange(100) * 2)
+    (sparse,) = plan_chunks(np.array([5, 45, 46, 52, 95]), timeline, 128)
+    assert sparse.start == 0 and sparse.seeks == ((1, 80), (4, 180))  # GOPs 40 and 90
+    (dense,) = plan_chunks(np.arange(0, 100, 7), timeline, 128)
+    assert dense.seeks == ()
+    first, second = plan_chunks(np.array([5, 6, 95]), timeline, 2)
+    assert first.seeks == () and second.seeks == ((0, 180),)
+
+
+def test_a_container_that_cannot_seek_exactly_is_read_through(tmp_path):
+    # MPEG-TS seeks land past the keyframe; decoding falls back to reading from the start.
+    path = write_bframes(
+        tmp_path / "b.ts", coded_frames(96, 32, 48, seed=4), container_format="mpegts"
+    )
+    frames = every_frame(path)
+    wanted = np.array([2, 50, 51, 93])
+    with VideoSource(path) as source:
+        source._source._pass.held = None  # read the file, as a decode worker does
+        np.testing.assert_array_equal(source.decode(wanted, chunk_frames=1).frames, frames[wanted])
+
+
+def test_decode_job_opens_the_file_once(bframes, monkeypatch):
+    path, frames = bframes
+    opened = []
+    real = av.open
+    monkeypatch.setattr(av, "open", lambda *a, **k: opened.append(a[0]) or real(*a, **k))
+    settings = ExtractSettings(weights=WeightsSource(random_init=True), chunk_frames=8)
+    result = decode_job(VideoJob(str(path), "v" * 64, (("clip", settings),)))
+    assert result.error is None and len(opened) == 1
+    (video,) = result.decoded.values()
+    np.testing.assert_array_equal(video.frames, frames[video.indices])

@@ -155,42 +155,70 @@ def plan_video(job: VideoJob, source: VideoSource) -> VideoPlan:
     return VideoPlan(job, source.info, source.times, sides, source.plan(union, chunk_frames))
 
 
+def _opened(job: VideoJob) -> VideoSource:
+    return _guard(lambda: VideoSource(job.path), job.path)
+
+
 def probe_job(job: VideoJob) -> ProbeResult:
     """Open a video and plan its decode; a bad video becomes an error result."""
     try:
-        return ProbeResult(job, _guard(lambda: plan_video(job, VideoSource(job.path)), job.path))
+        with _opened(job) as source:
+            return ProbeResult(job, _guard(lambda: plan_video(job, source), job.path))
     except VideoError as exc:
         return ProbeResult(job, None, exc)
 
 
-def decode_chunk(task: ChunkJob, out: dict[int, np.ndarray] | None = None) -> ChunkResult:
+def decode_chunk(
+    task: ChunkJob, out: dict[int, np.ndarray] | None = None, source=None
+) -> ChunkResult:
     """Decode one chunk of a video (into `out[side]` when given); a decode failure becomes an
-    error result."""
+    error result. `source`: the video opened already (its decode pass goes on); None opens the
+    file for this chunk alone."""
     start = time.perf_counter()
+    opened = None
     try:
-        source = reopen(task.job.path, task.info.backend)
+        if source is None:
+            source = opened = reopen(task.job.path, task.info.backend)
         decoded = _guard(
             lambda: read_chunk(source, task.info, task.chunk, task.sides, out), task.job.path
         )
         return ChunkResult(task.job, task.chunk.upto, decoded, None, time.perf_counter() - start)
     except VideoError as exc:
         return ChunkResult(task.job, task.chunk.upto, {}, exc, time.perf_counter() - start)
+    finally:
+        if opened is not None and hasattr(opened, "close"):
+            opened.close()
 
 
 def decode_chunks(plan: VideoPlan) -> Iterator[ChunkResult]:
-    """Every chunk of a video decoded in this process, one at a time."""
-    for i in range(len(plan.chunks)):
-        yield decode_chunk(plan.chunk_job(i))
+    """Every chunk of a video decoded in this process, one at a time, in one pass."""
+    source = reopen(plan.job.path, plan.info.backend)
+    try:
+        for i in range(len(plan.chunks)):
+            yield decode_chunk(plan.chunk_job(i), source=source)
+    finally:
+        if hasattr(source, "close"):
+            source.close()
 
 
 def decode_job(job: VideoJob) -> DecodeResult:
     """Probe and decode a whole video in this process, every chunk held at once; a bad video
-    becomes an error result, never an exception."""
+    becomes an error result, never an exception. The file is opened once: the packets read
+    for the probe lead straight into one decode pass."""
     start = time.perf_counter()
-    probed = probe_job(job)
-    if probed.error is not None:
-        return DecodeResult(job, {}, probed.error, time.perf_counter() - start)
-    plan = probed.plan
+    try:
+        source = _opened(job)
+    except VideoError as exc:
+        return DecodeResult(job, {}, exc, time.perf_counter() - start)
+    with source:
+        return _decode_opened(job, source, start)
+
+
+def _decode_opened(job: VideoJob, source: VideoSource, start: float) -> DecodeResult:
+    try:
+        plan = _guard(lambda: plan_video(job, source), job.path)
+    except VideoError as exc:
+        return DecodeResult(job, {}, exc, time.perf_counter() - start)
     # One array per size, each chunk decoded straight into its slice: no second copy.
     frames = {
         side: np.empty((len(idx), *frame_shape(plan.info, side), 3), dtype=np.uint8)
@@ -202,7 +230,7 @@ def decode_job(job: VideoJob) -> DecodeResult:
         for side, idx in task.sides.items():
             lo = int(np.searchsorted(plan.sides[side], idx[0])) if len(idx) else 0
             out[side] = frames[side][lo : lo + len(idx)]
-        chunk = decode_chunk(task, out)
+        chunk = decode_chunk(task, out, source)
         if chunk.error is not None:
             return DecodeResult(job, {}, chunk.error, time.perf_counter() - start)
     decoded = {

@@ -3,10 +3,12 @@
 Opening a video reads its packets without decoding them (`Timeline`): how many frames it holds,
 each frame's presentation time, and the keyframes decoding can start from. Decoding then works
 in chunks (`plan_chunks`): consecutive groups of pictures (GOPs) holding at most a set number of
-wanted frames, each decoded in one sequential pass from its first keyframe, so a long video is
-never held in memory at once and GOPs holding no wanted frame are skipped without decoding. The
-probe (first, middle and last frame readable) is folded into the same pass: those frames join
-the plan.
+wanted frames, so a long video is never held in memory at once. With PyAV the file stays open
+and the chunks go on in one sequential pass where the wanted frames are dense (seeking costs
+more than decoding through a GOP); the pass seeks only over long stretches nobody wants, and
+the decoder skips the frames nobody wants that no other frame refers to. Only the frames kept
+are converted to RGB. The probe (first, middle and last frame readable) is folded into the same
+pass: those frames join the plan.
 
 Every failure becomes a `VideoError` with a reason class for the failure ledger:
 missing, empty, unreadable, no_video_stream, no_frames, too_short, decode_error.
@@ -14,9 +16,10 @@ missing, empty, unreadable, no_video_stream, no_frames, too_short, decode_error.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -79,6 +82,15 @@ class Timeline:
     stream lacks usable ones: frames are then counted from the start and never sought."""
 
 
+SEEK_GAP = 16
+"""Frames nobody wants that a decode pass seeks over rather than decodes through: a seek (with
+the decoder's reset) costs about as much as decoding a few frames."""
+
+HOLD_BYTES = 32 << 20
+"""A video whose packets fit in this many bytes keeps them from the probe, and its decode pass
+replays them: the file is not opened and read a second time."""
+
+
 @dataclass(frozen=True)
 class ChunkPlan:
     """One decode pass: start at keyframe `start`, keep the frames at `indices`."""
@@ -91,6 +103,10 @@ class ChunkPlan:
     start_pts: int | None = None
     pts: np.ndarray | None = None
     """Presentation timestamps of `indices` (None: count frames from the start)."""
+    seeks: tuple[tuple[int, int], ...] = ()
+    """(position in `indices`, presentation timestamp of that frame's keyframe) wherever at
+    least `SEEK_GAP` frames nobody wants come first: decoding seeks there rather than decoding
+    through them. At position 0, a pass going on from the chunk before seeks too."""
 
 
 def plan_chunks(wanted: np.ndarray, timeline: Timeline, max_frames: int) -> list[ChunkPlan]:
@@ -98,29 +114,38 @@ def plan_chunks(wanted: np.ndarray, timeline: Timeline, max_frames: int) -> list
     `max_frames` of them; a GOP holding more is split, each piece decoded from its keyframe.
 
     Consecutive chunks end and start at GOP boundaries, so a dense plan decodes every needed
-    GOP exactly once; a GOP holding no wanted frame is never decoded."""
+    GOP exactly once; a stretch of `SEEK_GAP` or more frames up to a keyframe that no one wants
+    is sought over, so GOPs holding no wanted frame are never decoded."""
     wanted = np.unique(np.asarray(wanted, dtype=np.int64))
     if wanted.size == 0:
         return []
     keys = timeline.keyframes if timeline.pts is not None else np.zeros(1, np.int64)
     gop = np.searchsorted(keys, wanted, side="right") - 1
-    chunks: list[tuple[int, list[np.ndarray]]] = []
+    chunks: list[list[tuple[int, np.ndarray]]] = []  # (keyframe, its wanted frames) per GOP
     count = 0
     for g in np.unique(gop):
         members = wanted[gop == g]
-        start = int(keys[g])
+        key = int(keys[g])
         if chunks and count + len(members) <= max_frames:
-            chunks[-1][1].append(members)
+            chunks[-1].append((key, members))
             count += len(members)
             continue
         for piece in range(0, len(members), max_frames):
             part = members[piece : piece + max_frames]
-            chunks.append((start, [part]))
+            chunks.append([(key, part)])
             count = len(part)
+    pts = timeline.pts
     out = []
-    for start, parts in chunks:
-        indices = np.concatenate(parts)
-        pts = timeline.pts
+    before = None  # the last wanted frame of the GOPs planned so far
+    for parts in chunks:
+        seeks, position = [], 0
+        for key, members in parts:
+            if pts is not None and before is not None and key - before - 1 >= SEEK_GAP:
+                seeks.append((position, int(pts[key])))
+            position += len(members)
+            before = int(members[-1])
+        indices = np.concatenate([members for _, members in parts])
+        start = parts[0][0]
         out.append(
             ChunkPlan(
                 start=start,
@@ -128,91 +153,285 @@ def plan_chunks(wanted: np.ndarray, timeline: Timeline, max_frames: int) -> list
                 upto=int(indices[-1]),
                 start_pts=int(pts[start]) if pts is not None else None,
                 pts=pts[indices] if pts is not None else None,
+                seeks=tuple(seeks),
             )
         )
     return out
 
 
+def _keep_frame_memory() -> None:
+    """Keep freed frame-sized buffers in this process's heap (glibc). Every frame converted to
+    RGB gets a new full-size buffer; by default glibc hands it back to the system when it is
+    freed and the next frame faults fresh pages in, which at 720p adds about a quarter to the
+    decoding time. Up to 64 MB of freed heap may stay reserved. No effect but with glibc."""
+    global _heap_tuned
+    if _heap_tuned:
+        return
+    _heap_tuned = True
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD: buffers below 32 MB (a 4K RGB frame) in the heap
+    mallopt(-1, 64 << 20)  # M_TRIM_THRESHOLD: keep up to 64 MB free at the heap's top
+
+
+_heap_tuned = False
+
+
+def _rgb_options() -> dict:
+    """`to_ndarray` options: RGB, converted on this thread. PyAV 17 and later convert on every
+    core unless told otherwise; the decode workers are the parallelism. Same pixels either way."""
+    import av
+
+    major = int(av.__version__.split(".")[0])
+    return {"format": "rgb24", "threads": 1} if major >= 17 else {"format": "rgb24"}
+
+
 class _PyAVSource:
+    """A video read with PyAV. The container opened to read the packets stays open, and every
+    chunk decoded through this source goes on in one pass (`_Pass`)."""
+
     backend = "pyav"
 
     def __init__(self, path: Path):
         import av
 
+        container = _open_container(path)
         try:
-            container = av.open(str(path))
-        except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-            raise VideoError("unreadable", f"cannot open the container ({exc})") from None
-        with container:
             if not container.streams.video:
                 raise VideoError("no_video_stream", "the file has no video stream")
             stream = container.streams.video[0]
-            pts, keys = [], []
+            pts, keys, held = [], [], []
+            size = 0
             try:
                 for p in container.demux(stream):
                     if p.size > 0:
                         pts.append(p.pts)
                         keys.append(p.is_keyframe)
+                        size += p.size
+                        held.append(p)
+                        if size > HOLD_BYTES:
+                            held.clear()
             except av.error.FFmpegError as exc:
                 raise VideoError("unreadable", f"cannot demux the video stream ({exc})") from None
             rate = stream.average_rate or stream.guessed_rate
             fps = float(rate) if rate else 0.0
             width, height = stream.codec_context.width, stream.codec_context.height
             time_base = stream.time_base
-        n = len(pts)
-        if n <= 0:
-            raise VideoError("no_frames", "the video stream holds no frames")
+            n = len(pts)
+            if n <= 0:
+                raise VideoError("no_frames", "the video stream holds no frames")
+        except BaseException:
+            container.close()
+            raise
         self._path = path
         self.info = VideoInfo(n, fps, n / fps if fps > 0 else 0.0, int(width), int(height), "pyav")
         self.timeline = _timeline(pts, keys, time_base, fps)
+        self._pass = _Pass(path, container, held if size <= HOLD_BYTES else None)
+
+    @classmethod
+    def reopened(cls, path: str | Path) -> _PyAVSource:
+        """A source for chunks of a video probed before: the file is opened at the first chunk."""
+        source = cls.__new__(cls)
+        source._path = Path(path)
+        source._pass = _Pass(source._path)
+        return source
 
     def frames(self, chunk: ChunkPlan) -> Iterator[tuple[int, np.ndarray]]:
-        """(index, RGB frame) for every frame of the chunk, in order, in one sequential pass
-        from its keyframe. Frames are matched by presentation timestamp (or counted from the
-        start when the stream has none)."""
-        import av
-
-        wanted = chunk.indices
-        if chunk.pts is not None:
-            position = {int(p): int(i) for p, i in zip(chunk.pts, wanted)}
-        got = 0
-        k = -1
-        with av.open(str(self._path)) as container:
-            stream = container.streams.video[0]
-            stream.codec_context.thread_count = 1  # decode workers are the parallelism
-            try:
-                if chunk.start > 0 and chunk.start_pts is not None:
-                    container.seek(chunk.start_pts, stream=stream, backward=True)
-                for k, frame in enumerate(container.decode(stream)):
-                    if chunk.pts is None:
-                        index = k
-                    else:
-                        index = position.get(frame.pts, -1) if frame.pts is not None else -1
-                    if index >= 0 and got < len(wanted) and index == wanted[got]:
-                        yield index, frame.to_ndarray(format="rgb24")
-                        got += 1
-                        if got == len(wanted):
-                            return
-                    elif chunk.pts is None and k > wanted[-1]:
-                        break
-                    elif chunk.pts is not None and frame.pts is not None:
-                        if frame.pts > chunk.pts[-1]:
-                            break
-            except av.error.FFmpegError as exc:
-                raise VideoError("decode_error", f"decode error at frame {k + 1} ({exc})") from None
-        raise VideoError("decode_error", f"decode error at frame {wanted[got]} (stream ended)")
+        """(index, RGB frame) for every frame of the chunk, in order. Frames are matched by
+        presentation timestamp (or counted from the start when the stream has none)."""
+        return self._pass.frames(chunk)
 
     def read(self, indices: np.ndarray) -> np.ndarray:
-        """Decode frames by index (sequentially from the start, no seeking)."""
+        """Decode frames by index, in one pass."""
         wanted = np.unique(np.asarray(indices, dtype=np.int64))
-        chunk = ChunkPlan(
-            0,
-            wanted,
-            int(wanted[-1]),
-            pts=self.timeline.pts[wanted] if self.timeline.pts is not None else None,
-        )
+        (chunk,) = plan_chunks(wanted, self.timeline, len(wanted))
         got = dict(self.frames(chunk))
         return np.stack([got[int(i)] for i in indices])
+
+    def close(self) -> None:
+        self._pass.close()
+
+
+def _open_container(path: Path):
+    import av
+
+    try:
+        return av.open(str(path))
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise VideoError("unreadable", f"cannot open the container ({exc})") from None
+
+
+class _Pass:
+    """Where decoding stands in one open container.
+
+    A chunk goes on from where the chunk before left the decoder when its frames lie ahead, so
+    a dense plan is decoded in one sequential pass, probe frames included; otherwise the pass
+    starts again at the chunk's keyframe. Within a chunk it seeks over long stretches nobody
+    wants (`ChunkPlan.seeks`). A packet whose frame nobody wants goes to the decoder marked
+    skippable: the decoder drops it when no other frame refers to it (a B-frame) and decodes it
+    otherwise, so the frames kept are exactly those of a full decode."""
+
+    def __init__(self, path: Path, container=None, held: list | None = None):
+        self.path = path
+        self.container = container
+        self.held = held
+        """Every packet of the stream in decode order, kept by the probe; None: read the file."""
+        self.decoded: Iterator | None = None
+        """The decoder's frames from the current position on; None: not positioned."""
+        self.can_seek = True
+        """False once a seek landed past its keyframe (MPEG-TS, MPEG-PS): read through instead."""
+        self.feed = _Feed()
+        self.count = 0
+        """Frames the decoder gave since the pass was positioned."""
+        self.done: int | None = None
+        """The key (timestamp, or count) of the last frame the decoder gave."""
+
+    def close(self) -> None:
+        if self.container is not None:
+            self.container.close()
+        self.container = self.decoded = self.held = None
+
+    def frames(self, chunk: ChunkPlan) -> Iterator[tuple[int, np.ndarray]]:
+        import av
+
+        by_pts = chunk.pts is not None
+        keys = (chunk.pts if by_pts else chunk.indices).tolist()
+        index_of = dict(zip(keys, chunk.indices.tolist()))
+        seeks = list(chunk.seeks)
+        if seeks and seeks[0][0] == 0:
+            keyframe = seeks.pop(0)[1]
+            if self.can_seek and (self.feed.sent is None or keyframe > self.feed.sent):
+                self.decoded = None  # a long stretch nobody wants: start at the keyframe
+        if self.decoded is None or self.done is None or keys[0] <= self.done:
+            self._position(chunk)
+        self.feed.want, self.feed.last = (set(keys) if by_pts else set()), keys[-1]
+        rgb = _rgb_options()
+        got = 0
+        try:
+            while got < len(keys):
+                if seeks and got == seeks[0][0]:
+                    keyframe = seeks.pop(0)[1]
+                    if self.can_seek and (self.feed.sent is None or keyframe > self.feed.sent):
+                        self._seek(keyframe)
+                frame = next(self.decoded, None)
+                if frame is None:
+                    break
+                key = frame.pts if by_pts else self.count
+                self.count += 1
+                if key is None:
+                    continue
+                self.done = key
+                index = index_of.pop(key, None)
+                if index is not None:
+                    yield index, frame.to_ndarray(**rgb)
+                    got += 1
+                elif key > keys[-1]:
+                    break
+        except av.error.FFmpegError as exc:
+            self.decoded = None
+            message = f"decode error at frame {self.count} ({exc})"
+            raise VideoError("decode_error", message) from None
+        except Exception:
+            self.decoded = None
+            raise
+        if got < len(keys):
+            self.decoded = None
+            missing = min(index_of.values())
+            raise VideoError("decode_error", f"decode error at frame {missing} (stream ended)")
+
+    def _position(self, chunk: ChunkPlan) -> None:
+        """Start the pass at the chunk's keyframe, the decoder reset."""
+        if chunk.start > 0 and chunk.start_pts is not None:
+            self._seek(chunk.start_pts)
+        else:
+            self._from_start()
+
+    def _seek(self, keyframe_pts: int) -> None:
+        """Go to the keyframe with this timestamp (or, where seeking is not exact, to the start),
+        the decoder reset."""
+        if self.held is not None:
+            at = next((i for i, p in enumerate(self.held) if p.pts == keyframe_pts), None)
+            if at is not None:
+                self._replay(at)
+                return
+            self.held = None
+        if self.container is None:
+            self.container = _open_container(self.path)
+        if self.can_seek:
+            stream = self.container.streams.video[0]
+            self.container.seek(keyframe_pts, stream=stream, backward=True)  # resets the decoder
+            packets = self._packets()
+            first = next(packets, None)
+            if first is not None and first.is_keyframe and first.pts is not None:
+                if first.pts <= keyframe_pts:
+                    self._start(stream.codec_context, itertools.chain([first], packets))
+                    return
+            self.can_seek = False
+        self._from_start()
+
+    def _from_start(self) -> None:
+        if self.held is not None:
+            self._replay(0)
+            return
+        if self.container is not None:  # read before: open it again rather than seek to 0
+            self.container.close()
+        self.container = _open_container(self.path)
+        self._start(self.container.streams.video[0].codec_context, self._packets())
+
+    def _replay(self, at: int) -> None:
+        if self.container is None:
+            self.container = _open_container(self.path)
+        codec = self.container.streams.video[0].codec_context
+        codec.flush_buffers()
+        self._start(codec, iter(self.held[at:]))
+
+    def _packets(self) -> Iterator:
+        stream = self.container.streams.video[0]
+        return (p for p in self.container.demux(stream) if p.size > 0)
+
+    def _start(self, codec, packets: Iterator) -> None:
+        _keep_frame_memory()
+        if not codec.is_open:
+            codec.thread_count = 1  # decode workers are the parallelism
+        self.count, self.done, self.feed.sent = 0, None, None
+        self.decoded = _decoder_frames(codec, packets, self.feed)
+
+
+@dataclass
+class _Feed:
+    """Which frames the packets being sent are for: those at `want` timestamps, up to `last`."""
+
+    want: set[int] = field(default_factory=set)
+    last: int | None = None
+    sent: int | None = None
+    """The largest timestamp sent since the pass was positioned."""
+
+    def skippable(self, pts: int | None) -> bool:
+        """Nobody wants this packet's frame: the chunk being decoded wants the frames up to
+        `last` at `want`, and every later chunk only frames after `last`."""
+        if pts is None:
+            return False
+        if self.sent is None or pts > self.sent:
+            self.sent = pts
+        return bool(self.want) and pts <= self.last and pts not in self.want
+
+
+def _decoder_frames(codec, packets: Iterator, feed: _Feed) -> Iterator:
+    """Every frame the decoder gives for `packets`, then for its flush at their end."""
+    skipping = False
+    codec.skip_frame = "DEFAULT"
+    for packet in packets:
+        skip = feed.skippable(packet.pts)
+        if skip != skipping:
+            codec.skip_frame = "NONREF" if skip else "DEFAULT"
+            skipping = skip
+        yield from codec.decode(packet)
+    codec.skip_frame = "DEFAULT"
+    yield from codec.decode(None)
 
 
 def _timeline(pts: list, keys: list, time_base, fps: float) -> Timeline:
@@ -288,6 +507,7 @@ class VideoSource:
         self.info: VideoInfo = self._source.info
         self.timeline: Timeline = self._source.timeline
         if self.info.n_frames < min_frames:
+            self.close()
             raise VideoError(
                 "too_short", f"{self.info.n_frames} frame(s), at least {min_frames} needed"
             )
@@ -313,10 +533,26 @@ class VideoSource:
     def times(self) -> np.ndarray:
         return self.timeline.times
 
+    def close(self) -> None:
+        """Close the file (a PyAV source keeps it open for its decode pass)."""
+        close = getattr(self._source, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> VideoSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def plan(self, wanted: np.ndarray, chunk_frames: int = CHUNK_FRAMES) -> list[ChunkPlan]:
         """Decode chunks for `wanted` frames plus the probe frames."""
         union = np.union1d(np.asarray(wanted, dtype=np.int64), probe_indices(self.info.n_frames))
         return plan_chunks(union, self.timeline, chunk_frames)
+
+    def frames(self, chunk: ChunkPlan) -> Iterator[tuple[int, np.ndarray]]:
+        """(index, RGB frame at full size) for every frame of the chunk, in order."""
+        return self._source.frames(chunk)
 
     def read_chunk(
         self, chunk: ChunkPlan, sides: dict[int | None, np.ndarray]
@@ -355,8 +591,9 @@ def reopen(path: str | Path, backend: str):
     packets are not read again, the chunk plan carries what they said."""
     if backend == IMAGE_BACKEND:
         return reopened_image(path)
-    cls = _PyAVSource if backend == "pyav" else _DecordSource
-    source = cls.__new__(cls)
+    if backend == "pyav":
+        return _PyAVSource.reopened(path)
+    source = _DecordSource.__new__(_DecordSource)
     source._path = Path(path)
     return source
 
