@@ -199,7 +199,7 @@ def test_rerun_skips_and_one_changed_extractor_reextracts_only_itself(make_video
     [
         ((), 2, "no inputs given"),
         (("VIDEO", "--frames", "0"), 2, "--frames must be at least 1"),
-        (("VIDEO", "--extractors", "clip,audio"), 2, "unknown extractor 'audio'"),
+        (("VIDEO", "--extractors", "clip,sound"), 2, "unknown extractor 'sound'"),
         (("VIDEO", "--yolo-imgsz", "50"), 2, "--yolo-imgsz must be a multiple of 32"),
         (("VIDEO", "--tta", "rotate"), 2, "--tta must be 'flip'"),
         (("VIDEO", "--device", "tpu"), 2, "--device must be auto, cpu or cuda"),
