@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -291,8 +292,8 @@ def read_block(
     shards). `alloc(shape, dtype)` makes the features array (a reader that recycles its
     blocks' memory passes its own: fresh pages cost as much as the read)."""
     with h5py.File(path, "r") as f:
-        ids, version = _layout(f, path)
-        positions = _positions(ids, video_ids, path)
+        ids, version, where = _known_layout(f, path)
+        positions = _positions(ids, video_ids, path, where)
         family = family or str(f.attrs["family"])
         if version == GROUPED_VERSION:
             return _grouped_block(f, ids, positions, extras, family, path.name)
@@ -329,10 +330,29 @@ def read_videos(
     return {v.video_id: v for v in block.videos()}
 
 
-def _positions(ids: list[str], wanted: list[str] | None, path: Path) -> np.ndarray:
+_LAYOUTS: OrderedDict[tuple, tuple[list[str], int, dict[str, int]]] = OrderedDict()
+"""(path, size, mtime_ns, inode) → a shard's ids, format_version and id → position: a reader
+taking a big shard a slice at a time decodes its id list once, not once per slice."""
+
+
+def _known_layout(f: h5py.File, path: Path) -> tuple[list[str], int, dict[str, int]]:
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    if key not in _LAYOUTS:
+        ids, version = _layout(f, path)
+        _LAYOUTS[key] = (ids, version, {vid: i for i, vid in enumerate(ids)})
+        while len(_LAYOUTS) > 256:
+            _LAYOUTS.popitem(last=False)
+    _LAYOUTS.move_to_end(key)
+    return _LAYOUTS[key]
+
+
+def _positions(
+    ids: list[str], wanted: list[str] | None, path: Path, where: dict[str, int] | None = None
+) -> np.ndarray:
     if wanted is None:
         return np.arange(len(ids))
-    where = {vid: i for i, vid in enumerate(ids)}
+    where = where if where is not None else {vid: i for i, vid in enumerate(ids)}
     missing = [v for v in wanted if v not in where]
     if missing:
         raise KeyError(f"{path.name} does not hold the video {missing[0]}")
