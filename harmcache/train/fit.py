@@ -157,7 +157,11 @@ def train(
     val_data = inputs.part(ids["val"], y["val"])
     timer = {"load": time.perf_counter() - loading}
     if joined_events is not None:
-        val_sequences = load_sequences(cache, chosen, ids["val"], y["val"])
+        val_sequences = (  # the pooled heads' validation input holds no timeline
+            val_data
+            if isinstance(val_data, SequenceData)
+            else load_sequences(cache, chosen, ids["val"], y["val"])
+        )
         on_epoch = _with_localization(model, on_epoch, joined_events.by_video, val_sequences)
     fitting = time.perf_counter()
     if inputs.streamed:
@@ -181,7 +185,11 @@ def train(
         localized = {}
         for name in ("val", "test"):
             if ids[name]:
-                part = load_sequences(cache, chosen, ids[name], y[name])
+                part = (
+                    val_sequences
+                    if name == "val"
+                    else load_sequences(cache, chosen, ids[name], y[name])
+                )
                 timelines = head_timelines(model, part)
                 localized[name] = {
                     **localization(joined_events.by_video, timelines, part),
