@@ -59,7 +59,19 @@ def info(
             typer.echo(f"    {made['videos']} video(s) made with: {libs or 'unrecorded versions'}")
         if len(fam["versions"]) > 1:
             typer.echo("    note: this family's videos were made under different library versions")
-        images = fam["backends"].get(IMAGE_BACKEND, 0)
+        by_decoder = _by_decoder(fam["backends"])
+        images = by_decoder.get(IMAGE_BACKEND, 0)
+        # A bare decoder name: cached before the display transform was recorded (images were
+        # always turned upright by their EXIF orientation).
+        unrecorded = sum(
+            n for label, n in fam["backends"].items() if " " not in label and label != IMAGE_BACKEND
+        )
+        if unrecorded:
+            typer.echo(
+                f"    note: {unrecorded} video(s) were cached before display orientation was "
+                "recorded: a rotated phone video among them was read as coded (sideways); "
+                "extract it into a new cache to see it upright"
+            )
         if images and fam["extractor"] == "slowfast":
             typer.echo(
                 f"    note: {images} still image(s) have no SlowFast windows (no motion): zero "
@@ -173,3 +185,12 @@ def compact(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(cache_app, name="cache")
+
+
+def _by_decoder(labels: dict[str, int]) -> dict[str, int]:
+    """Videos per decoder, whatever display transform its label adds (`pyav rotate_cw=90`)."""
+    out: dict[str, int] = {}
+    for label, n in labels.items():
+        decoder = label.split(" ", 1)[0]
+        out[decoder] = out.get(decoder, 0) + n
+    return out

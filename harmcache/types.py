@@ -23,6 +23,17 @@ class VideoInfo:
     height: int
     backend: str
     """The decoder that read it (decord or pyav): the two can give different frames."""
+    display: str = ""
+    """What was applied to the coded frames to show them as a viewer sees them
+    (`harmcache.video.display`): `upright` for nothing, e.g. `rotate_cw=90` for a portrait phone
+    video; empty for videos cached before orientation was recorded. `width` and `height` are
+    the displayed size."""
+
+    @property
+    def decoded_by(self) -> str:
+        """The decoder and the display transform: what the index records and `cache info` counts
+        per family (a bare decoder name: cached before orientation was recorded)."""
+        return f"{self.backend} {self.display}" if self.display else self.backend
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -423,5 +423,5 @@ class ExtractActor:
 
 def _backend(result: DecodeResult) -> str:
     if result.info is not None:
-        return result.info.backend
-    return next((v.info.backend for v in result.decoded.values()), "")
+        return result.info.decoded_by
+    return next((v.info.decoded_by for v in result.decoded.values()), "")

@@ -217,7 +217,7 @@ class FeatureCache:
         """Index a shard already committed into the family's folder (by this process or by a
         Ray actor); `items` are its videos, or just their ids with `backends` beside them."""
         if items and isinstance(items[0], VideoFeatures):
-            backends = [item.info.backend for item in items]  # type: ignore[union-attr]
+            backends = [item.info.decoded_by for item in items]  # type: ignore[union-attr]
             items = [item.video_id for item in items]  # type: ignore[union-attr]
         if versions is None:
             from harmcache.provenance import library_versions

@@ -10,6 +10,7 @@ Layout, format_version 2 (columnar; readable with plain h5py or h5ls; see docs/c
     /timestamp              (R,)   float64
     /videos/<column>        (n,)   one entry per video, parallel to video_ids: video_id,
                                    source_path, n_frames, fps, duration, width, height, backend,
+                                   display (absent in older shards: read as ""),
                                    offset and length (the video's rows are [offset, offset+length))
     /extras/<name>/values   (N, ...) extractor-specific rows (YOLO detections, SlowFast window
                                    frames), concatenated the same way
@@ -33,6 +34,7 @@ import numpy as np
 from h5py import h5d, h5s
 
 from harmcache.hashing import canonical_json
+from harmcache.paths import restored, stored
 from harmcache.provenance import library_versions
 from harmcache.store.atomic import publish, temporary_name
 from harmcache.store.family import Family
@@ -44,10 +46,12 @@ GROUPED_VERSION = 1
 """The original layout: one HDF5 group per video."""
 CORE_DATASETS = ("features", "frame_index", "timestamp")
 CORE_DTYPES = {"features": np.float32, "frame_index": np.int64, "timestamp": np.float64}
-INFO_COLUMNS = ("n_frames", "fps", "duration", "width", "height", "backend")
+INFO_COLUMNS = ("n_frames", "fps", "duration", "width", "height", "backend", "display")
 INFO_DTYPES = {"n_frames": np.int64, "fps": np.float64, "duration": np.float64,
                "width": np.int64, "height": np.int64}  # fmt: skip
-STRING_COLUMNS = ("video_id", "source_path", "backend")
+STRING_COLUMNS = ("video_id", "source_path", "backend", "display")
+OPTIONAL_COLUMNS = {"display": ""}
+"""Columns that shards written before them lack, and the value they read as there."""
 READ_COST_BYTES = 256 * 1024
 """What one extra HDF5 read costs, in bytes of sequential reading: a few scattered videos are
 read slice by slice, many are read as the whole array and picked out in memory."""
@@ -104,7 +108,7 @@ def write_shard_file(
         f.attrs["spec"] = canonical_json(family.spec)
         f.attrs["random_init"] = family.random_init
         f.attrs.create("video_ids", np.array(ids, dtype=object), dtype=_STR)
-        backends = [item.info.backend for item in items]
+        backends = [item.info.decoded_by for item in items]
         f.attrs.create("backends", np.array(backends, dtype=object), dtype=_STR)
         versions = library_versions() if versions is None else versions
         f.attrs["versions"] = canonical_json(versions)
@@ -147,7 +151,9 @@ def _columns(items: list[VideoFeatures]) -> dict:
         "frame_index": _concat([r.frame_index for r in records], (0,), np.int64),
         "timestamp": _concat([r.timestamp for r in records], (0,), np.float64),
     }
-    videos: dict[str, object] = {"video_id": ids, "source_path": [i.source_path for i in items]}
+    # A name that is not UTF-8 is kept as its raw bytes (see harmcache/paths.py).
+    sources = [stored(item.source_path) for item in items]
+    videos: dict[str, object] = {"video_id": ids, "source_path": sources}
     for key in INFO_COLUMNS:
         values = [getattr(item.info, key) for item in items]
         videos[key] = values if key in STRING_COLUMNS else np.array(values, INFO_DTYPES[key])
@@ -378,6 +384,9 @@ def _columnar_block(
     rows["features"] = _read_rows(f, "features", runs, sliced, alloc)
     info = {}
     for key in (*INFO_COLUMNS, "source_path") if columns is None else columns:
+        if key in OPTIONAL_COLUMNS and key not in table:
+            info[key] = np.full(len(positions), OPTIONAL_COLUMNS[key], dtype=object)
+            continue
         column = _whole(table, key, text=key in STRING_COLUMNS)
         info[key] = column if every else column[positions]
     more = {}
@@ -412,8 +421,8 @@ def _whole(
     out = alloc(ds.shape, _STR if text else ds.dtype)
     if out.size:
         ds.read(h5s.ALL, h5s.ALL, out)
-    if text:
-        out[:] = [v.decode() if isinstance(v, bytes) else v for v in out.tolist()]
+    if text:  # `restored`: a source_path of a name that is not UTF-8 holds its raw bytes
+        out[:] = [restored(v) for v in out.tolist()]
     return out
 
 
@@ -514,6 +523,7 @@ def read_group(group: h5py.Group, *, extras: bool = True) -> tuple[FeatureRecord
         int(a["width"]),
         int(a["height"]),
         str(a["backend"]),
+        str(a.get("display", OPTIONAL_COLUMNS["display"])),
     )
     return record, info, str(a["source_path"])
 
@@ -551,7 +561,7 @@ def merge_shards(paths: list[Path], folder: Path) -> ShardHeader:
             items.setdefault(vid, videos[vid])
     merged = list(items.values())
     _rewrite(folder / shard_name(list(items)), family, merged, versions)
-    return ShardHeader(family, list(items), [v.info.backend for v in merged], versions)
+    return ShardHeader(family, list(items), [v.info.decoded_by for v in merged], versions)
 
 
 def _rewrite(final: Path, family: Family, items: list[VideoFeatures], versions: dict) -> None:

@@ -27,7 +27,9 @@ import numpy as np
 
 from harmcache.errors import VideoError
 from harmcache.types import VideoInfo
+from harmcache.video.display import Display
 from harmcache.video.image import IMAGE_BACKEND, ImageSource, is_image, reopened_image
+from harmcache.video.sampling import video_duration
 
 log = logging.getLogger(__name__)
 
@@ -206,11 +208,14 @@ class _PyAVSource:
             stream = container.streams.video[0]
             pts, keys, held = [], [], []
             size = 0
+            first = _FirstFrame(stream.codec_context)
             try:
                 for p in container.demux(stream):
                     if p.size > 0:
-                        pts.append(p.pts)
-                        keys.append(p.is_keyframe)
+                        first.feed(p)
+                        if not p.is_discard:  # an edit list's lead-in: decoded, never shown
+                            pts.append(p.pts)
+                            keys.append(p.is_keyframe)
                         size += p.size
                         held.append(p)
                         if size > HOLD_BYTES:
@@ -219,7 +224,8 @@ class _PyAVSource:
                 raise VideoError("unreadable", f"cannot demux the video stream ({exc})") from None
             rate = stream.average_rate or stream.guessed_rate
             fps = float(rate) if rate else 0.0
-            width, height = stream.codec_context.width, stream.codec_context.height
+            coded = stream.codec_context.width, stream.codec_context.height
+            display = Display.from_matrix(first.matrix(), stream.sample_aspect_ratio)
             time_base = stream.time_base
             n = len(pts)
             if n <= 0:
@@ -228,8 +234,10 @@ class _PyAVSource:
             container.close()
             raise
         self._path = path
-        self.info = VideoInfo(n, fps, n / fps if fps > 0 else 0.0, int(width), int(height), "pyav")
         self.timeline = _timeline(pts, keys, time_base, fps)
+        width, height = display.size(*coded)
+        duration = video_duration(self.timeline.times)
+        self.info = VideoInfo(n, fps, duration, width, height, "pyav", display.label)
         self._pass = _Pass(path, container, held if size <= HOLD_BYTES else None)
 
     @classmethod
@@ -254,6 +262,46 @@ class _PyAVSource:
 
     def close(self) -> None:
         self._pass.close()
+
+
+class _FirstFrame:
+    """The display matrix rides on decoded frames only: the probe decodes the first frame (fed
+    the packets as they are demuxed) to read it, then resets the decoder for the decode pass."""
+
+    MAX_PACKETS = 32
+    """Packets fed before giving up (a decoder's reorder delay is a few frames)."""
+
+    def __init__(self, codec):
+        self.codec = codec
+        self.frame = None
+        self.fed = 0
+
+    def feed(self, packet) -> None:
+        import av
+
+        if self.frame is not None or self.fed >= self.MAX_PACKETS:
+            return
+        self.fed += 1
+        try:
+            if not self.codec.is_open:
+                self.codec.thread_count = 1  # decode workers are the parallelism
+            frames = self.codec.decode(packet)
+        except (av.error.FFmpegError, ValueError):
+            self.fed = self.MAX_PACKETS  # a damaged start: the probe frames will say so
+            frames = []
+        if frames:
+            self.frame = frames[0]
+        if self.frame is not None or self.fed >= self.MAX_PACKETS:
+            self.codec.flush_buffers()
+
+    def matrix(self):
+        """FFmpeg's display matrix of the first frame (nine int32), or None."""
+        if self.frame is None:
+            return None
+        for side in self.frame.side_data:
+            if getattr(side.type, "name", "") == "DISPLAYMATRIX":
+                return np.frombuffer(bytes(side), dtype="<i4")[:9]
+        return None
 
 
 def _open_container(path: Path):
@@ -465,9 +513,6 @@ class _DecordSource:
             raise VideoError("no_frames", "the video stream holds no frames")
         height, width = self._vr[0].shape[:2]
         fps = float(self._vr.get_avg_fps() or 0.0)
-        self.info = VideoInfo(
-            n, fps, n / fps if fps > 0 else 0.0, int(width), int(height), "decord"
-        )
         starts = np.asarray(self._vr.get_frame_timestamp(np.arange(n)), dtype=np.float64)[:, 0]
         keys = np.asarray(self._vr.get_key_indices(), dtype=np.int64)
         times = starts - starts[0]
@@ -477,6 +522,11 @@ class _DecordSource:
         self.timeline = Timeline(
             times, np.unique(np.concatenate([[0], keys])), np.arange(n, dtype=np.int64)
         )
+        # decord shows frames as coded: the display matrix, when PyAV can read it, still applies.
+        display = _display_of(path)
+        width, height = display.size(int(width), int(height))
+        duration = video_duration(times)
+        self.info = VideoInfo(n, fps, duration, width, height, "decord", display.label)
 
     def frames(self, chunk: ChunkPlan) -> Iterator[tuple[int, np.ndarray]]:
         if not hasattr(self, "_vr"):
@@ -489,6 +539,25 @@ class _DecordSource:
 
     def read(self, indices: np.ndarray) -> np.ndarray:
         return self._vr.get_batch([int(i) for i in indices]).asnumpy()
+
+
+def _display_of(path: Path) -> Display:
+    """The display of a file decord opened (PyAV could not read it through): the first frame's
+    display matrix and the aspect ratio where PyAV gets that far, else the coded picture."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            first = _FirstFrame(stream.codec_context)
+            for packet in container.demux(stream):
+                if packet.size > 0:
+                    first.feed(packet)
+                    if first.frame is not None or first.fed >= first.MAX_PACKETS:
+                        break
+            return Display.from_matrix(first.matrix(), stream.sample_aspect_ratio)
+    except Exception:  # noqa: BLE001 - any failure here means "shown as coded"
+        return Display()
 
 
 class VideoSource:
@@ -609,6 +678,8 @@ def read_chunk(
     in the chunk, shrunk to that limit as they are decoded straight into `out[side]` (or a new
     array), so full-size frames are never held together and nothing is copied twice."""
     keep = {side: np.intersect1d(idx, chunk.indices) for side, idx in sides.items()}
+    display = Display.parse(info.display)
+    turn = None if display.identity else display.apply
     frames = {}
     for side, idx in keep.items():
         if out is not None and side in out:
@@ -617,6 +688,8 @@ def read_chunk(
             frames[side] = np.empty((len(idx), *frame_shape(info, side), 3), dtype=np.uint8)
     try:
         for index, rgb in source.frames(chunk):
+            if turn is not None:
+                rgb = turn(rgb)
             for side, idx in keep.items():
                 pos = int(np.searchsorted(idx, index))
                 if pos < len(idx) and idx[pos] == index:
