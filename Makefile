@@ -13,9 +13,17 @@ DEMO_CACHE ?= $(DEMO_DIR)/cache
 DEMO_RUNS ?= $(DEMO_DIR)/runs
 HC := $(BIN)/harmcache
 
-.PHONY: install demo test test-fast bench lint clean
+.PHONY: install system-packages demo test test-fast bench lint clean
 
-install: $(STAMP)
+install: $(STAMP) system-packages
+
+# The ffmpeg CLI makes the tests' real-upload media (rotation metadata, edit lists, 7.1 sound,
+# old containers) and shows the frames decoding must match; Debian's package, never by hand.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+system-packages:
+	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || { \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends ffmpeg; }
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)

@@ -178,7 +178,7 @@ def decode_chunk(
     opened = None
     try:
         if source is None:
-            source = opened = reopen(task.job.path, task.info.backend)
+            source = opened = reopen(task.job.path, task.info)
         decoded = _guard(
             lambda: read_chunk(source, task.info, task.chunk, task.sides, out), task.job.path
         )
@@ -192,7 +192,7 @@ def decode_chunk(
 
 def decode_chunks(plan: VideoPlan) -> Iterator[ChunkResult]:
     """Every chunk of a video decoded in this process, one at a time, in one pass."""
-    source = reopen(plan.job.path, plan.info.backend)
+    source = reopen(plan.job.path, plan.info)
     try:
         for i in range(len(plan.chunks)):
             yield decode_chunk(plan.chunk_job(i), source=source)

@@ -253,13 +253,6 @@ class _PyAVSource:
         presentation timestamp (or counted from the start when the stream has none)."""
         return self._pass.frames(chunk)
 
-    def read(self, indices: np.ndarray) -> np.ndarray:
-        """Decode frames by index, in one pass."""
-        wanted = np.unique(np.asarray(indices, dtype=np.int64))
-        (chunk,) = plan_chunks(wanted, self.timeline, len(wanted))
-        got = dict(self.frames(chunk))
-        return np.stack([got[int(i)] for i in indices])
-
     def close(self) -> None:
         self._pass.close()
 
@@ -522,8 +515,12 @@ class _DecordSource:
         self.timeline = Timeline(
             times, np.unique(np.concatenate([[0], keys])), np.arange(n, dtype=np.int64)
         )
-        # decord shows frames as coded: the display matrix, when PyAV can read it, still applies.
+        # decord turns frames by the display rotation itself; `frames` turns them back, so that
+        # every source gives coded frames and `read_chunk` alone applies the display.
         display = _display_of(path)
+        self._unturn = display.quarter_turns
+        if self._unturn % 2:
+            width, height = height, width
         width, height = display.size(int(width), int(height))
         duration = video_duration(times)
         self.info = VideoInfo(n, fps, duration, width, height, "decord", display.label)
@@ -535,10 +532,9 @@ class _DecordSource:
             self._vr = decord.VideoReader(str(self._path), ctx=decord.cpu(0), num_threads=1)
         for start in range(0, len(chunk.indices), 16):  # bounds the full-size frames held
             part = chunk.indices[start : start + 16]
-            yield from zip(part.tolist(), self._vr.get_batch([int(i) for i in part]).asnumpy())
-
-    def read(self, indices: np.ndarray) -> np.ndarray:
-        return self._vr.get_batch([int(i) for i in indices]).asnumpy()
+            frames = self._vr.get_batch([int(i) for i in part]).asnumpy()
+            for index, frame in zip(part.tolist(), frames):
+                yield index, np.rot90(frame, self._unturn) if self._unturn else frame
 
 
 def _display_of(path: Path) -> Display:
@@ -655,15 +651,16 @@ class VideoSource:
         return DecodedVideo(self.info, unique, frames, self.times)
 
 
-def reopen(path: str | Path, backend: str):
+def reopen(path: str | Path, info: VideoInfo):
     """A source that decodes chunks of a video opened before (in another process): the
-    packets are not read again, the chunk plan carries what they said."""
-    if backend == IMAGE_BACKEND:
+    packets are not read again, the chunk plan and `info` carry what they said."""
+    if info.backend == IMAGE_BACKEND:
         return reopened_image(path)
-    if backend == "pyav":
+    if info.backend == "pyav":
         return _PyAVSource.reopened(path)
     source = _DecordSource.__new__(_DecordSource)
     source._path = Path(path)
+    source._unturn = Display.parse(info.display).quarter_turns
     return source
 
 
