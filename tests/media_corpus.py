@@ -50,9 +50,14 @@ def _source(seconds: float = 1.0, rate: int = 12, size: str = SIZE) -> list[str]
 
 def _sound(channels: str, seconds: float = 1.0) -> list[str]:
     """A sine on every channel of `channels` (an FFmpeg layout: 7.1, 5.1, stereo, mono)."""
-    return ["-f", "lavfi", "-i", f"sine=f=440:d={seconds}:r=48000", "-af", f"pan={channels}|" + "|".join(
-        f"c{i}=c0" for i in range(_channel_count(channels))
-    )]
+    return [
+        "-f",
+        "lavfi",
+        "-i",
+        f"sine=f=440:d={seconds}:r=48000",
+        "-af",
+        f"pan={channels}|" + "|".join(f"c{i}=c0" for i in range(_channel_count(channels))),
+    ]
 
 
 def _channel_count(layout: str) -> int:
@@ -112,7 +117,11 @@ def build_corpus(root: Path) -> dict[str, Expect]:
     # 7.1 sound beside the picture, in three codecs.
     sound = root / "sound"
     sound.mkdir()
-    for name, codec in (("aac71.mp4", "aac"), ("pcm71.mov", "pcm_s16le"), ("opus71.mkv", "libopus")):
+    for name, codec in (
+        ("aac71.mp4", "aac"),
+        ("pcm71.mov", "pcm_s16le"),
+        ("opus71.mkv", "libopus"),
+    ):
         ffmpeg(*_source(), *_sound("7.1"), "-map", "0:v", "-map", "1:a", *H264, "-c:a", codec,
                "-shortest", sound / name)  # fmt: skip
         out[f"sound/{name}"] = Expect("extracted")
@@ -141,8 +150,8 @@ def build_corpus(root: Path) -> dict[str, Expect]:
     odd = os.fsdecode(b"caf\xe9 \xff.mp4")
     shutil.copy(base, names / odd)
     out["names/" + odd] = Expect("extracted")
-    shutil.copy(hevc, names / "it's a \"clip\" (final).mov")
-    out["names/it's a \"clip\" (final).mov"] = Expect("extracted")
+    shutil.copy(hevc, names / 'it\'s a "clip" (final).mov')
+    out['names/it\'s a "clip" (final).mov'] = Expect("extracted")
     ffmpeg(*_source(1, 12, "64x48"), *H264, names / "-starts-with-dash.mp4")
     out["names/-starts-with-dash.mp4"] = Expect("extracted")
     ffmpeg(*_source(1, 10, "80x48"), *H264, "-f", "mp4", names / "no_extension")

@@ -197,7 +197,9 @@ def test_rotated_frames_equal_what_ffmpeg_shows(corpus, name, backend):
     # (10-bit HEVC is converted to RGB a few levels apart by different FFmpeg versions).
     floor = np.abs(_library_frames(path, indices, backend) - theirs).mean()
     assert error <= floor + 0.5, (error, floor)
-    wrong = [np.abs(v - theirs[0]).mean() for v in _variants(ours[0])[1:] if v.shape == theirs[0].shape]
+    wrong = [
+        np.abs(v - theirs[0]).mean() for v in _variants(ours[0])[1:] if v.shape == theirs[0].shape
+    ]
     assert all(error < w / 4 for w in wrong), (error, wrong)
 
 
