@@ -65,8 +65,16 @@ def _channel_count(layout: str) -> int:
 
 
 H264 = ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "6"]
-HEVC10 = ["-c:v", "libx265", "-pix_fmt", "yuv420p10le", "-tag:v", "hvc1",
-          "-x265-params", "log-level=error"]  # fmt: skip
+HEVC10 = [
+    "-c:v",
+    "libx265",
+    "-pix_fmt",
+    "yuv420p10le",
+    "-tag:v",
+    "hvc1",
+    "-x265-params",
+    "log-level=error",
+]
 
 
 def rotated(src: Path, dst: Path, degrees: int) -> Path:
@@ -105,8 +113,15 @@ def build_corpus(root: Path) -> dict[str, Expect]:
     ffmpeg(*_source(4, 30), "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "90", long)
     ffmpeg("-ss", "1.5", "-i", long, "-c", "copy", edits / "cut.mp4")
     out["edits/cut.mp4"] = Expect("extracted")
-    ffmpeg(*_source(4, 30), "-vf", "select='not(between(t,1,3))'", "-fps_mode", "vfr", *H264,
-           edits / "vfr_gap.mp4")  # fmt: skip
+    ffmpeg(
+        *_source(4, 30),
+        "-vf",
+        "select='not(between(t,1,3))'",
+        "-fps_mode",
+        "vfr",
+        *H264,
+        edits / "vfr_gap.mp4",
+    )
     out["edits/vfr_gap.mp4"] = Expect("extracted")
 
     # Non-square pixels (PAL DV-like sample aspect ratios).
@@ -122,11 +137,33 @@ def build_corpus(root: Path) -> dict[str, Expect]:
         ("pcm71.mov", "pcm_s16le"),
         ("opus71.mkv", "libopus"),
     ):
-        ffmpeg(*_source(), *_sound("7.1"), "-map", "0:v", "-map", "1:a", *H264, "-c:a", codec,
-               "-shortest", sound / name)  # fmt: skip
+        ffmpeg(
+            *_source(),
+            *_sound("7.1"),
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            *H264,
+            "-c:a",
+            codec,
+            "-shortest",
+            sound / name,
+        )
         out[f"sound/{name}"] = Expect("extracted")
-    ffmpeg(*_source(), *_sound("5.1"), "-map", "0:v", "-map", "1:a", *H264, "-c:a", "aac",
-           "-shortest", sound / "aac51.mp4")  # fmt: skip
+    ffmpeg(
+        *_source(),
+        *_sound("5.1"),
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        *H264,
+        "-c:a",
+        "aac",
+        "-shortest",
+        sound / "aac51.mp4",
+    )
     out["sound/aac51.mp4"] = Expect("extracted")
 
     # Old and broadcast containers.
@@ -140,8 +177,16 @@ def build_corpus(root: Path) -> dict[str, Expect]:
     ffmpeg(*_source(), *H264, "-f", "mpegts", old / "cam.mts")
     ffmpeg(*_source(), "-c:v", "libvpx", "-f", "ogg", old / "web.ogv")
     ffmpeg(*_source(), "-c:v", "flv", old / "old.flv")
-    for name in ("dvd.vob", "broadcast.mxf", "phone.3g2", "old.asf", "cam.m2ts", "cam.mts",
-                 "web.ogv", "old.flv"):  # fmt: skip
+    for name in (
+        "dvd.vob",
+        "broadcast.mxf",
+        "phone.3g2",
+        "old.asf",
+        "cam.m2ts",
+        "cam.mts",
+        "web.ogv",
+        "old.flv",
+    ):
         out[f"containers/{name}"] = Expect("extracted")
 
     # Odd names: bytes that are not UTF-8, spaces and quotes, a leading dash, no extension.
@@ -226,8 +271,15 @@ def _pictures(folder: Path) -> dict[str, Expect]:
     Image.fromarray(picture).save(folder / "scan.tif")
     Image.fromarray(picture).save(folder / "scan.tiff", compression="tiff_lzw")
     Image.fromarray(picture).save(folder / "photo.avif")
-    for name in ("gray16.png", "palette_alpha.png", "gray_alpha.png", "print.jpg", "scan.tif",
-                 "scan.tiff", "photo.avif"):  # fmt: skip
+    for name in (
+        "gray16.png",
+        "palette_alpha.png",
+        "gray_alpha.png",
+        "print.jpg",
+        "scan.tif",
+        "scan.tiff",
+        "photo.avif",
+    ):
         out[f"pictures/{name}"] = Expect("extracted", kind="image")
     try:
         import pillow_heif

@@ -118,12 +118,28 @@ def test_durations_match_the_container(corpus, default_run):
 def test_ray_engine_accounts_for_every_upload_with_sound(corpus, tmp_path):
     pytest.importorskip("ray")
     root, _ = corpus
-    tiny = ["--random-init", "--frames", "2", "--windows", "1", "--yolo-imgsz", "64",
-            "--slowfast-crop", "64", "--device", "cpu"]  # fmt: skip
+    tiny = [
+        "--random-init",
+        "--frames",
+        "2",
+        "--windows",
+        "1",
+        "--yolo-imgsz",
+        "64",
+        "--slowfast-crop",
+        "64",
+        "--device",
+        "cpu",
+    ]
     code, stdout, stderr = _extract(
-        root, tmp_path / "cache", "--engine", "ray", "--extractors", "yolo,clip,slowfast,audio",
+        root,
+        tmp_path / "cache",
+        "--engine",
+        "ray",
+        "--extractors",
+        "yolo,clip,slowfast,audio",
         *tiny,
-    )  # fmt: skip
+    )
     got = _check_accounted(corpus, code, stdout, stderr)
     with FeatureCache(tmp_path / "cache") as cache:
         audio = next(f for f in cache.families() if f.extractor == "audio")
@@ -143,11 +159,22 @@ def _container_duration(path: Path) -> float:
 
 def _decodable_frames(path: Path) -> int:
     proc = subprocess.run(
-        ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
-         "stream=nb_read_frames", "-of", "json", str(path)],
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_frames",
+            "-of",
+            "json",
+            str(path),
+        ],
         capture_output=True,
         check=True,
-    )  # fmt: skip
+    )
     return int(json.loads(proc.stdout)["streams"][0]["nb_read_frames"])
 
 
@@ -176,8 +203,13 @@ def _variants(frame: np.ndarray) -> list[np.ndarray]:
     return out
 
 
-ROTATED = ["phone/rot90.mp4", "phone/rot180.mp4", "phone/rot270.mp4", "phone/IMG_90.MOV",
-           "phone/IMG_270.MOV"]  # fmt: skip
+ROTATED = [
+    "phone/rot90.mp4",
+    "phone/rot180.mp4",
+    "phone/rot270.mp4",
+    "phone/IMG_90.MOV",
+    "phone/IMG_270.MOV",
+]
 
 
 @pytest.mark.parametrize("backend", ["pyav", "decord"])
@@ -256,11 +288,19 @@ def test_exif_orientation_whatever_the_extension(tmp_path, orientation, ext):
 def test_display_matrix_flips_and_turns(tmp_path):
     """Every turn and mirror a display matrix can hold, written by PyAV, decodes upright."""
     need_ffmpeg()
-    import av
 
     base = tmp_path / "base.mp4"
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=96x64:rate=12:duration=0.5", "-c:v", "libx264",
-           "-pix_fmt", "yuv420p", base)  # fmt: skip
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=96x64:rate=12:duration=0.5",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        base,
+    )
     with VideoSource(base) as source:
         coded = source.read(np.array([0]))[0]
     for turns in range(4):
