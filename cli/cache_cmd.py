@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from harmcache.errors import CacheError
+from harmcache.paths import shown
 
 from .common import handle_errors, print_json_line
 
@@ -44,7 +45,7 @@ def info(
     if json_out:
         print_json_line(report)
         return
-    typer.echo(f"cache {report['root']}: {report['videos']} video(s) seen")
+    typer.echo(f"cache {shown(report['root'])}: {report['videos']} video(s) seen")
     typer.echo(f"{'family':<28} {'videos':>7} {'shards':>7} {'size':>10}  weights")
     for fam in report["families"]:
         weights = "random-init" if fam["random_init"] else "real"
@@ -108,7 +109,7 @@ def verify(cache: Path = typer.Argument(..., help="Cache folder.")) -> None:
         typer.echo(f"problem: {problem}", err=True)
     if problems:
         raise CacheError(f"{len(problems)} problem(s) in {cache}")
-    typer.echo(f"ok: {cache} ({n_families} families) is consistent")
+    typer.echo(f"ok: {shown(str(cache))} ({n_families} families) is consistent")
 
 
 @cache_app.command("gc")
@@ -140,7 +141,7 @@ def reindex(cache: Path = typer.Argument(..., help="Cache folder.")) -> None:
     with _open(cache) as store:
         store.rebuild_index()
         n = sum(len(store.committed(f)) for f in store.families())
-    typer.echo(f"reindexed {cache}: {n} family entries")
+    typer.echo(f"reindexed {shown(str(cache))}: {n} family entries")
 
 
 @cache_app.command("migrate")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import functools
-import json
 import logging
 import sys
 from collections.abc import Callable
@@ -14,6 +13,7 @@ from typing import Any
 import typer
 
 from harmcache.errors import HarmcacheError, UsageError
+from harmcache.paths import json_line, shown
 
 # The system refusing an operation: a full disk, a missing permission, a read-only mount. Any
 # write anywhere can meet these, and none of them can be a bug in harmcache, so they end a command
@@ -33,12 +33,12 @@ def handle_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except HarmcacheError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {shown(str(exc))}", err=True)
             raise typer.Exit(exc.exit_code) from None
         except OSError as exc:
             if exc.errno not in SYSTEM_REFUSALS:
                 raise
-            where = f": {exc.filename}" if exc.filename else ""
+            where = f": {shown(str(exc.filename))}" if exc.filename else ""
             typer.echo(f"error: {exc.strerror or exc}{where}", err=True)
             raise typer.Exit(SYSTEM_REFUSED_EXIT) from None
         except KeyboardInterrupt:
@@ -60,8 +60,9 @@ def make_folder(folder: Path, what: str = "") -> None:
 
 
 def print_json_line(obj: Any) -> None:
-    """The last line of stdout: one JSON object, for scripts."""
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, sort_keys=True) + "\n")
+    """The last line of stdout: one JSON object, for scripts (`paths.json_line`: every path in
+    it is the file's exact name)."""
+    sys.stdout.write(json_line(obj) + "\n")
     sys.stdout.flush()
 
 

@@ -9,6 +9,7 @@ import typer
 
 from harmcache.extract.progress import Progress
 from harmcache.extract.summary import InputResult
+from harmcache.paths import shown
 
 from .common import handle_errors, print_json_line, setup_logging
 
@@ -43,7 +44,9 @@ class BarProgress(Progress):
             self.video_bar = None
         if result.status == "failed":
             self.failures += 1
-            self.bar.write(f"failed {result.path}: {result.reason} ({result.message})")
+            self.bar.write(
+                f"failed {shown(result.path)}: {result.reason} ({shown(result.message or '')})"
+            )
         if result.status != "cached":
             self.bar.update(1)
         self.bar.set_postfix(failed=self.failures)
@@ -54,13 +57,14 @@ class BarProgress(Progress):
         """A second bar for a long video: seconds of it extracted so far."""
         from tqdm import tqdm
 
-        if self.video_bar is None or self.video_bar.desc != Path(path).name:
+        name = shown(Path(path).name)
+        if self.video_bar is None or self.video_bar.desc != name:
             if self.video_bar is not None:
                 self.video_bar.close()
             self.video_bar = tqdm(
                 total=round(seconds_total, 1),
                 unit="s",
-                desc=Path(path).name,
+                desc=name,
                 file=sys.stderr,
                 leave=False,
             )
@@ -144,11 +148,12 @@ def extract(
     typer.echo(
         f"extracted {summary.count('extracted')}, cached {summary.count('cached')}, "
         f"failed {summary.count('failed')} of {len(summary.inputs)} input(s) "
-        f"in {summary.seconds:.1f} s -> {out}",
+        f"in {summary.seconds:.1f} s -> {shown(str(out))}",
         err=json_out,
     )
     for failure in summary.failed:
-        typer.echo(f"  failed {failure.path}: {failure.reason}: {failure.message}", err=True)
+        where, why = shown(failure.path), shown(failure.message or "")
+        typer.echo(f"  failed {where}: {failure.reason}: {why}", err=True)
     if json_out:
         print_json_line(summary.to_json())
     if strict and summary.failed:

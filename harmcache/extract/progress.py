@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from harmcache.extract.summary import InputResult
+from harmcache.paths import shown
 
 log = logging.getLogger("harmcache.extract")
 
@@ -22,13 +23,14 @@ class Progress:
 
     def advance(self, result: InputResult) -> None:
         if result.status == "failed":
-            log.warning("failed %s: %s (%s)", result.path, result.reason, result.message)
+            where, why = shown(result.path), shown(result.message or "")
+            log.warning("failed %s: %s (%s)", where, result.reason, why)
         else:
-            log.info("%s %s", result.status, result.path)
+            log.info("%s %s", result.status, shown(result.path))
 
     def position(self, path: str, seconds_done: float, seconds_total: float) -> None:
         """How far the models are into a long video (one decode chunk at a time)."""
-        log.debug("%s: %.0f of %.0f s", path, seconds_done, seconds_total)
+        log.debug("%s: %.0f of %.0f s", shown(path), seconds_done, seconds_total)
 
     def close(self) -> None:
         pass

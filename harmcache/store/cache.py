@@ -26,6 +26,7 @@ from pathlib import Path
 
 from harmcache.errors import CacheError, UsageError
 from harmcache.hashing import canonical_json
+from harmcache.paths import shown
 from harmcache.store.atomic import TMP_MARK, write_text_atomic
 from harmcache.store.family import Family
 from harmcache.store.index import FileStamp, Index
@@ -249,7 +250,9 @@ class FeatureCache:
         `family` names the one family that failed (an extractor error); None means the video
         itself could not be used."""
         if not self.writable:
-            log.warning("read-only cache: not recording the failure of %s (%s)", path, reason)
+            log.warning(
+                "read-only cache: not recording the failure of %s (%s)", shown(path), reason
+            )
             return
         row = {"path": str(Path(path).absolute()), "video_id": video_id, "reason": reason}
         self.failures.append(**row, message=message, **({"family": family} if family else {}))

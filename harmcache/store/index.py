@@ -13,6 +13,7 @@ import sqlite3
 from pathlib import Path
 
 from harmcache.hashing import canonical_json
+from harmcache.paths import restored, stored
 from harmcache.store.family import Family
 
 SCHEMA_VERSION = "2"
@@ -219,12 +220,17 @@ class Index:
         return dict(rows.fetchall())
 
     # --- sources (paths seen for each video id) ------------------------------------------
+    # A path is kept as `paths.stored` has it: TEXT, or the raw bytes of a name that is not
+    # UTF-8 as a BLOB, so any name the filesystem holds is kept and found again exactly.
     def set_sources(self, pairs: list[tuple[str, str]]) -> None:
         with self.db:
-            self.db.executemany("INSERT OR REPLACE INTO sources VALUES (?, ?)", pairs)
+            self.db.executemany(
+                "INSERT OR REPLACE INTO sources VALUES (?, ?)", [(stored(p), v) for p, v in pairs]
+            )
 
     def sources(self) -> dict[str, str]:
-        return dict(self.db.execute("SELECT path, video_id FROM sources").fetchall())
+        rows = self.db.execute("SELECT path, video_id FROM sources")
+        return {restored(p): v for p, v in rows}
 
     def sources_of(self, paths: list[str]) -> dict[str, str]:
         """path → video id, for those of `paths` already seen."""
@@ -238,20 +244,21 @@ class Index:
         return {p: ((s, m, i), v) for p, s, m, i, v in rows}
 
     def _lookup(self, select: str, paths: list[str], chunk: int = 500) -> list[tuple]:
-        """Rows whose path is in `paths`, asked in chunks: memory stays bounded by the
-        question, never by the table (a million paths)."""
+        """Rows (path first) whose path is in `paths`, asked in chunks: memory stays bounded by
+        the question, never by the table (a million paths)."""
         rows: list[tuple] = []
         for start in range(0, len(paths), chunk):
-            part = paths[start : start + chunk]
+            part = [stored(p) for p in paths[start : start + chunk]]
             marks = ",".join("?" * len(part))
-            rows += self.db.execute(f"{select} WHERE path IN ({marks})", part).fetchall()
+            found = self.db.execute(f"{select} WHERE path IN ({marks})", part).fetchall()
+            rows += [(restored(path), *rest) for path, *rest in found]
         return rows
 
     def set_memo(self, rows: list[tuple[str, FileStamp, str]]) -> None:
         with self.db:
             self.db.executemany(
                 "INSERT OR REPLACE INTO memo VALUES (?, ?, ?, ?, ?)",
-                [(p, *stamp, vid) for p, stamp, vid in rows],
+                [(stored(p), *stamp, vid) for p, stamp, vid in rows],
             )
 
     def get_meta(self, key: str) -> str | None:

@@ -1,6 +1,7 @@
 """Append-only JSON-lines logs in the cache: the failure ledger and the path→video-id sightings.
 
-Each append is fsynced; a crash can tear only the last line, which readers skip.
+Each append is fsynced; a crash can tear only the last line, which readers skip. Lines are
+`paths.json_line`s, so a path whose name is not UTF-8 reads back exactly.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harmcache.paths import json_line
 from harmcache.store.atomic import append_line_durable
 
 
@@ -19,12 +21,12 @@ class JsonLog:
 
     def append(self, **fields: Any) -> None:
         fields.setdefault("time", round(time.time(), 3))
-        append_line_durable(self.path, json.dumps(fields, ensure_ascii=False, sort_keys=True))
+        append_line_durable(self.path, json_line(fields))
 
     def extend(self, rows: list[dict[str, Any]]) -> None:
         """Append many rows with one write and one fsync."""
         now = round(time.time(), 3)
-        lines = [json.dumps({"time": now, **r}, ensure_ascii=False, sort_keys=True) for r in rows]
+        lines = [json_line({"time": now, **r}) for r in rows]
         if lines:
             append_line_durable(self.path, "\n".join(lines))
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harmcache.errors import DataError, UsageError
+from harmcache.paths import is_utf8, shown
 from harmcache.store.cache import FeatureCache
 
 KEY_COLUMNS = ("path", "video", "file", "video_id", "sha256", "id")
@@ -302,11 +303,15 @@ def _norm(path: str | Path) -> str:
 
 
 def _path_index(sources: dict[str, str]) -> dict[str, str]:
-    """Normalised form (as given, and with symlinks resolved) → the path the cache recorded."""
+    """Normalised form (as given, and with symlinks resolved) → the path the cache recorded. A
+    name that is not UTF-8 is also known by its readable form (`caf\\xe9.mp4`, how a UTF-8
+    labels file can write it), after every real name so that a real name always wins."""
     index: dict[str, str] = {}
     for path in sorted(sources):
         index.setdefault(_norm(path), path)
         index.setdefault(_norm(os.path.realpath(path)), path)
+    for path in sorted(p for p in sources if not is_utf8(p)):
+        index.setdefault(_norm(shown(path)), path)
     return index
 
 
@@ -325,7 +330,10 @@ def _match(
     when it names no video with committed features."""
     path = row.key if row.key in sources else None
     for candidate in [] if path else _candidates(row):
-        for form in (_norm(candidate), _norm(os.path.realpath(candidate))):
+        forms = [_norm(candidate), _norm(os.path.realpath(candidate))]
+        if not is_utf8(candidate):  # a folder whose name is not UTF-8, the key written readably
+            forms.append(_norm(shown(candidate)))
+        for form in forms:
             path = path or by_path.get(form)
     if path is not None:
         vid = sources[path]

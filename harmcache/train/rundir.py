@@ -33,6 +33,7 @@ from harmcache.calibration import ScoreCalibrator
 from harmcache.errors import CacheError, UsageError
 from harmcache.heads.base import Head, load_head
 from harmcache.heads.data import SequenceData
+from harmcache.paths import shown
 from harmcache.store.atomic import write_text_atomic
 from harmcache.store.cache import FeatureCache
 from harmcache.store.family import Family
@@ -121,12 +122,13 @@ def threshold_json(result: SweepResult, plot: str | None = None) -> dict:
 
 
 def write_val_scores(path: Path, videos: list[LabeledVideo], scores: np.ndarray) -> None:
-    """val_scores.csv (or test_scores.csv): video_id,path,label,score, one row per video."""
+    """val_scores.csv (or test_scores.csv): video_id,path,label,score, one row per video (a
+    path in its readable form: the file is UTF-8 text)."""
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["video_id", "path", "label", "score"])
         for v, s in zip(videos, scores):
-            writer.writerow([v.video_id, v.paths[0], v.label, repr(float(s))])
+            writer.writerow([v.video_id, shown(v.paths[0]), v.label, repr(float(s))])
 
 
 # --- reading ---------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harmcache.errors import DataError, UsageError
+from harmcache.paths import shown
 from harmcache.train.labels import SPLIT_VALUES, LabeledVideo
 
 SPLIT_FILE = "split.csv"
@@ -198,13 +199,14 @@ def missing_classes(videos: list[LabeledVideo], assignment: dict[str, str]) -> l
 
 
 def write_split(path: Path, videos: list[LabeledVideo], assignment: dict[str, str]) -> None:
-    """One row per labelled path: video_id,path,label,split,group."""
+    """One row per labelled path (in its readable form): video_id,path,label,split,group."""
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["video_id", "path", "label", "split", "group"])
         for v in videos:
             for p in v.paths:
-                writer.writerow([v.video_id, p, v.label, assignment[v.video_id], v.group or ""])
+                row = [v.video_id, shown(p), v.label, assignment[v.video_id], v.group or ""]
+                writer.writerow(row)
 
 
 def read_split(path: Path) -> list[dict]:
