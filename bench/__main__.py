@@ -37,6 +37,7 @@ BENCHMARKS = {
     "loader": "bench.loader_bench",
     "long-video": "bench.long_video_bench",
     "audio": "bench.audio_bench",
+    "image-memory": "bench.image_memory_bench",
 }
 
 

@@ -288,5 +288,8 @@ def _pictures(folder: Path) -> dict[str, Expect]:
     huge = Image.new("RGB", (12000, 12000), (40, 90, 160))
     huge.paste((250, 250, 250), (0, 0, 6000, 6000))
     huge.save(folder / "huge.png", compress_level=1)
-    out["pictures/huge.png"] = Expect("extracted", kind="image")
+    # PNG cannot be decoded reduced and whole it costs gigabytes: refused from its header.
+    out["pictures/huge.png"] = Expect("failed", "unreadable", kind="image")
+    huge.save(folder / "huge.jpg", quality=80)  # a baseline JPEG decodes reduced (DCT scaling)
+    out["pictures/huge.jpg"] = Expect("extracted", kind="image")
     return out

@@ -7,15 +7,30 @@ import csv
 from pathlib import Path
 
 from harmcache.errors import UsageError
-from harmcache.video.image import IMAGE_EXTENSIONS
+from harmcache.video.image import IMAGE_EXTENSIONS, SNIFF_BYTES, sniff
 
-# Containers FFmpeg opens. Folders are searched for these; a file named explicitly is always tried.
+# Containers and streams FFmpeg opens, by their usual names. A file named explicitly is always
+# tried, whatever its name.
 VIDEO_EXTENSIONS = frozenset(
-    ".mp4 .m4v .mkv .webm .avi .mov .mpg .mpeg .wmv .flv .ts .mts .m2ts .3gp .ogv .gif".split()
+    """.mp4 .m4v .f4v .mov .qt .3gp .3g2 .mkv .mk3d .webm .avi .divx .wmv .asf .flv .mpg .mpeg
+    .mpe .m1v .m2v .vob .mod .tod .ts .m2t .mts .m2ts .ogv .mxf .dv .rm .rmvb .y4m .h264 .264
+    .h265 .265 .hevc .nut .amv .gif""".split()
 )
 LIST_EXTENSIONS = frozenset({".csv", ".txt", ".lst"})
 MEDIA_EXTENSIONS = VIDEO_EXTENSIONS | IMAGE_EXTENSIONS
-"""What a folder is searched for: videos, and still images (one-frame items)."""
+"""What a folder is searched for by name: videos, and still images (one-frame items)."""
+NOT_MEDIA_EXTENSIONS = LIST_EXTENSIONS | frozenset(
+    """.json .jsonl .tsv .md .rst .html .htm .xml .yaml .yml .toml .ini .cfg .log .nfo .pdf
+    .doc .docx .xls .xlsx .ppt .pptx .odt .py .pyc .ipynb .sh .js .css .c .h .exe .dll .so
+    .zip .tar .gz .tgz .bz2 .xz .zst .7z .rar .npy .npz .pt .pth .ckpt .onnx .h5 .hdf5 .pkl
+    .parquet .db .sqlite .srt .vtt .ass .ssa .sub .idx .m3u .m3u8 .cue .sfv .md5 .sha1 .sha256
+    .mp3 .wav .flac .aac .m4a .m4b .opus .wma .aiff .aif .mka .mid .midi .ac3 .dts .svg .ico
+    .psd .xmp .cr2 .cr3 .nef .arw .dng .orf .rw2 .raf""".split()
+)
+"""Names a folder search passes by without reading the file: text, lists (a list file inside a
+folder is never read as a list), data, archives, sound, subtitles, camera raw files (Pillow
+would read only their embedded preview). Any other name the search does not know is decided by
+the file's first bytes (`sniff`)."""
 
 
 def expand_inputs(inputs: list[str | Path]) -> list[Path]:
@@ -42,13 +57,30 @@ def _expand_one(path: Path) -> list[Path]:
         return sorted(
             p
             for p in path.rglob("*")
-            if p.is_file()
-            and p.suffix.lower() in MEDIA_EXTENSIONS
-            and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            if not any(part.startswith(".") for part in p.relative_to(path).parts) and _is_media(p)
         )
     if path.is_file() and path.suffix.lower() in LIST_EXTENSIONS:
         return read_path_list(path)
     return [path]
+
+
+def _is_media(path: Path) -> bool:
+    """Whether a folder search keeps this entry: a file named like a video or an image; one
+    whose name the search does not know and whose first bytes FFmpeg or the image decoder
+    open; a link to nothing (kept, so the run records it as `missing`) or a file that cannot
+    be read, unless its name says it is no media. Folders, pipes and sockets are passed by."""
+    suffix = path.suffix.lower()
+    if suffix in NOT_MEDIA_EXTENSIONS:
+        return False
+    if not path.is_file():
+        return path.is_symlink() and not path.exists()
+    if suffix in MEDIA_EXTENSIONS:
+        return True
+    try:
+        with open(path, "rb") as f:
+            return sniff(f.read(SNIFF_BYTES)) is not None
+    except OSError:
+        return True
 
 
 def read_path_list(list_file: Path) -> list[Path]:
