@@ -1,6 +1,7 @@
 """The audio extractor on real encoded videos with real AAC sound tracks: decoding, resampling
-and alignment to the video's time axis, VGGish framing, rows that do not depend on how the
-sound was cut, weights, fingerprints, and what a silent or damaged sound track becomes."""
+and alignment to the video's time axis, every channel layout (7.1, custom orders, 16 channels)
+down to the same mono, VGGish framing, rows that do not depend on how the sound was cut,
+weights, fingerprints, and what a silent or damaged sound track becomes."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+import harmcache.video.audio as audio_module
 from harmcache.errors import VideoError, WeightsUnavailable
 from harmcache.extractors.audio import (
     EXAMPLE_SAMPLES,
@@ -23,10 +25,12 @@ from harmcache.extractors.audio import (
 )
 from harmcache.extractors.base import ExtractSettings, WeightsSource, get_extractor
 from harmcache.hashing import sha256_file
-from harmcache.video.audio import SAMPLE_RATE, has_audio, read_audio
+from harmcache.video.audio import RESAMPLER, SAMPLE_RATE, has_audio, read_audio
+from harmcache.video.audio_child import read_audio_isolated
 from harmcache.video.decode import VideoSource
 from harmcache.video.encode import encode_sound, write_video
 from tests.conftest import coded_frames
+from tests.media_corpus import ffmpeg, need_ffmpeg
 
 RANDOM = WeightsSource(random_init=True, seed=0)
 RATE = 44100
@@ -87,6 +91,39 @@ def late_sound_video(path: Path, delay: float) -> Path:
         for packet in video.encode():
             container.mux(packet)
     return path
+
+
+CHANNELS = {"mono": 1, "stereo": 2, "5.1": 6, "6.1": 7, "7.1": 8, "hexadecagonal": 16}
+"""FFmpeg layouts whose channels the ffmpeg CLI's `pan` fills one for one."""
+
+
+def surround_video(
+    path: Path, layout: str, codec: str, *, seconds: float = 1.0, picture: bool = True
+) -> Path:
+    """The same 440 Hz sine (48 kHz) on every channel of `layout`, beside a small picture
+    unless the container holds sound alone (.wav)."""
+    need_ffmpeg()
+    pan = f"pan={layout}|" + "|".join(f"c{i}=c0" for i in range(CHANNELS[layout]))
+    video = ["-f", "lavfi", "-i", f"testsrc2=size=64x48:rate=8:duration={seconds}"]
+    sound = ["-f", "lavfi", "-i", f"sine=f=440:d={seconds}:r=48000"]
+    if not picture:
+        ffmpeg(*sound, "-af", pan, "-c:a", codec, path)
+        return path
+    ffmpeg(
+        *video, *sound, "-af", pan, "-map", "0:v", "-map", "1:a",
+        "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", codec, "-shortest", path,
+    )  # fmt: skip
+    return path
+
+
+def planar_reading(path: Path, monkeypatch) -> np.ndarray:
+    """The samples as read before any layout was supported: planar frames (`RESAMPLER`'s fltp)
+    averaged with `to_ndarray().mean(axis=0)`. Safe only below 8 channels in a standard
+    layout, where it did not crash."""
+    with monkeypatch.context() as patched:
+        patched.setattr(audio_module, "PACKED", RESAMPLER)
+        patched.setattr(audio_module, "channel_mean", lambda frame: frame.to_ndarray().mean(0))
+        return np.concatenate(list(read_audio(path)))
 
 
 def settings(**changes) -> ExtractSettings:
@@ -154,6 +191,74 @@ def test_a_damaged_sound_track_is_an_audio_error(tmp_path):
         list(read_audio(path))
     # The picture is fine.
     assert VideoSource(path).info.n_frames == 16
+
+
+# --- channel layouts -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "layout, codec, name",
+    [
+        ("stereo", "aac", "v.mp4"),
+        ("5.1", "aac", "v.mp4"),
+        ("mono", "libopus", "v.mkv"),
+        ("5.1", "libopus", "v.mkv"),
+        ("stereo", "pcm_s16le", "v.mov"),
+        ("5.1", "pcm_s16le", "v.mov"),
+        ("6.1", "flac", "v.mkv"),
+    ],
+)
+def test_layouts_read_before_give_bit_identical_samples(tmp_path, monkeypatch, layout, codec, name):
+    """Packed float, de-interleaved here, is the planar reading in another memory order: the
+    features of every track that decoded before are unchanged, to the bit."""
+    path = surround_video(tmp_path / name, layout, codec)
+    new = np.concatenate(list(read_audio(path)))
+    assert (
+        new.view(np.uint32).tolist() == planar_reading(path, monkeypatch).view(np.uint32).tolist()
+    )
+
+
+def test_a_stereo_upload_reads_bit_identically_to_the_planar_reading(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    stereo = np.stack([tone(2.0, 440), rng.uniform(-0.3, 0.3, 2 * RATE).astype(np.float32)])
+    path = sound_video(tmp_path / "v.mp4", stereo)  # 44.1 kHz AAC, channels that differ
+    new = np.concatenate(list(read_audio(path)))
+    assert (
+        new.view(np.uint32).tolist() == planar_reading(path, monkeypatch).view(np.uint32).tolist()
+    )
+
+
+@pytest.mark.parametrize(
+    "layout, codec, name, picture",
+    [
+        ("7.1", "pcm_s16le", "v.mkv", True),  # FFmpeg reads it as 8 unnamed channels
+        ("7.1", "pcm_s16le", "v.mov", True),  # QuickTime's 7.1: a custom channel order
+        ("6.1", "pcm_s16le", "v.mov", True),  # 7 channels in a custom order
+        ("7.1", "flac", "v.mkv", True),
+        ("7.1", "pcm_s16le", "v.wav", False),
+        ("hexadecagonal", "pcm_s16le", "v.wav", False),  # 16 channels
+    ],
+)
+def test_any_layout_reads_as_the_mean_of_its_channels(tmp_path, layout, codec, name, picture):
+    """Each of these crashed PyAV (a segfault on 8 or more channels, a double free on a custom
+    order); each is read through the guarded child, so a regression fails here, not the run."""
+    mono = surround_video(tmp_path / f"mono-{name}", "mono", "pcm_s16le", picture=picture)
+    path = surround_video(tmp_path / name, layout, codec, picture=picture)
+    samples = np.concatenate(list(read_audio_isolated(path)))
+    reference = np.concatenate(list(read_audio_isolated(mono)))
+    assert samples.dtype == np.float32 and samples.shape == reference.shape
+    # The same sound on every channel: the mean is that sound, to float32 rounding of the sum.
+    np.testing.assert_allclose(samples, reference, rtol=0, atol=1e-7)
+    assert 0.12 < np.abs(samples).max() < 0.13  # the sine's amplitude (1/8): nothing dropped
+
+
+def test_a_7_1_track_gives_the_rows_of_its_stereo_and_mono_equivalents(audio, tmp_path):
+    rows = {
+        layout: extract(audio, surround_video(tmp_path / f"{layout}.mov", layout, "pcm_s16le"))
+        for layout in ("mono", "stereo", "7.1")
+    }
+    assert len(rows["mono"].features) == 1
+    np.testing.assert_array_equal(rows["stereo"].features, rows["mono"].features)  # (x + x) / 2
+    np.testing.assert_allclose(rows["7.1"].features, rows["mono"].features, rtol=1e-4, atol=1e-7)
+    np.testing.assert_array_equal(rows["7.1"].timestamp, rows["mono"].timestamp)
 
 
 # --- framing -------------------------------------------------------------------------------

@@ -1,22 +1,25 @@
 """VGGish audio embeddings (torchvggish), one per 0.96 s of the video's sound.
 
 The sound track is decoded once, on its own (`harmcache.video.audio`: PyAV, resampled to 16 kHz
-mono); no video frame is decoded for it. The log-mel frontend is torchvggish's own (25 ms
-windows every 10 ms, 64 mel bands over 125-7500 Hz, log(mel + 0.01)), and each example is 96
-frames (0.96 s) of it, the examples laid end to end from the video's first frame: example k
-covers [0.96 k, 0.96 (k+1)) seconds of the video's time axis, its row's timestamp is the centre
-(0.96 k + 0.48) and its frame_index the frame on screen then. A trailing partial example is kept
-when it holds at least half an example of sound (or is the video's only one) and is padded with
-silence; VGGish itself drops it. The row is the 128-d embedding before AudioSet's PCA and
-quantisation (a lossy post-process heads do not need).
+mono, any channel layout), in a guarded child process (`harmcache.video.audio_child`) so that a
+decoder crash fails this file's audio alone; no video frame is decoded for it. The log-mel
+frontend is torchvggish's own (25 ms windows every 10 ms, 64 mel bands over 125-7500 Hz,
+log(mel + 0.01)), and each example is 96 frames (0.96 s) of it, the examples laid end to end
+from the video's first frame: example k covers [0.96 k, 0.96 (k+1)) seconds of the video's time
+axis, its row's timestamp is the centre (0.96 k + 0.48) and its frame_index the frame on screen
+then. A trailing partial example is kept when it holds at least half an example of sound (or is
+the video's only one) and is padded with silence; VGGish itself drops it. The row is the 128-d
+embedding before AudioSet's PCA and quantisation (a lossy post-process heads do not need).
 
 A video without an audio stream gets zero rows (committed, not a failure; stage two masks the
-modality). A stream that cannot be decoded fails this family alone with reason `audio_error`.
+modality). A stream that cannot be decoded, or whose decoder crashed its process, fails this
+family alone with reason `audio_error`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +28,8 @@ import numpy as np
 from harmcache.errors import WeightsUnavailable
 from harmcache.extractors.base import Extractor, register_extractor
 from harmcache.types import FeatureRecord, VideoInfo
-from harmcache.video.audio import RESAMPLER, SAMPLE_RATE, read_audio
+from harmcache.video.audio import RESAMPLER, SAMPLE_RATE
+from harmcache.video.audio_child import read_audio_isolated
 from harmcache.video.sampling import frames_at, video_duration
 
 EXAMPLE_SECONDS = 0.96
@@ -180,14 +184,15 @@ class AudioSession:
     def finish(self) -> FeatureRecord:
         duration = video_duration(self.times)
         per_batch = max(1, self.extractor.settings.batch_size)
-        samples = read_audio(
+        samples = read_audio_isolated(
             self.path, end=duration if duration > 0 else None, block=per_batch * EXAMPLE_SAMPLES
         )
         parts = []
-        for examples in segments(samples, per_batch):
-            first = sum(len(p) for p in parts)
-            features, _ = self.extractor.run_batch(examples, first)
-            parts.append(np.asarray(features, dtype=np.float32))
+        with closing(samples):  # a model failure mid-track stops the decoder at once
+            for examples in segments(samples, per_batch):
+                first = sum(len(p) for p in parts)
+                features, _ = self.extractor.run_batch(examples, first)
+                parts.append(np.asarray(features, dtype=np.float32))
         dim = self.extractor.dim
         features = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
         stamps = (np.arange(len(features), dtype=np.float64) + 0.5) * EXAMPLE_SECONDS

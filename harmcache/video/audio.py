@@ -5,6 +5,26 @@ PyAV's `AudioResampler` (FFmpeg's swresample) converts them to 16 kHz float in o
 stream, and the channels are averaged to mono, as VGGish's own frontend does (swresample's
 downmix would keep -3 dB of each channel instead: 0.71 (L + R) rather than (L + R) / 2).
 
+Any channel layout, any number of channels. Two PyAV 18 defects crash the process (SIGSEGV or
+a glibc abort) on some layouts, so neither is ever reached:
+
+- `AudioFrame.planes` counts planes until a null pointer, which a planar frame of 8 or more
+  channels does not have (FFmpeg keeps 8 plane pointers inline, and exactly one per channel
+  beyond that, with no terminator): every 7.1 track, AAC, Opus, FLAC or PCM, crashed in
+  `to_ndarray`. The resampler is asked for packed
+  float (`flt`, one plane at any channel count) instead of planar (`fltp`), and the samples are
+  de-interleaved here. The swresample output is the same numbers in another memory order, and
+  the channel mean is taken in the same order as before, so mono, stereo and 5.1 features are
+  bit-identical to the planar reading (tests/test_audio.py checks it).
+- `AudioLayout` copies FFmpeg's channel layout shallowly and frees it when dropped, so a layout
+  in a custom channel order (its channel map lives on the heap: QuickTime PCM 6.1 or 7.1 with
+  side channels before the back ones) is freed twice once any frame of it is read. Such a
+  stream's decoder is told, before it opens, to use an unspecified layout of the same channel
+  count: the mean of all channels does not depend on which speaker each one was for.
+
+Decoding runs in a guarded child process anyway (`harmcache.video.audio_child`), so a crash
+this module does not know of costs one file's sound, not the run.
+
 Sample `i` lies at `i / 16000` seconds after the first video frame: sound that starts later
 than the picture is preceded by silence, sound before the first frame is dropped, and sound
 after `end` (the end of the picture) is not read.
@@ -17,6 +37,7 @@ reason class `audio_error`, so the video's picture features still count.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,8 +50,11 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 16000
 """Samples per second after resampling (VGGish's rate)."""
 RESAMPLER = {"format": "fltp", "layout": None, "rate": SAMPLE_RATE}
-"""What `av.AudioResampler` is asked for (the stream's own channels kept, then averaged); part
-of the audio extractor's spec."""
+"""The resampling the samples are defined by (the stream's own channels kept, then averaged);
+part of the audio extractor's spec."""
+PACKED = dict(RESAMPLER, format="flt")
+"""What `av.AudioResampler` is actually asked for: the same samples as `RESAMPLER`, interleaved
+(see the module docstring)."""
 
 
 def has_audio(path: str | Path) -> bool:
@@ -68,21 +92,22 @@ def read_audio(
         blocks = _Blocks(block, limit)
         packets = 0
         try:
-            resampler = av.AudioResampler(**RESAMPLER)
+            _plain_layout(stream.codec_context)
+            resampler = av.AudioResampler(**PACKED)
             for packet in container.demux(stream):
                 packets += packet.size > 0
                 for frame in packet.decode():
                     if blocks.lead is None:
                         blocks.lead = _lead(frame, stream, container)
                     for out in resampler.resample(frame):
-                        yield from blocks.push(out.to_ndarray().mean(axis=0))
+                        yield from blocks.push(channel_mean(out))
                     if blocks.full:
                         break
                 if blocks.full:
                     break
             else:
                 for out in resampler.resample(None):
-                    yield from blocks.push(out.to_ndarray().mean(axis=0))
+                    yield from blocks.push(channel_mean(out))
         except (av.error.FFmpegError, ValueError) as exc:
             # ValueError: PyAV refuses frames it cannot describe (an unknown channel layout).
             codec = stream.codec_context.name if stream.codec_context else "unknown"
@@ -94,6 +119,30 @@ def read_audio(
                 "audio_error", f"no sound decoded from the audio stream's {packets} packet(s)"
             )
         yield from blocks.rest()
+
+
+STANDARD_LAYOUT = re.compile(r"[\w.]+(\([\w-]+\))?")
+"""How FFmpeg names a layout of its own table ("mono", "5.1(side)", "7.1.4"); an unspecified
+order reads "8 channels", a custom one "8 channels (FL+FR+...)"."""
+
+
+def _plain_layout(codec) -> None:
+    """Give a decoder that is not open yet an unspecified channel layout, unless its layout is
+    one of FFmpeg's standard ones (those are left exactly as they are)."""
+    # `original` shares the decoder's channel map, if it has one: it must stay alive until the
+    # decoder no longer points at that map, and then frees it, once.
+    original = codec.layout
+    if not STANDARD_LAYOUT.fullmatch(original.name):
+        codec.layout = f"{original.nb_channels} channels"
+    del original
+
+
+def channel_mean(frame) -> np.ndarray:
+    """The mean over the channels of a packed float frame, as float32, summed in channel order:
+    the same numbers `to_ndarray().mean(axis=0)` gives for the planar frame."""
+    channels = frame.layout.nb_channels
+    interleaved = frame.to_ndarray().reshape(frame.samples, channels)
+    return np.ascontiguousarray(interleaved.T).mean(axis=0)
 
 
 def _lead(frame, stream, container) -> int:
