@@ -20,6 +20,7 @@ LEAVES = {
     "guarantee",
     "calibration",
     "threads",
+    "paths",
 }
 ALLOWED: dict[str, set[str]] = {
     **{leaf: {"errors"} for leaf in LEAVES},
