@@ -32,8 +32,9 @@ def test_decoded_frames_equal_encoded_frames(make_video, codec, name):
 def test_decord_and_pyav_agree_on_frame_indices(make_video):
     path, frames = make_video("b.mp4", n_frames=16)
     idx = np.array([0, 1, 7, 8, 15])
-    by_decord = _DecordSource(path).read(idx)
-    by_pyav = _PyAVSource(path).read(idx)
+    with VideoSource(path, prefer="decord") as decord, VideoSource(path) as pyav:
+        assert (decord._source.backend, pyav._source.backend) == ("decord", "pyav")
+        by_decord, by_pyav = decord.read(idx), pyav.read(idx)
     np.testing.assert_array_equal(by_decord, frames[idx])
     np.testing.assert_array_equal(by_pyav, frames[idx])
 

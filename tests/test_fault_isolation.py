@@ -245,7 +245,7 @@ def test_cache_info_shows_decode_backend_and_library_versions(make_video, tmp_pa
     cli("extract", tmp_path / "v", "--out", out, "--extractors", "clip", *DEFAULT_PATH)
     (family,) = last_json(cli("cache", "info", out, "--json"))["families"]
     assert sum(family["backends"].values()) == 1
-    assert set(family["backends"]) <= {"decord", "pyav"}
+    assert set(family["backends"]) <= {"decord upright", "pyav upright"}
     (made,) = family["versions"]
     assert made["videos"] == 1
     assert made["versions"]["torch"] == metadata.version("torch")
