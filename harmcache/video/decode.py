@@ -238,7 +238,8 @@ class _PyAVSource:
         width, height = display.size(*coded)
         duration = video_duration(self.timeline.times)
         self.info = VideoInfo(n, fps, duration, width, height, "pyav", display.label)
-        self._pass = _Pass(path, container, held if size <= HOLD_BYTES else None)
+        held = held if size <= HOLD_BYTES else None
+        self._pass = _Pass(path, container, held, first.resume() if held is not None else None)
 
     @classmethod
     def reopened(cls, path: str | Path) -> _PyAVSource:
@@ -259,7 +260,8 @@ class _PyAVSource:
 
 class _FirstFrame:
     """The display matrix rides on decoded frames only: the probe decodes the first frame (fed
-    the packets as they are demuxed) to read it, then resets the decoder for the decode pass."""
+    the packets as they are demuxed) to read it. The decoder is left where it stands, so the
+    decode pass over the held packets goes on from there instead of decoding them again."""
 
     MAX_PACKETS = 32
     """Packets fed before giving up (a decoder's reorder delay is a few frames)."""
@@ -267,7 +269,11 @@ class _FirstFrame:
     def __init__(self, codec):
         self.codec = codec
         self.frame = None
+        self.frames: list = []
+        """Every frame the decoder gave for the packets fed."""
         self.fed = 0
+        self.last_pts: int | None = None
+        self.failed = False
 
     def feed(self, packet) -> None:
         import av
@@ -275,17 +281,24 @@ class _FirstFrame:
         if self.frame is not None or self.fed >= self.MAX_PACKETS:
             return
         self.fed += 1
+        if packet.pts is not None:
+            self.last_pts = packet.pts if self.last_pts is None else max(self.last_pts, packet.pts)
         try:
             if not self.codec.is_open:
                 self.codec.thread_count = 1  # decode workers are the parallelism
             frames = self.codec.decode(packet)
         except (av.error.FFmpegError, ValueError):
             self.fed = self.MAX_PACKETS  # a damaged start: the probe frames will say so
+            self.failed = True
             frames = []
+        self.frames += frames
         if frames:
             self.frame = frames[0]
-        if self.frame is not None or self.fed >= self.MAX_PACKETS:
-            self.codec.flush_buffers()
+
+    def resume(self) -> tuple[list, int, int | None] | None:
+        """(frames decoded, packets fed, their last timestamp) for a decode pass to go on from,
+        or None when the decoder failed and must start again."""
+        return None if self.failed else (self.frames, self.fed, self.last_pts)
 
     def matrix(self):
         """FFmpeg's display matrix of the first frame (nine int32), or None."""
@@ -316,10 +329,13 @@ class _Pass:
     skippable: the decoder drops it when no other frame refers to it (a B-frame) and decodes it
     otherwise, so the frames kept are exactly those of a full decode."""
 
-    def __init__(self, path: Path, container=None, held: list | None = None):
+    def __init__(self, path: Path, container=None, held: list | None = None, primed=None):
         self.path = path
         self.container = container
         self.held = held
+        self.primed = primed
+        """What the probe's first-frame decode left (`_FirstFrame.resume`): the first pass from
+        the start goes on from it; any other start resets the decoder."""
         """Every packet of the stream in decode order, kept by the probe; None: read the file."""
         self.decoded: Iterator | None = None
         """The decoder's frames from the current position on; None: not positioned."""
@@ -415,6 +431,13 @@ class _Pass:
         self._from_start()
 
     def _from_start(self) -> None:
+        if self.held is not None and self.primed is not None:
+            frames, fed, last_pts = self.primed
+            self.primed = None
+            codec = self.container.streams.video[0].codec_context
+            self._start(codec, iter(self.held[fed:]), ready=frames)
+            self.feed.sent = last_pts
+            return
         if self.held is not None:
             self._replay(0)
             return
@@ -424,6 +447,7 @@ class _Pass:
         self._start(self.container.streams.video[0].codec_context, self._packets())
 
     def _replay(self, at: int) -> None:
+        self.primed = None
         if self.container is None:
             self.container = _open_container(self.path)
         codec = self.container.streams.video[0].codec_context
@@ -434,12 +458,12 @@ class _Pass:
         stream = self.container.streams.video[0]
         return (p for p in self.container.demux(stream) if p.size > 0)
 
-    def _start(self, codec, packets: Iterator) -> None:
+    def _start(self, codec, packets: Iterator, ready: list = ()) -> None:
         _keep_frame_memory()
         if not codec.is_open:
             codec.thread_count = 1  # decode workers are the parallelism
         self.count, self.done, self.feed.sent = 0, None, None
-        self.decoded = _decoder_frames(codec, packets, self.feed)
+        self.decoded = itertools.chain(ready, _decoder_frames(codec, packets, self.feed))
 
 
 @dataclass
