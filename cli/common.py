@@ -13,6 +13,7 @@ from typing import Any
 import typer
 
 from harmcache.errors import HarmcacheError, UsageError
+from harmcache.log_streams import follow_stderr
 from harmcache.paths import json_line, shown
 
 # The system refusing an operation: a full disk, a missing permission, a read-only mount. Any
@@ -72,6 +73,7 @@ def setup_logging(verbose: bool = False) -> None:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    follow_stderr()  # a handler set up by an earlier in-process command keeps its stream
     # Third-party libraries are chatty at INFO.
     for noisy in ("ultralytics", "matplotlib", "h5py", "PIL", "ray"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

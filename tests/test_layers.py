@@ -21,6 +21,7 @@ LEAVES = {
     "calibration",
     "threads",
     "paths",
+    "log_streams",
 }
 ALLOWED: dict[str, set[str]] = {
     **{leaf: {"errors"} for leaf in LEAVES},

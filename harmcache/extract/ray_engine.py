@@ -23,7 +23,6 @@ import logging
 import math
 import os
 import re
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from harmcache.extract.progress import Progress
 from harmcache.extract.summary import InputResult
 from harmcache.extractors.base import Extractor, ExtractSettings, get_extractor
 from harmcache.hashing import canonical_json
+from harmcache.log_streams import follow_stderr
 from harmcache.provenance import library_versions
 from harmcache.store.cache import FeatureCache
 from harmcache.store.family import Family
@@ -101,17 +101,8 @@ def _import_ray() -> Any:
         import ray.data  # noqa: F401
     except ImportError:
         raise UsageError("--engine ray needs ray: pip install 'harmcache[ray]'") from None
-    _follow_stderr(logging.getLogger("ray"))
+    follow_stderr("ray")
     return ray
-
-
-def _follow_stderr(logger: logging.Logger) -> None:
-    """Ray's console handler keeps the stderr it saw when Ray was first imported; point it at
-    this run's, which a caller that captures output (a notebook, a test runner) may have
-    swapped since, and closed."""
-    for handler in logger.handlers:
-        if type(handler).__name__ == "PlainRayHandler" and handler.stream is not sys.stderr:
-            handler.setStream(sys.stderr)
 
 
 def _worker_error(exc: Exception) -> HarmcacheError | None:
