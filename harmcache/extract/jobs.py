@@ -36,7 +36,6 @@ from harmcache.video.decode import (
     read_chunk,
     reopen,
 )
-from harmcache.video.sampling import video_duration
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +63,7 @@ class VideoPlan:
 
     @property
     def duration(self) -> float:
-        return video_duration(self.times)
+        return self.info.duration
 
     def chunk_job(self, i: int) -> ChunkJob:
         chunk = self.chunks[i]

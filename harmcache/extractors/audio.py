@@ -30,7 +30,7 @@ from harmcache.extractors.base import Extractor, register_extractor
 from harmcache.types import FeatureRecord, VideoInfo
 from harmcache.video.audio import RESAMPLER, SAMPLE_RATE
 from harmcache.video.audio_child import read_audio_isolated
-from harmcache.video.sampling import frames_at, video_duration
+from harmcache.video.sampling import frames_at
 
 EXAMPLE_SECONDS = 0.96
 EXAMPLE_SAMPLES = round(EXAMPLE_SECONDS * SAMPLE_RATE)  # 15360: 96 hops of 160 samples
@@ -182,7 +182,7 @@ class AudioSession:
         """Decoded frames are not needed."""
 
     def finish(self) -> FeatureRecord:
-        duration = video_duration(self.times)
+        duration = self.info.duration  # the probe's, by the rule every family uses
         per_batch = max(1, self.extractor.settings.batch_size)
         samples = read_audio_isolated(
             self.path, end=duration if duration > 0 else None, block=per_batch * EXAMPLE_SAMPLES
