@@ -2,7 +2,7 @@
 
 Calibration sets are drawn from known score distributions (Beta per class), so every population
 metric at a threshold is exact. For each setting (videos n, prevalence, objective, confidence)
-`harmcache.guarantee.certify` runs on `draws` independent sets; the JSON reports
+`harmcache.decisions.certify.certify` runs on `draws` independent sets; the JSON reports
 
 - certified_rate: share of sets where a threshold was certified;
 - error_rate: share of sets where a certified threshold misses a target on the population
@@ -36,7 +36,7 @@ from scipy import optimize, stats
 from bench.meta import run_metadata
 
 REPO = Path(__file__).resolve().parent.parent
-MEASURED = ["harmcache/guarantee.py", "bench/guarantee_sim.py"]
+MEASURED = ["harmcache/decisions/certify.py", "bench/guarantee_sim.py"]
 OVERLAP = ((4, 2), (2, 4))  # positives ~ Beta(4, 2), negatives ~ Beta(2, 4): AUC 0.83
 SEPARATED = ((6, 2), (2, 6))  # AUC 0.94
 
@@ -121,7 +121,8 @@ class World:
 
 
 def simulate(setting: Setting, draws: int, seed: int) -> dict:
-    from harmcache.guarantee import Objective, certify
+    from harmcache.decisions.certify import certify
+    from harmcache.decisions.objective import Objective
 
     obj = Objective.parse(setting.objective)
     world = World(setting)

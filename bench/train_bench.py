@@ -103,7 +103,7 @@ def time_epoch(train, val, settings: dict) -> dict:
 
 
 def time_sweep(n: int, replicates: int, repeats: int = 3) -> dict:
-    from harmcache.train.threshold import sweep
+    from harmcache.decisions.sweep import sweep
 
     rng = np.random.default_rng(0)
     y = rng.random(n) < 0.08

@@ -17,7 +17,16 @@ warnings.filterwarnings("ignore", message="pkg_resources is deprecated", categor
 # pytorchvideo scripts a helper with torch.jit at import; the deprecation is torch's to settle.
 warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
 
-from . import cache_cmd, demo_cmd, extract_cmd, stage_two_cmd, weights_cmd  # noqa: E402
+from . import (  # noqa: E402
+    cache_cmd,
+    demo_cmd,
+    evaluate_cmd,
+    extract_cmd,
+    predict_cmd,
+    sweep_cmd,
+    train_cmd,
+    weights_cmd,
+)
 
 app = typer.Typer(
     name="harmcache",
@@ -27,7 +36,19 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (extract_cmd, cache_cmd, demo_cmd, weights_cmd, stage_two_cmd):
+COMMANDS = (
+    extract_cmd,
+    cache_cmd,
+    demo_cmd,
+    weights_cmd,
+    train_cmd,
+    sweep_cmd,
+    evaluate_cmd,  # evaluate and compare
+    predict_cmd,
+)
+"""One module per command (or pair of commands reading the same run)."""
+
+for module in COMMANDS:
     module.register(app)
 
 

@@ -18,10 +18,34 @@ class HarmcacheError(Exception):
         return (type(self), (self.message,))
 
 
-class UsageError(HarmcacheError):
-    """Nothing usable was given: no inputs, bad flags, an unwritable output."""
+class UsageError(HarmcacheError, ValueError):
+    """Nothing usable was given: no inputs, bad settings, an unwritable output. A `ValueError`,
+    as scikit-learn raises for a bad parameter, so code that catches one catches this.
+
+    `parameter` names the setting at fault in the library's words (`epochs`); the message may
+    hold `{param}` where that name goes, and the CLI puts the flag there instead (`--epochs`)."""
 
     exit_code = 2
+
+    def __init__(self, message: str, parameter: str | None = None):
+        self.template = message
+        self.parameter = parameter
+        super().__init__(self.worded(parameter))
+
+    def worded(self, name: str | None) -> str:
+        """The message with the setting called `name`."""
+        if self.parameter is None:
+            return self.template
+        return self.template.replace("{param}", name or self.parameter)
+
+    def as_flag(self) -> str:
+        """The message as the CLI says it: `epochs` becomes `--epochs`."""
+        if self.parameter is None:
+            return self.message
+        return self.worded("--" + self.parameter.replace("_", "-"))
+
+    def __reduce__(self):
+        return (type(self), (self.template, self.parameter))
 
 
 class WeightsUnavailable(HarmcacheError):
@@ -37,8 +61,9 @@ class CacheError(HarmcacheError):
     exit_code = 4
 
 
-class DataError(HarmcacheError):
-    """Labels or features are unusable for training (no matches, one class, constant features)."""
+class DataError(HarmcacheError, ValueError):
+    """Labels or features are unusable for training (no matches, one class, constant features,
+    non-finite values). A `ValueError`, as scikit-learn raises for unusable data."""
 
     exit_code = 5
 

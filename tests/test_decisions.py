@@ -199,9 +199,11 @@ def test_bad_scores_files(tmp_path, text, message):
         ([], 2, "error: give a run directory or --scores FILE.csv, not both or neither\n"),
         (["--scores", "{scores}", "--confidence", "1.5", "--objective", "recall>=0.9"], 2,
          "error: --confidence must lie strictly between 0 and 1, got 1.5\n"),
-        (["--scores", "{scores}", "--confidence", "0.9", "--objective", "f1"], 5,
-         "error: objective 'f1': cannot read 'f1'; use recall>=R, precision>=P or flagged<=F, "
-         "joined by ','\n"),
+        (["--scores", "{scores}", "--confidence", "0.9", "--objective", "f1"], 2,
+         "error: f1 cannot be certified: certify recall>=R or precision>=P, optionally with "
+         "',flagged<=F'\n"),
+        (["--scores", "{scores}", "--bootstrap", "-1"], 2,
+         "error: --bootstrap must be at least 0, got -1\n"),
         (["--scores", "{scores}", "--confidence", "0.9", "--objective", "precision>=0.8",
           "--grid", "scores"], 2,
          "error: --grid scores picks thresholds from the scores themselves; a certified "

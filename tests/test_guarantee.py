@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from scipy import optimize, stats
 
-from harmcache.errors import DataError
-from harmcache.guarantee import DEFAULT_PRECISION_GRID, Objective, Target, certify
+from harmcache.errors import DataError, UsageError
+from harmcache.decisions.certify import DEFAULT_PRECISION_GRID, certify
+from harmcache.decisions.objective import Objective, Target
 
 DRAWS = 1000
 
@@ -278,21 +279,23 @@ def test_objective_parsing(text, primary, budget, canonical):
     "text, match",
     [
         ("", "empty objective"),
-        ("f1", "cannot read 'f1'"),
+        ("f1", "f1 cannot be certified: certify recall>=R or precision>=P"),
         ("recall>=0.9;flagged<=0.1", "cannot read"),
         ("recall>=", "cannot read 'recall>='"),
         ("recall<=0.9", "recall takes >="),
         ("flagged>=0.1,recall>=0.9", "flagged takes <="),
         ("recall>=1", "strictly between 0 and 1, got 1"),
-        ("precision>=0", "strictly between 0 and 1"),
+        ("precision>=0", r"the precision level must lie in \(0, 1\], got 0"),
         ("recall>=0.9,recall>=0.8", "recall is given twice"),
         ("recall>=0.9,precision>=0.8", "recall or precision, not both"),
         ("flagged<=0.1", "a flag budget alone"),
     ],
 )
 def test_objective_errors(text, match):
-    with pytest.raises(DataError, match=match):
-        Objective.parse(text)
+    """A bad objective is a usage error (exit 2), from the one parser the sweep also uses."""
+    with pytest.raises(UsageError, match=match) as info:
+        certify(np.r_[np.ones(5, int), np.zeros(5, int)], np.linspace(0, 1, 10), text)
+    assert info.value.exit_code == 2
 
 
 GOOD_Y = np.r_[np.ones(30, int), np.zeros(70, int)]

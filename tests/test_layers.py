@@ -15,24 +15,27 @@ LEAVES = {
     "errors",
     "types",
     "hashing",
-    "metrics",
     "provenance",
-    "guarantee",
     "calibration",
     "threads",
     "paths",
     "log_streams",
+    "options",
 }
+DECIDING = LEAVES | {"decisions", "metrics"}
+"""Scores into decisions (`decisions`), and the metrics counted with its rule (`metrics`)."""
 ALLOWED: dict[str, set[str]] = {
     **{leaf: {"errors"} for leaf in LEAVES},
+    "decisions": LEAVES,
+    "metrics": LEAVES | {"decisions"},
     "video": LEAVES,
     "store": LEAVES,
-    "heads": LEAVES,
+    "heads": DECIDING,
     "extractors": LEAVES | {"video"},
     "extract": LEAVES | {"video", "store", "extractors"},
-    "train": LEAVES | {"store", "heads"},
+    "train": DECIDING | {"store", "heads"},
     "demo": LEAVES | {"video"},
-    "predict": LEAVES | {"video", "store", "extractors", "extract", "heads", "train"},
+    "predict": DECIDING | {"video", "store", "extractors", "extract", "heads", "train"},
 }
 """Layer → the layers it may import (besides itself and the lazy top-level package)."""
 
@@ -75,3 +78,61 @@ def test_module_imports_only_lower_layers(path):
 
 def test_the_package_root_imports_nothing_eagerly():
     assert imported_layers(PACKAGE / "__init__.py") == set()
+
+
+# --- one owner per concept --------------------------------------------------------------------
+
+SOURCES = {
+    p: p.read_text(encoding="utf-8")
+    for p in [*PACKAGE.rglob("*.py"), *(PACKAGE.parent / "cli").rglob("*.py")]
+}
+
+
+def _outside(folder: str) -> dict[Path, str]:
+    return {p: text for p, text in SOURCES.items() if folder not in p.parts}
+
+
+def test_one_objective_class():
+    defining = sorted(
+        str(p.relative_to(PACKAGE.parent))
+        for p, text in SOURCES.items()
+        for node in ast.walk(ast.parse(text))
+        if isinstance(node, ast.ClassDef) and node.name == "Objective"
+    )
+    assert defining == ["harmcache/decisions/objective.py"]
+
+
+def _mentions_threshold(node: ast.AST) -> bool:
+    text = ast.unparse(node).lower()
+    return "threshold" in text or text in {"t", "thr", "t_high", "t_low", "cut"}
+
+
+def _mentions_score(node: ast.AST) -> bool:
+    text = ast.unparse(node).lower()
+    return "score" in text or "proba" in text or "harmful" in text or text in {"s", "p"}
+
+
+def test_scores_meet_thresholds_only_in_the_decisions_module():
+    """A comparison of a score with a threshold, anywhere but harmcache/decisions/, would be a
+    second copy of the decision rule."""
+    found = []
+    for path, text in _outside("decisions").items():
+        for node in ast.walk(ast.parse(text)):
+            if not isinstance(node, ast.Compare):
+                continue
+            sides = [node.left, *node.comparators]
+            if not all(isinstance(op, (ast.GtE, ast.Gt, ast.Lt, ast.LtE)) for op in node.ops):
+                continue
+            if any(map(_mentions_threshold, sides)) and any(map(_mentions_score, sides)):
+                found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
+    assert not found, f"scores compared with a threshold outside harmcache/decisions: {found}"
+
+
+def test_the_bound_relation_is_written_once():
+    pattern = "if m == 'flagged'"
+    spelled = [
+        str(p.relative_to(PACKAGE.parent))
+        for p, text in SOURCES.items()
+        if "'<=' if" in text or '"<=" if' in text
+    ]
+    assert spelled == ["harmcache/decisions/objective.py"], pattern

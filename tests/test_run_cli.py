@@ -17,13 +17,7 @@ from harmcache.extract.summary import ExtractSummary, InputResult
 from harmcache.train.rundir import load_run
 from tests.synthetic_cache import build
 
-try:
-    from harmcache.cli.main import app
-except ImportError:  # the rest of the CLI is still being written
-    from harmcache.cli import stage_two_cmd
-
-    app = typer.Typer()
-    stage_two_cmd.register(app)
+from harmcache.cli.main import app
 
 runner = CliRunner()
 FAST_TRANSFORMER = ["--epochs", "2"]

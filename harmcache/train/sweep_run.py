@@ -2,8 +2,8 @@
 saved, then rewrite threshold.json (and the metrics at the new threshold in metrics.json) and
 draw threshold.png. The same sweep runs on any `label,score` CSV, with no run at all.
 
-The sweep itself lives in `harmcache.train.threshold`, the certificate in
-`harmcache.guarantee`; this module applies them to a run or a scores file.
+The options are `harmcache.decisions.spec.SweepSpec`'s; the sweep and the certificate live in
+`harmcache.decisions`; this module applies them to a run or a scores file.
 """
 
 from __future__ import annotations
@@ -17,6 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from harmcache import metrics
+from harmcache.decisions.operating_point import OperatingPoint
+from harmcache.decisions.plot import plot as plot_sweep
+from harmcache.decisions.spec import SweepSpec
+from harmcache.decisions.sweep import SweepResult
 from harmcache.errors import DataError, UsageError
 from harmcache.train.rundir import (
     METRICS_FILE,
@@ -25,53 +29,41 @@ from harmcache.train.rundir import (
     THRESHOLD_FILE,
     VAL_SCORES_FILE,
     read_val_scores,
-    threshold_json,
     write_json,
 )
-from harmcache.train.threshold import DEFAULT_GRID, SweepResult, certified_sweep, sweep
-from harmcache.train.threshold import plot as plot_sweep
 
 
 def sweep_threshold(
     run_dir: str | Path,
-    objective: str = "f1",
-    grid: str = DEFAULT_GRID,
+    objective: str | None = None,
     *,
-    bootstrap: int = 0,
-    seed: int = 0,
-    review_band: tuple[float, float] | None = None,
+    spec: SweepSpec | None = None,
     plot: bool = True,
-    confidence: float | None = None,
+    **options,
 ) -> SweepResult:
     """Choose the threshold of the run in `run_dir` on its saved validation scores.
 
-    `objective` is f1, f<beta>, recall>=R or precision>=P; `grid` is start:stop:step or
-    "scores". With `confidence` (e.g. 0.9) the threshold is certified instead
-    (`harmcache.guarantee`): recall>=R or precision>=P, optionally with ',flagged<=F'; the result
-    carries the certificate, and `NotCertifiedError` (a DataError) says how many more harmful
-    videos would be needed when none passes (threshold.json is then left as it was).
+    The options are `SweepSpec`'s, with its defaults (the CLI's): `objective` (f1, f<beta>,
+    recall>=R or precision>=P), `grid` (start:stop:step, a comma list or "scores"),
+    `bootstrap` (1000), `seed`, `review_band`, and `confidence`: with it (e.g. 0.9) the
+    threshold is certified instead (`harmcache.decisions.certify`): recall>=R or precision>=P,
+    optionally with ',flagged<=F'; the result carries the certificate, and
+    `NotCertifiedError` (a DataError) says how many more harmful videos would be needed when
+    none passes (threshold.json is then left as it was).
 
     Rewrites threshold.json and the metrics in metrics.json, draws threshold.png unless `plot`
     is False, and returns the sweep."""
+    spec = SweepSpec.build(spec, objective=objective, **options)
     path = Path(run_dir)
     if not (path / VAL_SCORES_FILE).exists():
         raise UsageError(f"{path} is not a run directory: {VAL_SCORES_FILE} is missing")
     _, _, y, scores = read_val_scores(path / VAL_SCORES_FILE)
-    result = choose(
-        y,
-        scores,
-        objective,
-        grid,
-        bootstrap=bootstrap,
-        seed=seed,
-        review_band=review_band,
-        confidence=confidence,
-    )
+    result = spec.choose(y, scores)
     picture = None
     if plot:
         plot_sweep(result, y, scores, path / PLOT_FILE)
         picture = PLOT_FILE
-    write_json(path / THRESHOLD_FILE, threshold_json(result, picture))
+    write_json(path / THRESHOLD_FILE, OperatingPoint.record(result, VAL_SCORES_FILE, picture))
     metrics_path = path / METRICS_FILE
     if metrics_path.exists():
         data = json.loads(metrics_path.read_text())
@@ -81,30 +73,6 @@ def sweep_threshold(
             data["test"] = metrics.summary(y_test, s_test, result.threshold)
         write_json(metrics_path, data)
     return result
-
-
-def choose(
-    y: np.ndarray,
-    scores: np.ndarray,
-    objective: str = "f1",
-    grid: str = DEFAULT_GRID,
-    *,
-    bootstrap: int = 0,
-    seed: int = 0,
-    review_band: tuple[float, float] | None = None,
-    confidence: float | None = None,
-) -> SweepResult:
-    """The plain sweep, or with `confidence` the certified threshold (no bootstrap or review
-    band: the certificate is the statement about uncertainty)."""
-    if confidence is None:
-        return sweep(
-            y, scores, objective, grid, bootstrap=bootstrap, seed=seed, review_band=review_band
-        )
-    if review_band is not None:
-        raise UsageError("--review-band and --confidence exclude each other")
-    if not 0 < confidence < 1:
-        raise UsageError(f"--confidence must lie strictly between 0 and 1, got {confidence:g}")
-    return certified_sweep(y, scores, objective, confidence, None if grid == DEFAULT_GRID else grid)
 
 
 # --- scores from anywhere ------------------------------------------------------------------------
@@ -179,28 +147,17 @@ def read_scores(path: str | Path) -> ScoresFile:
 
 def sweep_scores(
     path: str | Path,
-    objective: str = "f1",
-    grid: str = DEFAULT_GRID,
+    objective: str | None = None,
     *,
-    bootstrap: int = 0,
-    seed: int = 0,
-    review_band: tuple[float, float] | None = None,
-    confidence: float | None = None,
+    spec: SweepSpec | None = None,
     plot: str | Path | None = None,
+    **options,
 ) -> tuple[SweepResult, ScoresFile]:
     """`sweep_threshold` on a `label,score[,group]` CSV from anywhere: writes nothing but the
     plot, if a path is given."""
+    spec = SweepSpec.build(spec, objective=objective, **options)
     data = read_scores(path)
-    result = choose(
-        data.labels,
-        data.scores,
-        objective,
-        grid,
-        bootstrap=bootstrap,
-        seed=seed,
-        review_band=review_band,
-        confidence=confidence,
-    )
+    result = spec.choose(data.labels, data.scores)
     if plot is not None:
         plot_sweep(result, data.labels, data.scores, plot)
     return result, data

@@ -2,7 +2,7 @@
 Candès, Jordan and Lei, "Learn Then Test: Calibrating Predictive Algorithms to Achieve Risk
 Control", 2021, arXiv:2110.01052).
 
-A video is flagged when score >= threshold, as in `harmcache.train.threshold`. Each target is a
+A video is flagged when score >= threshold (`harmcache.decisions.rule`). Each target is a
 risk that must stay under a level:
 
     recall>=R       miss rate among positives <= 1 - R          n = labelled positives
@@ -37,40 +37,25 @@ Multiple testing over thresholds:
 With probability at least 1 - delta over the draw of the calibration set, every threshold
 certified this way meets its targets on the population the set was drawn from.
 
-Why not MAPIE (`mapie.risk_control.BinaryClassificationController`, read at 1.6.0)? Its
-dependencies are light (numpy, scipy, scikit-learn) and it runs the same kind of procedure, but:
-
-- it returns the valid thresholds and p-values only: no confidence bound at the chosen
-  threshold and nothing on how many positives a failed certification would need, the two
-  numbers a moderation team asks for, which would still be computed here from the same tails;
-- its fixed-sequence mode refuses two risks at once (recall with a flag budget) and takes the
-  testing direction from the calibration data's empirical risk curve;
-- its built-in recall risk counts ceil(n * (1 - recall)) errors, which floating point pushes
-  one miss too high (76 positives, 6 missed: 6.000000000000002 -> 7); that lowered the
-  certified threshold in 9 of 20 simulated sets. Given the miss rate as a custom risk it agrees
-  with this module exactly (tests/test_guarantee.py);
-- it has no fallback procedure; its Bonferroni-Holm left precision targets 0.03 to 0.08 recall
-  further from the oracle than the fallback in our simulations (500 to 1,000 videos);
-- the API is young: the controller first appears in 1.1 (1.0 had only
-  PrecisionRecallController), moved into a package in 1.2, and gained a choice of
-  multiple-testing method only in 1.4.
-
-What remains to write is a binomial tail and a loop over the grid.
+Why not MAPIE's controller: docs/guarantees.md ("Why not MAPIE").
 """
 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from scipy.stats import beta as beta_distribution
 from scipy.stats import binom
 
+from harmcache.decisions.grid import DEFAULT_THRESHOLDS
+from harmcache.decisions.inputs import labelled_scores, numeric
+from harmcache.decisions.objective import Objective, Target
+from harmcache.decisions.rule import below
 from harmcache.errors import DataError
 
-DEFAULT_PRECISION_GRID = np.round(np.arange(1, 100) / 100, 2)
+DEFAULT_PRECISION_GRID = DEFAULT_THRESHOLDS
 """Thresholds tested for precision>=P, fixed before the data is seen (the sweep's default grid).
 The fallback procedure carries its level down a run of passed thresholds, so a fine grid costs
 little; a coarse one costs recall between its points."""
@@ -78,86 +63,7 @@ little; a coarse one costs recall between its points."""
 MAX_NEEDED_POSITIVES = 1_000_000
 """Beyond this many labelled positives the answer is reported as 'no realistic amount'."""
 
-_NUMBER = r"(\d*\.?\d+)"
-_PART = re.compile(rf"(recall|precision|flagged)(>=|<=|=>|=<|>|<|=)?{_NUMBER}?")
 _EPS = 1e-9  # rate * n = 9.000000000000002 must count 9 errors, not 10
-
-
-@dataclass(frozen=True)
-class Target:
-    """One requirement: recall >= level, precision >= level, or flagged share <= level."""
-
-    metric: str
-    """recall | precision | flagged"""
-    level: float
-
-    @property
-    def risk_level(self) -> float:
-        """The level the tested risk must stay under: the miss rate, the false-discovery rate
-        or the flag rate."""
-        return self.level if self.metric == "flagged" else 1.0 - self.level
-
-    def __str__(self) -> str:
-        return f"{self.metric}{'<=' if self.metric == 'flagged' else '>='}{self.level:g}"
-
-
-@dataclass(frozen=True)
-class Objective:
-    """What to certify: 'recall>=0.95', 'precision>=0.9', 'recall>=0.95,flagged<=0.02'."""
-
-    text: str
-    primary: Target
-    """The recall or precision target; the other metric is what the choice then favours."""
-    budget: Target | None = None
-    """An optional flagged<=F budget."""
-
-    @classmethod
-    def parse(cls, text: str) -> Objective:
-        if not isinstance(text, str) or not text.strip():
-            raise DataError(
-                "empty objective; use recall>=R or precision>=P, optionally with ',flagged<=F'"
-            )
-        targets: dict[str, Target] = {}
-        for part in text.replace(" ", "").lower().split(","):
-            m = _PART.fullmatch(part)
-            if m is None or m.group(3) is None:
-                raise DataError(
-                    f"objective {text!r}: cannot read {part!r}; use recall>=R, precision>=P or "
-                    "flagged<=F, joined by ','"
-                )
-            metric, op, number = m.groups()
-            wanted = "<=" if metric == "flagged" else ">="
-            if op != wanted:
-                raise DataError(
-                    f"objective {text!r}: {metric} takes {wanted}, as in {metric}{wanted}{number}"
-                )
-            level = float(number)
-            if not 0 < level < 1:
-                raise DataError(
-                    f"objective {text!r}: the {metric} level must lie strictly between 0 and 1, "
-                    f"got {number}"
-                )
-            if metric in targets:
-                raise DataError(f"objective {text!r}: {metric} is given twice")
-            targets[metric] = Target(metric, level)
-        if "recall" in targets and "precision" in targets:
-            raise DataError(
-                f"objective {text!r}: certify recall or precision, not both; the other one is "
-                "what the chosen threshold then favours"
-            )
-        if "recall" not in targets and "precision" not in targets:
-            raise DataError(
-                f"objective {text!r}: a flag budget alone has nothing to favour; pair it with "
-                "recall>=R or precision>=P"
-            )
-        primary = targets.get("recall") or targets["precision"]
-        budget = targets.get("flagged")
-        canonical = ",".join(str(t) for t in (primary, budget) if t is not None)
-        return cls(canonical, primary, budget)
-
-    @property
-    def targets(self) -> tuple[Target, ...]:
-        return (self.primary,) if self.budget is None else (self.primary, self.budget)
 
 
 @dataclass
@@ -215,7 +121,8 @@ def certify(
     without looking at the calibration labels.
     """
     obj = objective if isinstance(objective, Objective) else Objective.parse(objective)
-    y, s = _check_inputs(y_true, scores)
+    obj = obj.certifiable()
+    y, s = labelled_scores(y_true, scores)
     if not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
         raise DataError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
     delta = round(1.0 - float(confidence), 12)  # 1 - 0.9 is 0.09999999999999998
@@ -298,8 +205,8 @@ class _Table:
     @classmethod
     def observe(cls, y: np.ndarray, s: np.ndarray, thresholds: np.ndarray) -> _Table:
         pos, neg = np.sort(s[y == 1]), np.sort(s[y == 0])
-        miss = np.searchsorted(pos, thresholds, side="left")
-        false_flags = len(neg) - np.searchsorted(neg, thresholds, side="left")
+        miss = below(pos, thresholds)
+        false_flags = len(neg) - below(neg, thresholds)
         flagged = len(pos) - miss + false_flags
         return cls(thresholds, len(s), len(pos), miss, flagged, false_flags)
 
@@ -464,48 +371,12 @@ def _best_empirical(obj: Objective, table: _Table) -> str:
     )
 
 
-# --- input -------------------------------------------------------------------------------------
-
-
-def _check_inputs(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
-    y = np.asarray(y_true)
-    s = np.asarray(scores, dtype=float) if _numeric(scores) else None
-    if s is None:
-        raise DataError("scores must be numbers")
-    if y.ndim != 1 or s.ndim != 1:
-        raise DataError(f"labels and scores must be 1-D, got shapes {y.shape} and {s.shape}")
-    if len(y) != len(s):
-        raise DataError(f"{len(y)} labels but {len(s)} scores")
-    if len(y) == 0:
-        raise DataError("no calibration videos: labels and scores are empty")
-    values = set(np.unique(y).tolist())
-    if not values <= {0, 1}:  # True and False compare equal to 1 and 0
-        odd = sorted(map(str, values - {0, 1}))[:5]
-        raise DataError(f"labels must be 0 or 1, got {', '.join(odd)}")
-    bad = int((~np.isfinite(s)).sum())
-    if bad:
-        raise DataError(f"{bad} of {len(s)} scores are NaN or infinite")
-    y = y.astype(np.int64)
-    n_pos = int(y.sum())
-    if n_pos in (0, len(y)):
-        which = "positive" if n_pos else "negative"
-        raise DataError(
-            f"calibration labels hold one class only (all {len(y)} are {which}); a guarantee "
-            "needs both harmful and harmless videos"
-        )
-    return y, s
-
-
-def _numeric(x) -> bool:
-    try:
-        return np.asarray(x).dtype.kind in "biuf"
-    except (TypeError, ValueError):
-        return False
+# --- candidates --------------------------------------------------------------------------------
 
 
 def _candidates(obj: Objective, s: np.ndarray, grid) -> np.ndarray:
     if grid is not None:
-        g = np.asarray(grid, dtype=float) if _numeric(grid) else None
+        g = np.asarray(grid, dtype=float) if numeric(grid) else None
         if g is None or g.ndim != 1 or not len(g) or not np.isfinite(g).all():
             raise DataError("grid must be a non-empty 1-D list of finite thresholds")
         return np.unique(g)
