@@ -5,7 +5,8 @@
 - writes one contiguous HDF5 dataset holding as many bytes as those videos' row arrays
   (features, frame_index, timestamp), the fastest way HDF5 can deliver them;
 - times, side by side and alternating, with the page cache warm: `FeatureCache.load` of every
-  video (extras left out, as training reads them), `FeatureCache.iter_shards` over every shard,
+  video (extras left out, as training reads them), `FeatureCache.plan(family).blocks()` over
+  every shard (reported as `iter_shards`, the name earlier results gave it),
   and the contiguous read twice: into a new array (`ds[()]`, what issue 9 measured; it pays
   for fresh memory as `load` does) and into an array allocated and touched beforehand (the
   ceiling: no page faults). The claim is load's rate >= 30% of the contiguous rate;
@@ -55,7 +56,7 @@ def run(results_dir: Path, quick: bool = False) -> dict:
 
         payload = 0
         for fam in families:
-            for block in cache.iter_shards(fam):
+            for block in cache.plan(fam).blocks():
                 payload += block.features.nbytes + block.frame_index.nbytes
                 payload += block.timestamp.nbytes
         contiguous = work / "contiguous.h5"
@@ -69,7 +70,7 @@ def run(results_dir: Path, quick: bool = False) -> dict:
 
         def blocks_all() -> None:
             for fam in families:
-                for _ in cache.iter_shards(fam):
+                for _ in cache.plan(fam).blocks():
                     pass
 
         def read_contiguous() -> None:

@@ -241,14 +241,14 @@ def clock(record: dict):
 
 def time_decode_only(jobs: list, workers: int) -> tuple[dict, list]:
     """The pipeline's own decode stream with no models behind it; returns the decoded videos."""
-    # The private stream, not a fresh pool: the same spawn, prefetch and hand-off costs as a run.
-    from harmcache.extract.pipeline import _video_streams
+    # The pipeline's own stream, not a fresh pool: the same spawn, prefetch and hand-off costs.
+    from harmcache.extract.decode_ahead import video_streams
 
     record: dict = {}
     streamed = []
     with clock(record):
         start = time.perf_counter()
-        for stream in _video_streams(jobs, workers):
+        for stream in video_streams(jobs, workers):
             if stream.error is not None:
                 raise RuntimeError(f"{stream.job.path}: {stream.error}")
             chunks = list(stream.chunks)  # each video's chunks before the next video's
@@ -278,7 +278,7 @@ def whole_video(plan, chunks: list):
             np.concatenate([part.frames for part in parts]),
             plan.times,
         )
-    return DecodeResult(plan.job, decoded, None, sum(c.decode_seconds for c in chunks))
+    return DecodeResult(plan.job, decoded, None, sum(c.decode_seconds for c in chunks), plan)
 
 
 def warm_up(decoded: list, extractors: list) -> None:

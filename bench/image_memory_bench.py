@@ -58,7 +58,7 @@ shape = None
 try:
     if way == "image_source":
         source = ImageSource(path)
-        chunk = plan_chunks(np.zeros(1, dtype=np.int64), source.timeline, 1)[0]
+        chunk = plan_chunks(np.zeros(1, dtype=np.int64), source.stream_index, 1)[0]
         for _, frame in source.frames(chunk):
             shape = list(frame.shape)
     else:

@@ -133,8 +133,9 @@ def _rate_and_share(size: dict, work: Path) -> dict:
 
 def _small_shards(size: dict, work: Path) -> dict:
     """The same videos committed 8 to a shard (extract's default --shard-size): one loader
-    epoch, then again after `FeatureCache.compact`, each beside the contiguous read."""
+    epoch, then again after `maintenance.compact`, each beside the contiguous read."""
     import bench.train_bench as tb
+    from harmcache.store import maintenance
 
     saved, tb.SHARD = tb.SHARD, SMALL_SHARD
     try:
@@ -165,7 +166,7 @@ def _small_shards(size: dict, work: Path) -> dict:
 
     before = measure()
     start = time.perf_counter()
-    report = cache.compact()
+    report = maintenance.compact(cache)
     compact_s = time.perf_counter() - start
     after = measure()
     cache.close()

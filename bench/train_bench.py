@@ -204,7 +204,8 @@ def run(results_dir: Path, quick: bool = False) -> dict:
 def extract_seconds_per_video(n_videos: int) -> float:
     """Seconds to decode and extract one 10-s 360p clip with all three backbones at their
     default settings (random init, same compute as real weights): what an epoch that reads
-    videos, as the original reports trained, pays for every video."""
+    videos, as earlier experiments trained (see docs/design-notes.md#extract-once), pays for every
+    video."""
     from harmcache.demo import demo_frames
     from harmcache.extract.pipeline import build_extractors, run_extraction
     from harmcache.extractors.base import ExtractSettings, WeightsSource

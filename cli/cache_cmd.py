@@ -1,4 +1,5 @@
-"""`harmcache cache info | verify | gc | reindex | migrate | compact`."""
+"""`harmcache cache info | verify | gc | reindex | migrate | compact`: the commands of
+harmcache/store/maintenance.py, and `cache info`."""
 
 from __future__ import annotations
 
@@ -94,12 +95,14 @@ def info(
 def verify(cache: Path = typer.Argument(..., help="Cache folder.")) -> None:
     """Open every shard, check shapes, dtypes and finite values, and the index against them."""
     from harmcache.extractors.base import available_extractors, get_extractor
+    from harmcache.store import maintenance
+    from harmcache.store.atomic import leftovers as leftovers_of
 
     dims = {name: get_extractor(name).dim for name in available_extractors()}
     with _open(cache) as store:
-        problems = store.verify(dims)
+        problems = maintenance.verify(store, dims)
         n_families = len(store.families())
-        leftovers = store.leftovers()
+        leftovers = leftovers_of(store.root)
     if leftovers:
         typer.echo(
             f"note: {len(leftovers)} uncommitted temporary file(s) from interrupted "
@@ -121,6 +124,7 @@ def gc(
 ) -> None:
     """Remove families from older extractor versions, empty families and crash leftovers."""
     from harmcache.extractors.base import available_extractors, get_extractor
+    from harmcache.store import maintenance
 
     versions = {name: get_extractor(name).version for name in available_extractors()}
     with _open(cache) as store:
@@ -128,7 +132,7 @@ def gc(
         unknown = [d for d in drop if d not in known]
         if unknown:
             raise CacheError(f"no family {unknown[0]!r} in {cache}; see `harmcache cache info`")
-        stale = store.collect_garbage(versions, tuple(drop), dry_run=dry_run)
+        stale = maintenance.collect_garbage(store, versions, tuple(drop), dry_run=dry_run)
         for path in stale:
             typer.echo(f"{'would remove' if dry_run else 'removed'} {path.relative_to(cache)}")
     typer.echo(f"{len(stale)} item(s) {'to remove' if dry_run else 'removed'}")
@@ -138,8 +142,10 @@ def gc(
 @handle_errors
 def reindex(cache: Path = typer.Argument(..., help="Cache folder.")) -> None:
     """Rebuild index.sqlite from the shards and logs alone."""
+    from harmcache.store import maintenance
+
     with _open(cache) as store:
-        store.rebuild_index()
+        maintenance.reindex(store)
         n = sum(len(store.committed(f)) for f in store.families())
     typer.echo(f"reindexed {shown(str(cache))}: {n} family entries")
 
@@ -151,8 +157,10 @@ def migrate(
     dry_run: bool = typer.Option(False, "--dry-run", help="Only list the shards to convert."),
 ) -> None:
     """Convert shards of an older layout to the current one, shard by shard (resumable)."""
+    from harmcache.store import maintenance
+
     with _open(cache) as store:
-        report = store.migrate(dry_run=dry_run)
+        report = maintenance.migrate(store, dry_run=dry_run)
     for shard in report.migrated:
         typer.echo(f"{'would migrate' if dry_run else 'migrated'} {shard}")
     for shard in report.unreadable:
@@ -173,8 +181,10 @@ def compact(
     """Merge small shards (extraction commits a few videos at a time) into large ones, so
     stage two reads the cache in a few big reads. Safe to interrupt; run it while nothing
     reads the cache."""
+    from harmcache.store import maintenance
+
     with _open(cache) as store:
-        report = store.compact(shard_videos=shard_videos, dry_run=dry_run)
+        report = maintenance.compact(store, shard_videos=shard_videos, dry_run=dry_run)
     for shard in report.written:
         typer.echo(f"{'would write' if dry_run else 'wrote'} {shard}")
     done = "would merge" if dry_run else "merged"

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import typer
 
 from harmcache.errors import HarmcacheError, UsageError
@@ -91,24 +90,3 @@ def split_list(value: str | None) -> list[str] | None:
 def families_option(values: list[str] | None) -> list[str] | None:
     out = [name for v in values or [] for name in split_list(v) or []]
     return out or None
-
-
-def headline(m: dict) -> str:
-    return (
-        f"F1 {m['f1']:.4f} (precision {m['precision']:.4f}, recall {m['recall']:.4f}); "
-        f"AUROC {fmt(m['auroc'])}, AP {fmt(m['ap'])}"
-    )
-
-
-def describe_localization(loc: dict) -> str:
-    tuned = " (tuned on)" if loc.get("tuned_on") else ""
-    return (
-        f"per second on {loc['subset']}{tuned}, {loc['timeline']} timeline: segment AUROC "
-        f"{fmt(loc['segment_auroc'])} AP {fmt(loc['segment_ap'])} over {loc['n_seconds']} "
-        f"seconds ({loc['n_positive_seconds']} in events) of {loc['n_videos']} videos "
-        f"({loc['n_videos_with_events']} with events)"
-    )
-
-
-def fmt(x: float | None) -> str:
-    return "n/a" if x is None or not np.isfinite(x) else f"{x:.4f}"

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
 import typer
 
+from harmcache.extract.config import ExtractConfig
 from harmcache.extract.progress import Progress
 from harmcache.extract.summary import InputResult
 from harmcache.paths import shown
 
 from .common import handle_errors, print_json_line, setup_logging
+from .options import option
 
 
 class BarProgress(Progress):
@@ -77,74 +80,42 @@ class BarProgress(Progress):
         self.bar.close()
 
 
-def parse_extractors(value: str) -> list[str]:
-    return [name.strip() for name in value.split(",") if name.strip()]
-
-
 def extract(
     inputs: list[str] = typer.Argument(None, help="Video files, folders, or .csv/.txt path lists."),
     out: Path = typer.Option(Path("cache"), "--out", "-o", help="Cache folder."),
-    extractors: str = typer.Option("yolo,clip,slowfast", help="Comma-separated extractors."),
-    frames: int = typer.Option(
-        None, help="Frames sampled uniformly per video (CLIP, YOLO). [default: 32]"
-    ),
-    fps: float = typer.Option(
-        None, help="Instead of --frames: CLIP and YOLO take one frame every 1/F seconds."
-    ),
-    windows: int = typer.Option(None, help="SlowFast windows per video. [default: 4]"),
-    window_every: float = typer.Option(
-        None, help="Instead of --windows: one SlowFast window every S seconds."
-    ),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
-    batch_size: int = typer.Option(16, help="Frames per forward pass (one video at a time)."),
-    workers: int = typer.Option(1, help="Decode worker processes (0 decodes inline)."),
-    shard_size: int = typer.Option(8, help="Videos per committed shard."),
-    weights_dir: Path = typer.Option(
-        None, envvar="HARMCACHE_WEIGHTS_DIR", help="Folder with yolov8n.pt, ViT-B-32.pt, ..."
-    ),
-    random_init: bool = typer.Option(False, "--random-init", help="Seeded random weights."),
-    seed: int = typer.Option(0, help="Seed for --random-init."),
-    tta: str = typer.Option(None, help="'flip': average CLIP over mirrored frames."),
-    yolo_imgsz: int = typer.Option(640, help="YOLO input size (multiple of 32)."),
-    slowfast_crop: int = typer.Option(256, help="SlowFast centre crop (multiple of 32)."),
-    slowfast_short_side: int = typer.Option(256, help="SlowFast resize of the short side."),
-    decode_short_side: int = typer.Option(360, help="Downscale decoded frames to this short side."),
-    engine: str = typer.Option("local", help="local or ray."),
-    ray_address: str = typer.Option(None, help="Ray cluster: auto or HOST:PORT."),
-    gpus_per_worker: float = typer.Option(None, help="GPUs per Ray actor (default 1 with CUDA)."),
+    # Each option below is a field of ExtractConfig: default and help come from there.
+    extractors: str = option(ExtractConfig, "extractors"),
+    frames: int = option(ExtractConfig, "frames"),
+    fps: float = option(ExtractConfig, "fps"),
+    windows: int = option(ExtractConfig, "windows"),
+    window_every: float = option(ExtractConfig, "window_every"),
+    device: str = option(ExtractConfig, "device"),
+    batch_size: int = option(ExtractConfig, "batch_size"),
+    workers: int = option(ExtractConfig, "workers"),
+    shard_size: int = option(ExtractConfig, "shard_size"),
+    weights_dir: Path = option(ExtractConfig, "weights_dir", envvar="HARMCACHE_WEIGHTS_DIR"),
+    random_init: bool = option(ExtractConfig, "random_init"),
+    seed: int = option(ExtractConfig, "seed"),
+    tta: str = option(ExtractConfig, "tta"),
+    yolo_imgsz: int = option(ExtractConfig, "yolo_imgsz"),
+    slowfast_crop: int = option(ExtractConfig, "slowfast_crop"),
+    slowfast_short_side: int = option(ExtractConfig, "slowfast_short_side"),
+    decode_short_side: int = option(ExtractConfig, "decode_short_side"),
+    engine: str = option(ExtractConfig, "engine"),
+    ray_address: str = option(ExtractConfig, "ray_address"),
+    gpus_per_worker: float = option(ExtractConfig, "gpus_per_worker"),
     json_out: bool = typer.Option(False, "--json", help="End stdout with one JSON summary line."),
     strict: bool = typer.Option(False, help="Exit non-zero if any input failed."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Decode each video once and cache YOLO, CLIP and SlowFast features in HDF5 shards."""
+    given = dict(locals())
     from harmcache.extract.api import extract as extract_videos
 
     setup_logging(verbose)
-    summary = extract_videos(
-        inputs or [],
-        out,
-        extractors=parse_extractors(extractors),
-        frames=frames,
-        windows=windows,
-        fps=fps,
-        window_every=window_every,
-        device=device,
-        batch_size=batch_size,
-        workers=workers,
-        shard_size=shard_size,
-        weights_dir=weights_dir,
-        random_init=random_init,
-        seed=seed,
-        tta=tta,
-        engine=engine,
-        ray_address=ray_address,
-        gpus_per_worker=gpus_per_worker,
-        decode_short_side=decode_short_side,
-        yolo_imgsz=yolo_imgsz,
-        slowfast_crop=slowfast_crop,
-        slowfast_short_side=slowfast_short_side,
-        progress=BarProgress() if sys.stderr.isatty() else Progress(),
-    )
+    config = ExtractConfig(**{f.name: given[f.name] for f in dataclasses.fields(ExtractConfig)})
+    progress = BarProgress() if sys.stderr.isatty() else Progress()
+    summary = extract_videos(inputs or [], out, config, progress=progress)
     typer.echo(
         f"extracted {summary.count('extracted')}, cached {summary.count('cached')}, "
         f"failed {summary.count('failed')} of {len(summary.inputs)} input(s) "

@@ -1,7 +1,8 @@
 """A small synthetic labelled video set with a planted visual difference.
 
 Harmful clips are warm, flickering and have a fast-moving bright block; safe clips are cool,
-steady and smooth. Harmful outnumber safe 2.68 : 1, as in the original reports.
+steady and smooth. Harmful outnumber safe 2.68 : 1, as in earlier experiments (see
+docs/design-notes.md#class-imbalance-and-pos-weight).
 
 The long set (`make_long_demo_set`) is for localization: 30-60 s videos that are safe
 throughout, except that each harmful one holds one 4-10 s harmful event somewhere, written to

@@ -30,14 +30,14 @@ from pathlib import Path
 
 import numpy as np
 
-from harmcache.errors import DataError, UsageError
+from harmcache.decisions.operating_point import OperatingPoint, bounds_line
+from harmcache.errors import DataError
 from harmcache.heads.data import SequenceData
 from harmcache.heads.timeline import merge_spans
-from harmcache.train.localize import segment_table
+from harmcache.train.config import PredictConfig
+from harmcache.train.localize import DEFAULT_SEGMENTS, segment_table
 from harmcache.train.rundir import Run, load_run
 from harmcache.video.image import is_image
-
-DEFAULT_SEGMENTS = 8
 
 
 @dataclass
@@ -80,6 +80,46 @@ class Prediction:
         """A JSON-ready dict (the timeline as a list of dicts)."""
         return asdict(self)
 
+    def lines(self) -> list[str]:
+        """What `harmcache predict` prints for the video: its label and operating point, the
+        spans at or above the threshold, and the timeline with a bar per entry."""
+        if self.status != "scored":
+            return [f"{self.path}: failed ({self.reason}: {self.message})"]
+        out = [f"{self.path}: {self.label} {self.operating_point()}"]
+        if self.spans:
+            out.append(f"  spans at or above {self.threshold:.4g}:")
+            for span in self.spans:
+                out.append(
+                    f"    {_clock(span['start'])}-{_clock(span['end'])} peak {span['peak']:.3f}"
+                )
+        else:
+            out.append(f"  no span at or above {self.threshold:.4g}")
+        out.append("  timeline:")
+        for s in self.timeline:
+            if s.score is None:
+                out.append(f"  {_clock(s.start)}-{_clock(s.end)}      -")
+            else:
+                bar = "#" * round(s.score * 20)
+                out.append(f"  {_clock(s.start)}-{_clock(s.end)} {s.score:.3f} {bar}")
+        return out
+
+    def operating_point(self) -> str:
+        """p=<calibrated probability> (score <raw>, threshold <t> for <objective>[; guarantee])."""
+        prob = "uncalibrated" if self.probability is None else f"p={self.probability:.4f}"
+        line = (
+            f"{prob} (score {self.score:.4f}, threshold {self.threshold:.4g} for {self.objective}"
+        )
+        g = self.guarantee
+        if g is not None:
+            bounds = bounds_line(g["bounds"] or {}, digits=3, sep=", ")
+            line += f"; certified at {g['confidence']:.0%} confidence: {bounds}"
+        return line + ")"
+
+
+def _clock(seconds: float) -> str:
+    """mm:ss.s"""
+    return f"{int(seconds // 60):02d}:{seconds % 60:04.1f}"
+
 
 def predict(
     videos: list[str | Path],
@@ -95,8 +135,7 @@ def predict(
     from harmcache.extract.pipeline import extract_with_specs
 
     device = resolve_device(device)  # bad flags fail before any run or video is read
-    if segments < 0:
-        raise UsageError(f"--segments must be 0 or more, got {segments}")
+    PredictConfig(cache_dir=cache_dir, device=device, weights_dir=weights_dir, segments=segments)
     run = load_run(run_dir)
     cache_path = Path(cache_dir or run.config["cache"])
     specs = {ex: f["spec"] for ex, f in run.features.items()}
@@ -153,11 +192,12 @@ def still(p: Prediction) -> None:
 def score_videos(run: Run, cache, video_ids: list[str], segments: int = DEFAULT_SEGMENTS) -> dict:
     """video id → Prediction (score, label and segment timeline) for cached videos."""
     data = run.load_data(cache, video_ids)
-    threshold = float(run.threshold["threshold"])
+    point = OperatingPoint.from_json(run.threshold)
+    threshold = point.threshold
     scores = run.score(data)
     probabilities = run.probability(scores)
     timelines = video_timelines(run, data, segments)
-    guarantee = operating_guarantee(run.threshold)
+    guarantee = point.guarantee
     rowless = ~np.any([m.mask.any(axis=1) for m in data.modalities.values()], axis=0)
     out = {
         vid: Prediction(
@@ -166,7 +206,7 @@ def score_videos(run: Run, cache, video_ids: list[str], segments: int = DEFAULT_
             status="scored",
             score=float(scores[i]),
             probability=None if probabilities is None else float(probabilities[i]),
-            label="harmful" if scores[i] >= threshold else "safe",
+            label=point.label(scores[i]),
             threshold=threshold,
             objective=run.threshold.get("objective"),
             guarantee=guarantee,
@@ -192,15 +232,6 @@ def score_videos(run: Run, cache, video_ids: list[str], segments: int = DEFAULT_
             "video without a sound track for an audio-only run",
         )
     return out
-
-
-def operating_guarantee(threshold: dict) -> dict | None:
-    """The certificate's headline from a threshold.json, or None when it carries none."""
-    cert = threshold.get("certificate")
-    if not cert or not cert.get("certified"):
-        return None
-    keys = ("objective", "confidence", "bound", "bounds", "method", "n_positive", "n_negative")
-    return {k: cert.get(k) for k in keys}
 
 
 def video_timelines(run: Run, data: SequenceData, segments: int) -> list[list[Segment]]:

@@ -15,6 +15,7 @@ import pytest
 
 from harmcache.extract.jobs import VideoJob, plan_video
 from harmcache.extractors.base import ExtractSettings, WeightsSource
+from harmcache.store import maintenance
 from harmcache.store.cache import FeatureCache
 from harmcache.video.decode import VideoSource, probe_indices
 from tests.test_audio import broken_sound_video, sound_video, tone
@@ -84,7 +85,7 @@ def test_broken_sound_keeps_the_picture_and_fails_only_the_audio_family(hostile_
         good = audio[ids["good.mp4"]].record
         assert good.features.shape == (2, 128)
         np.testing.assert_allclose(good.timestamp, [0.48, 1.44])
-        assert store.verify() == []
+        assert maintenance.verify(store) == []
 
 
 def test_cache_info_notes_the_videos_without_sound(hostile_run):

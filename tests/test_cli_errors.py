@@ -163,7 +163,7 @@ CASES = [
     case(f"{TRAIN} --head nope", USAGE, "nope"),
     case(f"{TRAIN} --param bogus", USAGE, "KEY=VALUE"),
     case(f"{TRAIN} --param nosuch=1", USAGE, "nosuch"),
-    case(f"{TRAIN} --epochs 2", USAGE, "transformer head only"),
+    case(f"{TRAIN} --epochs 2", USAGE, "--epochs is not a setting of the logreg head"),
     case(f"{TRAIN} --val-fraction 1.5", USAGE, "--val-fraction"),
     case(f"{TRAIN} --features nope", DATA, "nope"),
     case(f"{TRAIN} --family nope", CACHE, "no family 'nope'"),

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from harmcache.errors import UsageError
-from harmcache.store import shard as shard_mod
 from harmcache.store.cache import FeatureCache
+from harmcache.store.maintenance import compact, reindex, verify
+from harmcache.store.rewrite import merge_shards
 from harmcache.store.shard import read_header, write_shard
 from tests.test_shard_layout import assert_same, cache_with, family, video
 
@@ -35,15 +36,15 @@ def check_everything_reads_back(cache: FeatureCache, *, consistent: bool = True)
     for want in EVERY:
         assert_same(loaded[want.video_id], want)
     if consistent:
-        assert cache.verify({"yolo": 6}) == []
+        assert verify(cache, {"yolo": 6}) == []
 
 
 def test_small_shards_merge_bit_for_bit_in_both_layouts_and_a_rerun_does_nothing(tmp_path):
     root = tmp_path / "c"
     with cache_with(root, family(), SMALL, v1={1, 4, 7}) as cache:
-        dry = cache.compact(shard_videos=12, dry_run=True)
+        dry = compact(cache, shard_videos=12, dry_run=True)
         assert dry.merged == 10 and len(shard_files(root)) == 10
-        report = cache.compact(shard_videos=12)
+        report = compact(cache, shard_videos=12)
         # 12 videos a shard: 4 + 4 + 2 old shards (a run of one would be left alone)
         assert report.merged == 10 and len(report.written) == 3 and report.videos == 30
         assert len(shard_files(root)) == 3 and sorted(held_on_disk(root)) == sorted(
@@ -51,11 +52,11 @@ def test_small_shards_merge_bit_for_bit_in_both_layouts_and_a_rerun_does_nothing
         )
         assert all(read_header(p).format_version == 2 for p in shard_files(root))
         check_everything_reads_back(cache)
-        again = cache.compact(shard_videos=12)
+        again = compact(cache, shard_videos=12)
         assert again.merged == 0 and len(shard_files(root)) == 3
     with FeatureCache(root) as reopened:  # the index on disk agrees
         check_everything_reads_back(reopened)
-        reopened.rebuild_index()
+        reindex(reopened)
         check_everything_reads_back(reopened)
 
 
@@ -67,7 +68,7 @@ def test_shards_made_under_other_library_versions_are_never_merged_together(tmp_
         for items in SMALL[4:6]:
             path = write_shard(folder, family(), items, versions=other)
             cache.index_shard(family(), path.name, items, versions=other)
-        report = cache.compact()
+        report = compact(cache)
         assert report.merged == 6 and len(report.written) == 2
         versions = sorted(
             (read_header(p).versions == other, len(read_header(p).video_ids))
@@ -82,20 +83,21 @@ def test_a_compaction_killed_between_commit_and_cleanup_loses_nothing(tmp_path):
     with cache_with(root, family(), SMALL) as cache:
         folder = cache.family_dir(family())
         first = [folder / name for name in sorted(p.name for p in folder.glob("shard-*.h5"))[:4]]
-        shard_mod.merge_shards(first, folder)  # committed, but the index was not repointed
+        merge_shards(first, folder)  # committed, but the index was not repointed
     assert len(shard_files(root)) == 11 and len(held_on_disk(root)) == 42  # 12 held twice
     with FeatureCache(root) as cache:  # a later run finds the merged shard and indexes it
         check_everything_reads_back(cache, consistent=False)
-        problems = cache.verify({"yolo": 6})
+        problems = verify(cache, {"yolo": 6})
         assert len(problems) == 12 and all("(duplicate)" in p for p in problems)
-        cache.compact()
+        compact(cache)
         assert sorted(held_on_disk(root)) == sorted(v.video_id for v in EVERY)  # once each
         check_everything_reads_back(cache)
 
 
 def test_bad_target_is_refused():
-    with pytest.raises(UsageError, match="--shard-videos must be at least 2"):
-        FeatureCache.compact(object(), shard_videos=1)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="^shard_videos must be at least 2, got 1$") as refused:
+        compact(object(), shard_videos=1)  # type: ignore[arg-type]
+    assert refused.value.as_flag() == "--shard-videos must be at least 2, got 1"
 
 
 def test_the_command_with_its_defaults(tmp_path):
@@ -134,7 +136,7 @@ def test_train_suggests_compacting_a_cache_of_small_shards_and_trains_the_same_a
     before = train(synth.cache.root, synth.labels_csv, "logreg", tmp_path / "a", **quiet)
     assert any("cache compact" in note for note in before.notes)  # 80 shards of one video
     with FeatureCache(synth.cache.root) as cache:
-        assert cache.compact().merged == 80
+        assert compact(cache).merged == 80
     after = train(synth.cache.root, synth.labels_csv, "logreg", tmp_path / "b", **quiet)
     assert not any("cache compact" in note for note in after.notes)
     assert after.metrics["test"] == before.metrics["test"]

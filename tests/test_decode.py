@@ -1,3 +1,6 @@
+import multiprocessing as mp
+import pickle
+from concurrent.futures import ProcessPoolExecutor
 from fractions import Fraction
 
 import av
@@ -7,14 +10,13 @@ import pytest
 from harmcache.errors import VideoError
 from harmcache.extract.jobs import VideoJob, decode_job
 from harmcache.extractors.base import ExtractSettings, WeightsSource
-from harmcache.video.decode import (
-    Timeline,
-    VideoSource,
-    _DecordSource,
-    _PyAVSource,
-    plan_chunks,
-    shrink_short_side,
-)
+from harmcache.video.chunks import plan_chunks
+from harmcache.video.decode import VideoSource, read_chunk, reopen
+from harmcache.video.decoded import DecodedVideo
+from harmcache.video.decord_source import DecordSource
+from harmcache.video.pyav_source import PyAVSource
+from harmcache.video.shrink import shrink_short_side
+from harmcache.video.stream_index import StreamIndex
 from tests.conftest import coded_frames
 
 
@@ -75,7 +77,7 @@ def test_pyav_fallback_reads_what_decord_rejects(make_video, monkeypatch):
     def refuse(self, path):
         raise RuntimeError("decord cannot open this")
 
-    monkeypatch.setattr(_DecordSource, "__init__", refuse)
+    monkeypatch.setattr(DecordSource, "__init__", refuse)
     source = VideoSource(path)
     assert source.info.backend == "pyav"
     np.testing.assert_array_equal(source.read(np.array([0, 5])), frames[[0, 5]])
@@ -100,9 +102,9 @@ def test_pyav_path_decodes_the_video_once_probe_included(make_video, monkeypatch
     # Sequential decoding reaches the last frame only by decoding all: the probe rides along.
     path, frames = make_video("seq.mp4", n_frames=10, size=(32, 48))
     calls = []
-    real = _PyAVSource.frames
+    real = PyAVSource.frames
     monkeypatch.setattr(
-        _PyAVSource,
+        PyAVSource,
         "frames",
         lambda self, chunk: calls.append(list(chunk.indices)) or real(self, chunk),
     )
@@ -169,12 +171,12 @@ def test_frames_nobody_wants_or_refers_to_are_not_decoded(bframes):
 
 
 def test_a_stretch_nobody_wants_is_sought_over():
-    timeline = Timeline(np.arange(100.0), np.arange(0, 100, 10), np.arange(100) * 2)
-    (sparse,) = plan_chunks(np.array([5, 45, 46, 52, 95]), timeline, 128)
+    index = StreamIndex(np.arange(100.0), np.arange(0, 100, 10), np.arange(100) * 2)
+    (sparse,) = plan_chunks(np.array([5, 45, 46, 52, 95]), index, 128)
     assert sparse.start == 0 and sparse.seeks == ((1, 80), (4, 180))  # GOPs 40 and 90
-    (dense,) = plan_chunks(np.arange(0, 100, 7), timeline, 128)
+    (dense,) = plan_chunks(np.arange(0, 100, 7), index, 128)
     assert dense.seeks == ()
-    first, second = plan_chunks(np.array([5, 6, 95]), timeline, 2)
+    first, second = plan_chunks(np.array([5, 6, 95]), index, 2)
     assert first.seeks == () and second.seeks == ((0, 180),)
 
 
@@ -200,3 +202,31 @@ def test_decode_job_opens_the_file_once(bframes, monkeypatch):
     assert result.error is None and len(opened) == 1
     (video,) = result.decoded.values()
     np.testing.assert_array_equal(video.frames, frames[video.indices])
+
+
+def decode_in_worker(path, info, chunk) -> DecodedVideo:
+    """What a decode worker does with a chunk job: reopen the video, decode the chunk."""
+    source = reopen(path, info)
+    try:
+        return read_chunk(source, info, chunk, {None: chunk.indices})[None]
+    finally:
+        source.close()
+
+
+def test_the_stream_index_and_plans_travel_to_spawned_workers(bframes):
+    path, frames = bframes
+    wanted = np.arange(0, 96, 5)
+    with VideoSource(path) as source:
+        index = pickle.loads(pickle.dumps(source.stream_index))
+        for name in ("times", "keyframes", "pts"):
+            np.testing.assert_array_equal(getattr(index, name), getattr(source.stream_index, name))
+        chunks, info = source.plan(wanted, 8), source.info
+    assert len(chunks) > 1
+    assert pickle.loads(pickle.dumps(chunks))[1].seeks == chunks[1].seeks
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+        n = len(chunks)
+        got = list(pool.map(decode_in_worker, [str(path)] * n, [info] * n, chunks))
+    for chunk, video in zip(chunks, got, strict=True):
+        assert isinstance(video, DecodedVideo)
+        np.testing.assert_array_equal(video.indices, chunk.indices)
+        np.testing.assert_array_equal(video.frames, frames[chunk.indices])

@@ -23,7 +23,8 @@ from harmcache.extractors.base import (  # noqa: E402
 from harmcache.extractors.preprocess import LETTERBOX_PAD, letterbox  # noqa: E402
 from harmcache.extractors.yolo import detection_vector  # noqa: E402
 from harmcache.hashing import sha256_file  # noqa: E402
-from harmcache.video.decode import DecodedVideo, VideoInfo  # noqa: E402
+from harmcache.types import VideoInfo  # noqa: E402
+from harmcache.video.decoded import DecodedVideo  # noqa: E402
 
 NAMES = ["clip", "yolo", "slowfast"]
 SMALL = dict(

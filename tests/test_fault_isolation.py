@@ -18,9 +18,10 @@ from harmcache.cli.main import app
 from typer.testing import CliRunner
 
 from harmcache.errors import VideoError
+from harmcache.extract.decode_ahead import video_streams
 from harmcache.extract.handoff import decode_chunk_shared
-from harmcache.extract.jobs import ChunkJob, VideoJob, decode_job, extract_item
-from harmcache.extract.pipeline import _video_streams
+from harmcache.extract.jobs import ChunkJob, VideoJob, decode_job
+from harmcache.extract.per_video import extract_item
 from harmcache.extractors.base import ExtractSettings, WeightsSource
 from harmcache.extractors.clip import ClipExtractor
 from harmcache.store.cache import FeatureCache
@@ -152,7 +153,7 @@ def test_a_decoder_that_kills_its_worker_fails_only_its_own_video(make_video):
         path, _ = make_video(name, seed=i)
         jobs.append(VideoJob(str(path), f"{i}" * 64, (("clip", TINY),)))
     results = []
-    for stream in _video_streams(jobs, workers=1, chunk=crash_on_marked):
+    for stream in video_streams(jobs, workers=1, chunk=crash_on_marked):
         (result,) = stream.chunks  # one chunk per short video
         results.append(result)
     assert [r.job.path for r in results] == [j.path for j in jobs]
@@ -259,7 +260,10 @@ def test_cache_info_shows_decode_backend_and_library_versions(make_video, tmp_pa
 def test_a_ray_batch_with_a_failing_video_commits_the_rest(make_video, tmp_path, monkeypatch):
     """The Ray actor's logic, called in this process: a video whose extractor raises is left
     out of the shard and reported failed with its family; the batch itself never fails."""
-    from harmcache.extract.ray_engine import ExtractActor, decode_row
+    from harmcache.extract.progress import Progress
+    from harmcache.extract.ray_engine import _collect
+    from harmcache.extract.ray_worker import ExtractActor, decode_row
+    from harmcache.extract.results import JobResults
     from harmcache.store.family import Family
 
     rows = []
@@ -276,8 +280,23 @@ def test_a_ray_batch_with_a_failing_video_commits_the_rest(make_video, tmp_path,
     actor = ExtractActor(settings={"clip": TINY}, families={"clip": family},
                          folders={"clip": str(folder)}, shard_size=8)  # fmt: skip
     out = actor(batch)
-    assert list(out["status"]) == ["extracted", "failed", "extracted"]
-    assert out["reason"][1] == "model_error" and out["family"][1] == family.name
+    failures = [json.loads(f) for f in out["failures"]]
+    assert [len(f) for f in failures] == [0, 1, 0]  # extracted, failed, extracted
+    ((extractor, reason, _),) = failures[1]
+    assert reason == "model_error" and extractor == "clip"
     shards = [json.loads(s) for s in out["shards"]]
     assert shards[1] == [] and shards[0] == shards[2] and shards[0][0][2] == 2
     assert [p.name for p in folder.glob("shard-*.h5")] == [shards[0][0][1]]
+
+    # The driver ledgers the failure with its family and indexes the shard the actor wrote.
+    class Rows:
+        def iter_rows(self):
+            return ({k: v[i] for k, v in out.items()} for i in range(len(out["video_id"])))
+
+    jobs = [VideoJob(r["path"], r["video_id"], (("clip", TINY),)) for r in rows]
+    with FeatureCache(tmp_path / "cache") as cache:
+        outcomes = _collect(Rows(), jobs, JobResults(cache, Progress(), {"clip": family}))
+        assert [outcomes[j.video_id].status for j in jobs] == ["extracted", "failed", "extracted"]
+        (entry,) = cache.failed().values()
+        assert (entry["reason"], entry["family"]) == ("model_error", family.name)
+        assert cache.committed(family) == {jobs[0].video_id, jobs[2].video_id}

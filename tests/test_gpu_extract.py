@@ -1,7 +1,8 @@
 """CUDA extraction keeps GPU memory bounded by the batch size, not by the number of videos.
 
-Report 000 §2.1: CLIP/SlowFast features piled up on the GPU until it held 12 GB. These tests
-extract many tiny videos with random-init backbones and check that nothing stays on the device.
+CLIP/SlowFast features piled up on the GPU until it held 12 GB (see
+docs/design-notes.md#features-leave-the-gpu-at-once). These tests extract many tiny videos with
+random-init backbones and check that nothing stays on the device.
 """
 
 from __future__ import annotations

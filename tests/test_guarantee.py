@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from scipy import optimize, stats
 
-from harmcache.errors import DataError, UsageError
 from harmcache.decisions.certify import DEFAULT_PRECISION_GRID, certify
 from harmcache.decisions.objective import Objective, Target
+from harmcache.errors import DataError, UsageError
 
 DRAWS = 1000
 

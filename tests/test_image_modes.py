@@ -508,7 +508,7 @@ def test_a_jpeg_above_the_budget_decodes_reduced_and_upright(
     assert np.abs(frame.astype(int) - want).mean() < 6.0
     # A decode worker in another process decodes the same reduced picture.
     source = reopen(path, info)
-    chunk = plan_chunks(np.zeros(1, dtype=np.int64), ImageSource(path).timeline, 1)[0]
+    chunk = plan_chunks(np.zeros(1, dtype=np.int64), ImageSource(path).stream_index, 1)[0]
     np.testing.assert_array_equal(next(iter(source.frames(chunk)))[1], frame)
 
 

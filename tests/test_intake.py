@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from harmcache.errors import UsageError
-from harmcache.extract.pipeline import _stamp
+from harmcache.extract.inputs import _stamp
 from harmcache.video.decode import VideoSource
 from harmcache.video.intake import expand_inputs
 from tests.media_corpus import ffmpeg, need_ffmpeg

@@ -136,3 +136,25 @@ def test_the_bound_relation_is_written_once():
         if "'<=' if" in text or '"<=" if' in text
     ]
     assert spelled == ["harmcache/decisions/objective.py"], pattern
+
+
+def _calls(path: Path, name: str) -> bool:
+    tree = ast.parse(SOURCES[path])
+    return any(
+        isinstance(node, ast.Call) and ast.unparse(node.func).split(".")[-1] == name
+        for node in ast.walk(tree)
+    )
+
+
+@pytest.mark.parametrize("name", ["extract_video", "ShardBatcher", "JobResults"])
+def test_both_engines_share_the_per_video_path_and_its_bookkeeping(name):
+    """The local engine (extract/pipeline.py) and the Ray engine (its driver and its actor)
+    run one per-video function and one shard batcher, and track failures one way."""
+    engines = {
+        "extract_video": ["pipeline.py", "ray_worker.py"],
+        "ShardBatcher": ["pipeline.py", "ray_worker.py"],
+        "JobResults": ["pipeline.py", "ray_engine.py"],
+    }[name]
+    for module in engines:
+        path = PACKAGE / "extract" / module
+        assert _calls(path, name) or f"{name}." in SOURCES[path], f"{module} does not use {name}"

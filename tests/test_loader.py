@@ -9,7 +9,7 @@ import pytest
 from harmcache.errors import UsageError
 from harmcache.heads.data import Moments, pooled_statistics
 from harmcache.heads.transformer import TransformerHead
-from harmcache.store.shard import read_videos
+from harmcache.store.reader import read_videos
 from harmcache.train import loader as loader_mod
 from harmcache.train.features import load_sequences, scan_cache, scan_data
 from harmcache.train.loader import StreamingLoader, pool_cache, pooled_from_cache

@@ -14,26 +14,22 @@ from typer.testing import CliRunner
 
 import harmcache
 from harmcache.errors import UsageError
-from harmcache.extract import pipeline
-from harmcache.extract.jobs import (
-    VideoJob,
-    decode_chunks,
-    decode_job,
-    extract_item,
-    extract_streamed,
-    probe_job,
-)
+from harmcache.extract import decode_ahead
+from harmcache.extract.jobs import VideoJob, decode_chunks, decode_job, probe_job
+from harmcache.extract.per_video import extract_item, extract_video
 from harmcache.extract.pipeline import run_extraction
 from harmcache.extract.progress import Progress
 from harmcache.extract.respec import extractor_for_spec
 from harmcache.extractors.base import ExtractSettings, WeightsSource, get_extractor
 from harmcache.store.cache import FeatureCache
-from harmcache.video.decode import Timeline, VideoSource, plan_chunks
+from harmcache.video.chunks import plan_chunks
+from harmcache.video.decode import VideoSource
 from harmcache.video.sampling import (
     fps_indices,
     tiled_window_indices,
     video_duration,
 )
+from harmcache.video.stream_index import StreamIndex
 from tests.conftest import coded_frames
 
 RANDOM = WeightsSource(random_init=True)
@@ -225,22 +221,22 @@ def gop_video(tmp_path_factory):
 
 
 def test_chunks_are_whole_gops_holding_at_most_the_chunk_size():
-    timeline = Timeline(np.arange(100.0), np.arange(0, 100, 10), np.arange(100))
+    index = StreamIndex(np.arange(100.0), np.arange(0, 100, 10), np.arange(100))
     wanted = np.arange(0, 100, 3)
-    chunks = plan_chunks(wanted, timeline, 5)
+    chunks = plan_chunks(wanted, index, 5)
     assert max(len(c.indices) for c in chunks) <= 5
     np.testing.assert_array_equal(np.concatenate([c.indices for c in chunks]), wanted)
-    assert all(c.start in timeline.keyframes and c.start <= c.indices[0] for c in chunks)
+    assert all(c.start in index.keyframes and c.start <= c.indices[0] for c in chunks)
     assert [c.upto for c in chunks] == [int(c.indices[-1]) for c in chunks]
     # GOPs holding no wanted frame are never decoded.
-    sparse = plan_chunks(np.array([5, 95]), timeline, 5)
+    sparse = plan_chunks(np.array([5, 95]), index, 5)
     assert [c.start for c in sparse] == [0]
-    assert [c.start for c in plan_chunks(np.array([5, 95]), timeline, 1)] == [0, 90]
+    assert [c.start for c in plan_chunks(np.array([5, 95]), index, 1)] == [0, 90]
 
 
 def test_seeking_chunks_decode_exactly_what_one_pass_does(gop_video):
     source = VideoSource(gop_video)
-    assert len(source.timeline.keyframes) > 5
+    assert len(source.stream_index.keyframes) > 5
     wanted = np.unique(np.r_[np.arange(0, 120, 5), 57, 58, 119])
     whole = source.decode(wanted, chunk_frames=10_000)
     for size in (1, 4, 7):
@@ -264,11 +260,10 @@ def test_streamed_features_equal_a_whole_video_decode_bit_for_bit(gop_video, sam
     tiny = ExtractSettings(weights=RANDOM, **SMALL, **sampling, chunk_frames=3)
     plan = probe_job(VideoJob(str(gop_video), "v" * 64, tuple((n, tiny) for n in names))).plan
     assert len(plan.chunks) > 4
-    items, errors = extract_streamed(
-        plan, decode_chunks(plan), extractors, replay=lambda: decode_chunks(plan)
-    )
-    assert errors == []
-    for name, item in items:
+    outcome = extract_video(plan, decode_chunks(plan), extractors)
+    assert outcome.error is None and outcome.failures == {}
+    assert list(outcome.features) == list(names)
+    for name, item in outcome.features.items():
         ref = reference[name]
         np.testing.assert_array_equal(item.record.features, ref.features)
         np.testing.assert_array_equal(item.record.frame_index, ref.frame_index)
@@ -295,14 +290,14 @@ def test_a_streamed_run_through_decode_workers_equals_an_inline_whole_video_run(
     inputs = [gop_video, other]
     sampling = dict(fps=2.0, window_every=2.5)
     handed = []
-    real_claim = pipeline.claim
+    real_claim = decode_ahead.claim
 
     def recording_claim(result):
         result = real_claim(result)
         handed.extend(len(v.frames) for v in result.decoded.values())
         return result
 
-    monkeypatch.setattr(pipeline, "claim", recording_claim)
+    monkeypatch.setattr(decode_ahead, "claim", recording_claim)
     runs = {}
     for name, chunk, workers in [("whole", 10_000, 0), ("streamed", 4, 1)]:
         settings = ExtractSettings(weights=RANDOM, **SMALL, **sampling, chunk_frames=chunk)

@@ -16,6 +16,7 @@ import pytest
 
 from harmcache.extractors.base import FeatureRecord
 from harmcache.paths import is_utf8, json_line, restored, shown, stored
+from harmcache.store import maintenance
 from harmcache.store.cache import FeatureCache
 from harmcache.store.family import Family
 from harmcache.store.index import Index
@@ -143,11 +144,12 @@ def test_shards_keep_the_source_path_of_an_odd_name(tmp_path):
             assert f["videos/source_path"][()].tolist() == [os.fsencode(LATIN1)]
         loaded = cache.load(family)
         assert {v.source_path for v in loaded.values()} == {LATIN1, UTF8}
-        (block,) = cache.iter_shards(family, ["a" * 64])
+        (block,) = cache.plan(family, ["a" * 64]).blocks()
         assert block.info["source_path"].tolist() == [LATIN1]
-        assert cache.compact(shard_videos=2).merged == 2  # reads back bit for bit, name included
+        compacted = maintenance.compact(cache, shard_videos=2)
+        assert compacted.merged == 2  # reads back bit for bit, name included
         assert {v.source_path for v in cache.load(family).values()} == {LATIN1, UTF8}
-        assert cache.verify() == []
+        assert maintenance.verify(cache) == []
 
 
 def test_cache_finds_odd_sightings_and_failures_after_a_reindex(tmp_path):
@@ -156,7 +158,7 @@ def test_cache_finds_odd_sightings_and_failures_after_a_reindex(tmp_path):
         assert cache.record_sources([(LATIN1, "a" * 64)]) == 0  # seen: found by its odd path
         cache.remember_identities([(GARBAGE, (1, 2, 3), "c" * 64)])
         cache.record_failure(GARBAGE, "c" * 64, "unreadable", "not a video")
-        cache.rebuild_index()
+        maintenance.reindex(cache)
         assert cache.sources() == {LATIN1: "a" * 64, GARBAGE: "c" * 64}
         assert list(cache.failed()) == [GARBAGE]
         assert cache.info()["failures"] == 1
@@ -235,7 +237,7 @@ def test_extract_and_every_cache_command_take_names_that_are_not_utf8(
     def no_reading(path):
         raise AssertionError(f"{shown(str(path))} was hashed again")
 
-    monkeypatch.setattr(sys.modules["harmcache.extract.pipeline"], "sha256_file", no_reading)
+    monkeypatch.setattr(sys.modules["harmcache.extract.inputs"], "sha256_file", no_reading)
     again = cli("extract", odd_folder, missing, "--out", out, "--json", *TINY)
     assert again.exit_code == 0, again.stderr
     rerun = last_json(again)  # every identity from the memo, no file read

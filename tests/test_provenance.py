@@ -10,6 +10,7 @@ import h5py
 
 import harmcache
 from harmcache.provenance import library_versions
+from harmcache.store import maintenance
 from tests import synthetic_cache
 
 
@@ -20,7 +21,7 @@ def test_train_warns_when_a_familys_videos_come_from_different_versions(tmp_path
     elsewhere = {**library_versions(), "torch": "0.0.1-elsewhere"}
     with h5py.File(one_shard, "r+") as f:  # a shard made on another machine
         f.attrs["versions"] = json.dumps(elsewhere)
-    syn.cache.rebuild_index()
+    maintenance.reindex(syn.cache)
     made = syn.cache.versions(clip)
     assert sorted(m["videos"] for m in made) == [10, 30]
     assert {m["versions"]["torch"] for m in made} == {

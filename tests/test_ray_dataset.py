@@ -1,4 +1,4 @@
-"""`FeatureCache.to_ray_dataset` on a local Ray instance: the rows are `FeatureCache.load`'s."""
+"""`ReadPlan.ray_dataset` on a local Ray instance: the rows are the plan's local read."""
 
 from __future__ import annotations
 
@@ -20,11 +20,13 @@ def ray_local():
 
 
 @pytest.mark.slow
-def test_ray_dataset_rows_equal_load(tmp_path, ray_local):
+def test_ray_dataset_rows_equal_the_local_read(tmp_path, ray_local):
     synth = synthetic_cache.build(tmp_path, n=30, variable_length=True, shard_size=8)
     clip = synth.families["clip"]
     wanted = synth.ids[3:27]
-    ds = synth.cache.to_ray_dataset(clip, wanted, slice_videos=5)
+    plan = synth.cache.plan(clip, wanted)
+    ds = plan.ray_dataset(slice_videos=5)
+    assert len(plan.slices(5)) == 6  # the shards hold 3, 8, 5 and 8 of the videos asked for
     assert ds.materialize().num_blocks() >= 4  # one per shard slice (4 shards, slices of 5)
     rows = {row["video_id"]: row for row in ds.iter_rows()}
     loaded = synth.cache.load(clip, wanted, extras=False)
@@ -37,7 +39,9 @@ def test_ray_dataset_rows_equal_load(tmp_path, ray_local):
         assert row["duration"] == video.info.duration
 
 
-def test_a_family_without_videos_is_refused(tmp_path):
+def test_a_plan_without_videos_makes_no_dataset(tmp_path):
     synth = synthetic_cache.build(tmp_path, n=4)
     with pytest.raises(CacheError, match="are not in family"):
-        synth.cache.to_ray_dataset(synth.families["clip"], ["0" * 64])
+        synth.cache.plan(synth.families["clip"], ["0" * 64])
+    with pytest.raises(CacheError, match="holds no videos to make a dataset of"):
+        synth.cache.plan(synth.families["clip"], []).ray_dataset()

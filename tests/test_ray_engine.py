@@ -21,6 +21,7 @@ from harmcache.extract.pipeline import build_extractors, run_extraction
 from harmcache.extractors.base import ExtractSettings, WeightsSource
 from harmcache.store.cache import FeatureCache
 from harmcache.store.family import Family
+from harmcache.store.maintenance import verify
 from harmcache.store.shard import read_header
 from harmcache.video.encode import write_video
 from tests.conftest import coded_frames
@@ -119,7 +120,7 @@ def test_ray_features_equal_local_bit_for_bit(local_cache, ray_cli_run):
             assert np.array_equal(got.record.extras[name], array), (key, name)
         assert got.info == ref.info
     with FeatureCache(ray_cache) as cache:
-        assert cache.verify() == []
+        assert verify(cache) == []
 
 
 @pytest.mark.slow
@@ -150,7 +151,7 @@ def test_ray_rerun_extracts_only_what_is_missing(ray_cli_run, inputs, tmp_path, 
     members = shard_members(out)
     assert len(members) == 3 and all(len(set(v)) == len(v) == N_GOOD + 1 for v in members.values())
     with FeatureCache(out) as cache:
-        assert cache.verify() == []
+        assert verify(cache) == []
 
 
 @pytest.mark.slow
@@ -194,7 +195,7 @@ def test_killed_actor_loses_and_duplicates_nothing(tmp_path, ray_local):
     for name, vids in members.items():
         assert sorted(vids) == ids, name  # each video in exactly one shard per family
     with FeatureCache(out) as cache:
-        assert cache.verify() == []
+        assert verify(cache) == []
         assert all(len(cache.committed(f)) == 4 for f in cache.families())
 
 
@@ -232,7 +233,7 @@ def test_more_gpus_per_worker_than_the_cluster_has_is_a_usage_error(tmp_path, ra
 
 
 def test_actor_refuses_a_node_whose_weights_differ(tmp_path):
-    from harmcache.extract.ray_engine import ExtractActor
+    from harmcache.extract.ray_worker import ExtractActor
 
     cache, _, extractors, families = _one_job(tmp_path)
     other = Family("yolo", "f" * 64, families[0].spec)

@@ -10,14 +10,12 @@ import shutil
 
 import numpy as np
 import pytest
-import typer
+from harmcache.cli.main import app
 from typer.testing import CliRunner
 
 from harmcache.extract.summary import ExtractSummary, InputResult
 from harmcache.train.rundir import load_run
 from tests.synthetic_cache import build
-
-from harmcache.cli.main import app
 
 runner = CliRunner()
 FAST_TRANSFORMER = ["--epochs", "2"]
@@ -189,7 +187,7 @@ def test_compare_warns_when_splits_differ(syn, runs, tmp_path):
         (
             ["--labels", "{labels}", "--head", "logreg", "--epochs", "3"],
             2,
-            "error: --epochs applies to the transformer head only",
+            "error: --epochs is not a setting of the logreg head (its settings: C, max_iter, seed)",
         ),
         (["--labels", "{labels}", "--features", "audio"], 5, "error: the cache holds no audio"),
     ],
@@ -214,7 +212,10 @@ def test_existing_out_and_unmeetable_objective(runs, syn):
                    "logreg", "--out", root / "logreg")  # fmt: skip
     assert again.exit_code == 2 and "already exists" in again.stderr
     result = invoke("sweep-threshold", root / "lightgbm", "--objective", "precision>=1.01")
-    assert result.exit_code == 2 and "the bound must be in (0, 1]" in result.stderr
+    assert (
+        result.exit_code == 2
+        and "the precision level must lie in (0, 1], got 1.01" in result.stderr
+    )
     not_a_run = invoke("evaluate", root)
     assert not_a_run.exit_code == 2 and "is not a run directory" in not_a_run.stderr
 

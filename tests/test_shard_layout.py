@@ -11,15 +11,16 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
 from harmcache.errors import CacheError
 from harmcache.hashing import canonical_json
 from harmcache.provenance import library_versions
-from harmcache.store import shard as shard_mod
-from harmcache.store.atomic import publish, temporary_name
+from harmcache.store import block as block_mod
+from harmcache.store import rewrite
+from harmcache.store.atomic import leftovers, publish, temporary_name
 from harmcache.store.cache import FeatureCache
 from harmcache.store.family import Family
 from harmcache.store.lock import CacheLock
+from harmcache.store.maintenance import migrate, verify
 from harmcache.store.shard import read_header, shard_name, write_shard
 from harmcache.types import FeatureRecord, VideoFeatures, VideoInfo
 
@@ -147,9 +148,9 @@ def test_load_gives_back_what_was_written_bit_for_bit(tmp_path, old, extras):
 
 
 @pytest.mark.parametrize("old", [set(), {0, 1, 2}], ids=["v2", "v1"])
-def test_iter_shards_yields_each_shard_as_concatenated_arrays(tmp_path, old):
+def test_plan_blocks_are_each_shard_as_concatenated_arrays(tmp_path, old):
     with cache_with(tmp_path / "c", family(), SHARDS, v1=old) as cache:
-        blocks = list(cache.iter_shards(family(), extras=True))
+        blocks = list(cache.plan(family()).blocks(extras=True))
     assert len(blocks) == 3
     got = [vid for b in blocks for vid in b.video_ids]
     assert sorted(got) == sorted(v.video_id for v in ALL)
@@ -175,10 +176,10 @@ def test_iter_shards_yields_each_shard_as_concatenated_arrays(tmp_path, old):
             assert_same(got_video, want)
 
 
-def test_iter_shards_of_some_videos_holds_their_rows_alone(tmp_path):
+def test_plan_blocks_of_some_videos_hold_their_rows_alone(tmp_path):
     with cache_with(tmp_path / "c", family(), SHARDS) as cache:
         wanted = [ALL[3].video_id, ALL[0].video_id, ALL[6].video_id]
-        blocks = list(cache.iter_shards(family(), wanted))
+        blocks = list(cache.plan(family(), wanted).blocks())
         assert [b.video_ids for b in blocks] != [] and not blocks[0].extras
     assert sorted(vid for b in blocks for vid in b.video_ids) == sorted(wanted)
     first = blocks[[b.shard for b in blocks].index(shard_name([v.video_id for v in SHARDS[0]]))]
@@ -193,7 +194,7 @@ def test_asking_for_a_video_the_family_lacks_is_an_error(tmp_path):
         with pytest.raises(CacheError, match=r"1 video\(s\) are not in family yolo-.*e\.g\. f+"):
             cache.load(family(), [ALL[0].video_id, "f" * 64])
         with pytest.raises(CacheError, match="are not in family"):
-            next(cache.iter_shards(family(), ["f" * 64]))
+            cache.plan(family(), ["f" * 64])
 
 
 class ReadLog:
@@ -201,7 +202,7 @@ class ReadLog:
 
     def __init__(self, monkeypatch):
         self.reads: list[tuple[str, object]] = []
-        getitem, whole = h5py.Dataset.__getitem__, shard_mod._whole
+        getitem, whole = h5py.Dataset.__getitem__, block_mod.read_whole
         read_direct = h5py.Dataset.read_direct
 
         def logged_getitem(ds, key, *args, **kwargs):
@@ -218,7 +219,7 @@ class ReadLog:
 
         monkeypatch.setattr(h5py.Dataset, "__getitem__", logged_getitem)
         monkeypatch.setattr(h5py.Dataset, "read_direct", logged_read_direct)
-        monkeypatch.setattr(shard_mod, "_whole", logged_whole)
+        monkeypatch.setattr(block_mod, "read_whole", logged_whole)
 
     def of(self, name: str) -> list[object]:
         return [key for ds, key in self.reads if ds == name]
@@ -245,7 +246,7 @@ def test_one_video_of_a_big_shard_reads_its_own_slice_and_nothing_else(tmp_path,
         log.reads.clear()
         monkeypatch.undo()
         log = ReadLog(monkeypatch)
-        (block,) = cache.iter_shards(family())
+        (block,) = cache.plan(family()).blocks()
         assert log.of("/features") == [()] and len(block) == 400
 
 
@@ -292,7 +293,7 @@ def test_a_shard_from_a_newer_harmcache_is_refused_by_name(tmp_path):
         with pytest.raises(CacheError, match="format_version 3; this harmcache reads up to 2"):
             cache.load(family())
         with pytest.raises(CacheError, match=f"cannot read the shard {family().name}/{path.name}"):
-            next(cache.iter_shards(family()))
+            next(cache.plan(family()).blocks())
 
 
 def test_a_truncated_shard_is_a_one_line_error_naming_it(tmp_path):
@@ -313,14 +314,14 @@ def test_migrate_converts_old_shards_bit_for_bit_and_is_idempotent(tmp_path):
     with FeatureCache(root) as cache:
         before = {f.name: cache.load(f) for f in fams}
         old = hashes(root)
-        dry = cache.migrate(dry_run=True)
+        dry = migrate(cache, dry_run=True)
         assert len(dry.migrated) == 6 and dry.current == 0 and hashes(root) == old
         versions = {p.name: read_header(p).versions for p in root.glob("features/*/shard-*.h5")}
 
         # a migration interrupted after one shard: the rerun finishes the rest
         first = sorted(root.glob("features/*/shard-*.h5"))[0]
-        assert shard_mod.migrate_shard(first) is True
-        report = cache.migrate()
+        assert rewrite.migrate_shard(first) is True
+        report = migrate(cache)
         assert len(report.migrated) == 5 and report.current == 1 and report.unreadable == []
 
         assert sorted(hashes(root)) == sorted(old)  # the same shard names
@@ -331,11 +332,11 @@ def test_migrate_converts_old_shards_bit_for_bit_and_is_idempotent(tmp_path):
             after = cache.load(fam)
             for vid, want in before[fam.name].items():
                 assert_same(after[vid], want)
-        assert cache.verify({"yolo": 6, "clip": 6}) == []
-        assert cache.leftovers() == []
+        assert verify(cache, {"yolo": 6, "clip": 6}) == []
+        assert leftovers(cache.root) == []
 
         now = hashes(root)
-        again = cache.migrate()
+        again = migrate(cache)
         assert again.migrated == [] and again.current == 6 and hashes(root) == now
 
 
@@ -343,7 +344,7 @@ def test_migrate_holds_the_writer_lock_so_gc_cannot_run(tmp_path, monkeypatch):
     root = tmp_path / "c"
     cache_with(root, family(), SHARDS[:1], v1={0}).close()
     refused = []
-    original = shard_mod.migrate_shard
+    original = rewrite.migrate_shard
 
     def migrate_shard(path):
         with pytest.raises(CacheError, match="is being written by a running extract") as exc:
@@ -351,14 +352,16 @@ def test_migrate_holds_the_writer_lock_so_gc_cannot_run(tmp_path, monkeypatch):
         refused.append(exc)
         return original(path)
 
-    monkeypatch.setattr("harmcache.store.cache.migrate_shard", migrate_shard)
+    monkeypatch.setattr("harmcache.store.maintenance.migrate_shard", migrate_shard)
     with FeatureCache(root) as cache:
-        assert len(cache.migrate().migrated) == 1
+        assert len(migrate(cache).migrated) == 1
     assert len(refused) == 1
     CacheLock(root).exclusive().release()  # free again afterwards
 
 
 def test_migrate_command_dry_run_then_convert(tmp_path):
+    from cli.main import app
+
     root = tmp_path / "c"
     cache_with(root, family(), SHARDS, v1={0, 2}).close()
     run = CliRunner().invoke(app, ["cache", "migrate", str(root), "--dry-run"])
@@ -378,7 +381,7 @@ def test_migrate_skips_an_unreadable_shard_and_names_it(tmp_path):
     broken = sorted(root.glob("features/*/shard-*.h5"))[0]
     broken.write_bytes(broken.read_bytes()[:100])
     with FeatureCache(root) as cache:
-        report = cache.migrate()
+        report = migrate(cache)
     assert report.unreadable == [f"{family().name}/{broken.name}"] and len(report.migrated) == 1
 
 
@@ -432,21 +435,21 @@ def damage(name):
 def test_verify_names_each_problem_of_a_columnar_shard(tmp_path, case):
     breaker, message = damage(case)
     with cache_with(tmp_path / "c", family(), SHARDS) as cache:
-        assert cache.verify({"yolo": 6}) == []
+        assert verify(cache, {"yolo": 6}) == []
         path = cache.family_dir(family()) / shard_name([v.video_id for v in SHARDS[0]])
         with h5py.File(path, "r+") as f:
             breaker(f)
-        problems = cache.verify({"yolo": 6})
+        problems = verify(cache, {"yolo": 6})
     assert len(problems) == 1 and message in problems[0], problems
 
 
 def test_verify_checks_width_and_duplicates_in_both_layouts(tmp_path):
     fam = family()
     with cache_with(tmp_path / "c", fam, SHARDS, v1={0}) as cache:
-        assert cache.verify({"yolo": 6}) == []
-        assert sum("features are 6-d, expected 512" in p for p in cache.verify({"yolo": 512})) == 7
+        assert verify(cache, {"yolo": 6}) == []
+        assert sum("features are 6-d, expected 512" in p for p in verify(cache, {"yolo": 512})) == 7
         cache.commit(fam, [SHARDS[0][0], SHARDS[1][0], video(50)])
-        problems = cache.verify({"yolo": 6})
+        problems = verify(cache, {"yolo": 6})
     assert len(problems) == 2 and all("(duplicate)" in p for p in problems)
 
 

@@ -1,5 +1,6 @@
-"""SlowFast's two pathways get the right frames, in time order (report 000: a pathway bug cost
-0.12 F1). Frames carry their own index as their pixel value, so every frame can be traced."""
+"""SlowFast's two pathways get the right frames, in time order (a model with a pathway bug scored
+0.12 F1 lower; see docs/design-notes.md#slowfast-pathway-packing). Frames carry their own index as
+their pixel value, so every frame can be traced."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from harmcache.extractors.slowfast import (  # noqa: E402
     pack_pathways,
     preprocess_windows,
 )
-from harmcache.video.decode import DecodedVideo, VideoInfo  # noqa: E402
+from harmcache.types import VideoInfo  # noqa: E402
+from harmcache.video.decoded import DecodedVideo  # noqa: E402
 
 CROP = 64
 

@@ -11,6 +11,8 @@ import pytest
 from harmcache.errors import DataError, UsageError
 from harmcache.train.labels import LabeledVideo
 from harmcache.train.split import (
+    HASH_VERSION,
+    Split,
     check_split,
     missing_classes,
     read_split,
@@ -93,8 +95,11 @@ def test_a_group_stays_on_one_side():
 
 
 def test_bad_fractions():
-    with pytest.raises(UsageError, match=r"--val-fraction \(0.7\) and --test-fraction \(0.4\)"):
+    with pytest.raises(UsageError, match=r"the validation \(0.7\) and test \(0.4\) fractions"):
         stratified_split(videos(), val_fraction=0.7, test_fraction=0.4)
+    with pytest.raises(UsageError, match=r"^val_fraction must be above 0 and below 1") as refused:
+        stratified_split(videos(), val_fraction=0)
+    assert refused.value.as_flag().startswith("--val-fraction must be above 0")
 
 
 def test_grouped_by_video_id(tmp_path):
@@ -158,3 +163,41 @@ def test_validation_needs_both_classes():
     a[vs[0].video_id] = "val"
     with pytest.raises(DataError, match=r"the val split needs both classes but has 1 labelled 1"):
         check_split(vs, a)
+
+
+def test_the_record_says_where_the_sides_came_from(tmp_path):
+    vs = videos(n_pos=30, n_neg=90)
+    made = Split.make(vs, seed=3, val_fraction=0.2, test_fraction=0.1)
+    assert made.assignment == stratified_split(vs, seed=3, val_fraction=0.2, test_fraction=0.1)
+    rule = {"rule": HASH_VERSION, "seed": 3, "val_fraction": 0.2, "test_fraction": 0.1}
+    assert made.record == {"source": "hash", **rule}
+    # A run that reuses it keeps its rule, so a third run assigns new videos the same way.
+    made.write(tmp_path, vs)
+    (tmp_path / "config.json").write_text(json.dumps({"seed": 3, "split": made.record}))
+    reused = Split.make(vs, split_from=tmp_path)
+    assert reused.assignment == made.assignment and reused.notes == []
+    assert reused.record == {**rule, "source": f"run:{tmp_path.resolve()}"}
+    fresh = videos(n_pos=5, n_neg=5, start=900)
+    grown = Split.make(vs + fresh, split_from=tmp_path)
+    again = stratified_split(vs + fresh, seed=3, val_fraction=0.2, test_fraction=0.1)
+    assert all(grown.assignment[v.video_id] == again[v.video_id] for v in fresh)
+    assert grown.notes[0].startswith(f"--split-from {tmp_path}: 10 videos not in its split")
+
+
+def test_a_split_column_and_split_from_exclude_each_other(tmp_path):
+    vs = videos(n_pos=4, n_neg=4)
+    for i, v in enumerate(vs):
+        v.split = ("train", "val")[i % 2]
+    assert Split.make(vs).record == {"source": "labels"}
+    with pytest.raises(UsageError, match=r"split column; drop it or drop split_from$") as refused:
+        Split.make(vs, split_from=tmp_path)
+    assert refused.value.as_flag().endswith("drop it or drop --split-from")
+
+
+def test_parts_keep_the_given_order():
+    vs = videos(n_pos=30, n_neg=90)
+    split = Split.make(vs)
+    parts = split.parts(vs)
+    assert sum(len(p) for p in parts.values()) == len(vs)
+    for side, part in parts.items():
+        assert part == [v for v in vs if split.assignment[v.video_id] == side]

@@ -9,8 +9,10 @@ import pytest
 from harmcache.errors import CacheError
 from harmcache.extractors.base import FeatureRecord
 from harmcache.hashing import fingerprint
+from harmcache.store.atomic import leftovers
 from harmcache.store.cache import FeatureCache
 from harmcache.store.family import Family
+from harmcache.store.maintenance import remove, stale, verify
 from harmcache.store.shard import shard_name
 from harmcache.types import VideoFeatures
 from harmcache.video.decode import VideoInfo
@@ -120,14 +122,14 @@ def test_verify_is_clean_then_names_each_problem(tmp_path):
     with FeatureCache(root, create=True) as cache:
         good = cache.commit(fam, [item("a" * 64)])
         bad = cache.commit(fam, [item("b" * 64)])
-        assert cache.verify({"clip": 4}) == []
+        assert verify(cache, {"clip": 4}) == []
         with h5py.File(bad, "r+") as f:
             f["features"][0, 0] = np.nan
         (good.parent / ".shard-x.h5.tmp-1-abc").write_bytes(b"partial")
-        problems = cache.verify({"clip": 4})
+        problems = verify(cache, {"clip": 4})
         assert len(problems) == 1 and "NaN or inf" in problems[0]
-        assert [p.name for p in cache.leftovers()] == [".shard-x.h5.tmp-1-abc"]
-        assert any("features are 4-d, expected 512" in p for p in cache.verify({"clip": 512}))
+        assert [p.name for p in leftovers(cache.root)] == [".shard-x.h5.tmp-1-abc"]
+        assert any("features are 4-d, expected 512" in p for p in verify(cache, {"clip": 512}))
 
 
 def test_gc_removes_leftovers_old_versions_and_dropped_families(tmp_path):
@@ -138,12 +140,12 @@ def test_gc_removes_leftovers_old_versions_and_dropped_families(tmp_path):
         cache.commit(old, [item("a" * 64)])
         leftover = cache.family_dir(keep) / ".shard-y.h5.tmp-2-def"
         leftover.write_bytes(b"")
-        stale = cache.stale({"clip": "1"})
-        assert set(stale) == {cache.family_dir(old), leftover}
-        cache.remove(stale)
+        found = stale(cache, {"clip": "1"})
+        assert set(found) == {cache.family_dir(old), leftover}
+        remove(cache, found)
         assert [f.name for f in cache.families()] == [keep.name]
         assert cache.committed(keep) == {"a" * 64}
-        assert cache.stale({"clip": "1"}, drop=(keep.name,)) == [cache.family_dir(keep)]
+        assert stale(cache, {"clip": "1"}, drop=(keep.name,)) == [cache.family_dir(keep)]
 
 
 def test_opening_a_folder_that_is_not_a_cache_is_an_error(tmp_path):
@@ -167,5 +169,5 @@ def test_verify_names_a_video_held_by_two_shards(tmp_path):
     with FeatureCache(tmp_path / "c", create=True) as cache:
         cache.commit(fam, [item("a" * 64)])
         cache.commit(fam, [item("a" * 64), item("b" * 64)])
-        problems = cache.verify({"clip": 4})
+        problems = verify(cache, {"clip": 4})
     assert len(problems) == 1 and "(duplicate)" in problems[0]

@@ -9,9 +9,9 @@ import json
 
 import numpy as np
 import pytest
+from harmcache.cli.main import app
 from typer.testing import CliRunner
 
-from harmcache.cli.main import app
 from harmcache.decisions.grid import DEFAULT_GRID
 from harmcache.decisions.spec import SweepSpec
 from harmcache.errors import UsageError

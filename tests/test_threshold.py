@@ -11,11 +11,11 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import f1_score, fbeta_score, precision_score, recall_score
 from sklearn.model_selection import TunedThresholdClassifierCV
 
-from harmcache.errors import DataError, UsageError
 from harmcache.decisions.grid import parse_grid
 from harmcache.decisions.objective import Objective
 from harmcache.decisions.plot import plot
 from harmcache.decisions.sweep import sweep
+from harmcache.errors import DataError, UsageError
 
 GRID = np.round(np.arange(1, 100) / 100, 2)
 

@@ -1,5 +1,5 @@
 """Choosing the decision threshold on validation scores: 0.5 is rarely right (at 7 %
-prevalence the best threshold was 0.12; docs/design-notes.md).
+prevalence the best threshold was 0.12; docs/design-notes.md#sweeping-the-threshold).
 
 Ties: among the thresholds that reach the best value, take the longest run of consecutive grid
 points (the first such run if several are equally long) and return its middle point, so the

@@ -8,7 +8,8 @@ import numpy as np
 from harmcache.decisions.rule import counts_at
 
 TABLE_THRESHOLDS = np.round(np.arange(0.30, 0.7001, 0.05), 2)
-"""The per-epoch table of the reports: 0.30 to 0.70 in steps of 0.05."""
+"""The per-epoch validation table (docs/design-notes.md#per-epoch-threshold-table): 0.30 to 0.70 in
+steps of 0.05."""
 
 
 def threshold_rows(

@@ -1,33 +1,31 @@
-"""The unit of extraction work, the decode steps that run ahead of the models, and the model
-step that both engines share.
+"""The unit of extraction work and the decode steps that run ahead of the models.
 
 Decoding a video is two kinds of task, both run in worker processes (or Ray CPU tasks):
 `probe_job` opens the video, reads its packets and plans the decode chunks (the union of the
 frames its pending extractors need, plus the probe frames); `decode_chunk` decodes one chunk.
-`decode_job` does both for a whole video in one process. The model step (`extract_streamed`)
-feeds each chunk to every extractor as it arrives, so a long video is never held at once.
+`decode_job` does both for a whole video in one process. The model step that consumes the chunks
+is `harmcache.extract.per_video.extract_video`.
 
 Each step is a per-video guard: whatever goes wrong with one video (a damaged file, a decoder
 bug on an odd frame size, running out of memory) becomes a `VideoError` with a reason class for
 the failure ledger, and the run carries on. Reason classes added here, beside the probe's:
 
 - `decode_error`: the decoder raised while reading frames the probe had accepted
-- `oom`: out of memory (host, or CUDA after one retry at half the batch size)
-- `model_error`: an extractor raised on this video
+- `oom`: out of memory while decoding
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from harmcache.errors import VideoError
-from harmcache.extractors.base import Extractor, ExtractSettings, get_extractor
-from harmcache.types import VideoFeatures, VideoInfo
+from harmcache.extractors.base import ExtractSettings, get_extractor
+from harmcache.types import VideoInfo
 from harmcache.video.decode import (
     ChunkPlan,
     DecodedVideo,
@@ -100,17 +98,24 @@ class ChunkResult:
 
 @dataclass
 class DecodeResult:
-    """A whole video decoded at once (short clips on Ray, tests, benchmarks)."""
+    """A video probed and, unless it was too long, decoded whole in one process (short clips
+    on Ray, tests, benchmarks)."""
 
     job: VideoJob
     decoded: dict[int, DecodedVideo] = field(default_factory=dict)
-    """Decoded frames keyed by decode short-side limit (one entry unless extractors differ)."""
+    """Decoded frames keyed by decode short-side limit (one entry unless extractors differ);
+    empty for a video planned only (see `decode_job`'s `max_chunks`)."""
     error: VideoError | None = None
     decode_seconds: float = 0.0
-    streamed: bool = False
-    """Too long to decode at once: nothing is decoded yet; the model side streams it."""
-    info: VideoInfo | None = None
-    """What probing learned, for a streamed video."""
+    plan: VideoPlan | None = None
+    """What probing decided; None when the video could not be opened or planned."""
+
+    def chunks(self) -> Iterator[ChunkResult]:
+        """The video's chunks for the models: the frames held here as one chunk, or, for a
+        video planned only, its chunks decoded in this process one at a time."""
+        if self.decoded:
+            return iter([ChunkResult(self.job, self.plan.info.n_frames - 1, self.decoded)])
+        return decode_chunks(self.plan)
 
 
 def exit_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
@@ -200,24 +205,29 @@ def decode_chunks(plan: VideoPlan) -> Iterator[ChunkResult]:
             source.close()
 
 
-def decode_job(job: VideoJob) -> DecodeResult:
+def decode_job(job: VideoJob, *, max_chunks: int | None = None) -> DecodeResult:
     """Probe and decode a whole video in this process, every chunk held at once; a bad video
     becomes an error result, never an exception. The file is opened once: the packets read
-    for the probe lead straight into one decode pass."""
+    for the probe lead straight into one decode pass.
+
+    A video whose plan has more than `max_chunks` chunks is planned only: its result carries
+    the plan and no frames, and the model side streams it (`DecodeResult.chunks`)."""
     start = time.perf_counter()
     try:
         source = _opened(job)
     except VideoError as exc:
         return DecodeResult(job, {}, exc, time.perf_counter() - start)
     with source:
-        return _decode_opened(job, source, start)
+        try:
+            plan = _guard(lambda: plan_video(job, source), job.path)
+        except VideoError as exc:
+            return DecodeResult(job, {}, exc, time.perf_counter() - start)
+        if max_chunks is not None and len(plan.chunks) > max_chunks:
+            return DecodeResult(job, {}, None, time.perf_counter() - start, plan)
+        return _decode_planned(plan, source, start)
 
 
-def _decode_opened(job: VideoJob, source: VideoSource, start: float) -> DecodeResult:
-    try:
-        plan = _guard(lambda: plan_video(job, source), job.path)
-    except VideoError as exc:
-        return DecodeResult(job, {}, exc, time.perf_counter() - start)
+def _decode_planned(plan: VideoPlan, source: VideoSource, start: float) -> DecodeResult:
     # One array per size, each chunk decoded straight into its slice: no second copy.
     frames = {
         side: np.empty((len(idx), *frame_shape(plan.info, side), 3), dtype=np.uint8)
@@ -231,130 +241,9 @@ def _decode_opened(job: VideoJob, source: VideoSource, start: float) -> DecodeRe
             out[side] = frames[side][lo : lo + len(idx)]
         chunk = decode_chunk(task, out, source)
         if chunk.error is not None:
-            return DecodeResult(job, {}, chunk.error, time.perf_counter() - start)
+            return DecodeResult(plan.job, {}, chunk.error, time.perf_counter() - start)
     decoded = {
         side: DecodedVideo(plan.info, idx, frames[side], plan.times)
         for side, idx in plan.sides.items()
     }
-    return DecodeResult(job, decoded, None, time.perf_counter() - start)
-
-
-def whole_video_chunks(result: DecodeResult) -> Iterator[ChunkResult]:
-    """A whole decoded video as one chunk."""
-    info = next(iter(result.decoded.values())).info
-    yield ChunkResult(result.job, info.n_frames - 1, result.decoded)
-
-
-def extract_item(result: DecodeResult, extractor: Extractor) -> VideoFeatures:
-    """One extractor on one whole decoded video, ready for a shard.
-
-    Raises `VideoError` (`oom` or `model_error`) for anything that goes wrong with this video;
-    on CUDA out of memory it first retries once at half the batch size."""
-    video = result.decoded[extractor.settings.decode_short_side]
-    plan = VideoPlan(result.job, video.info, video.timeline, {}, [])
-    items, errors = extract_streamed(
-        plan,
-        whole_video_chunks(result),
-        {extractor.name: extractor},
-        replay=lambda: whole_video_chunks(result),
-    )
-    if errors:
-        raise errors[0][1]
-    return items[0][1]
-
-
-def extract_streamed(
-    plan: VideoPlan,
-    chunks: Iterable[ChunkResult],
-    extractors: dict[str, Extractor],
-    *,
-    replay: Callable[[], Iterable[ChunkResult]],
-    position: Callable[[float], None] | None = None,
-) -> tuple[list[tuple[str, VideoFeatures]], list[tuple[str, VideoError]]]:
-    """Every extractor on one video, fed its chunks in order as they arrive. Both engines call
-    this, so the same video gets the same features whichever engine ran it.
-
-    Returns the features of each extractor that succeeded and the error of each that failed
-    (`model_error`, or `oom`: on CUDA out of memory an extractor is retried once at half the
-    batch size over `replay()`, the video's chunks decoded again). A chunk that failed to decode
-    raises its `VideoError`: the whole video failed."""
-    items, errors, retry = _run_sessions(plan, chunks, extractors, position)
-    for name in retry:
-        extractor = extractors[name]
-        full = extractor.settings
-        half = max(1, full.batch_size // 2)
-        log.warning("%s: CUDA out of memory; retrying this video at batch size %d", name, half)
-        extractor.settings = replace(full, batch_size=half)
-        try:
-            again, failed, oom = _run_sessions(plan, replay(), {name: extractor}, None)
-        finally:
-            extractor.settings = full
-        items += again
-        errors += failed
-        if oom:
-            errors.append(
-                (name, VideoError("oom", f"{name}: CUDA out of memory, also at batch size {half}"))
-            )
-    order = list(extractors)
-    items.sort(key=lambda pair: order.index(pair[0]))
-    errors.sort(key=lambda pair: order.index(pair[0]))
-    return items, errors
-
-
-def _run_sessions(plan, chunks, extractors, position):
-    import torch
-
-    sessions = {}
-    errors: list[tuple[str, VideoError]] = []
-    retry: list[str] = []
-
-    def failed(name: str, exc: BaseException) -> None:
-        sessions.pop(name, None)
-        if isinstance(exc, torch.cuda.OutOfMemoryError):
-            torch.cuda.empty_cache()
-            retry.append(name)
-        elif isinstance(exc, VideoError):
-            errors.append((name, exc))
-        elif isinstance(exc, MemoryError):
-            errors.append((name, VideoError("oom", f"{name}: out of memory")))
-        else:
-            log.debug("%s raised on %s", name, plan.job.path, exc_info=exc)
-            message = f"{name}: {type(exc).__name__}: {exc}"
-            errors.append((name, VideoError("model_error", message)))
-
-    for name, extractor in extractors.items():
-        try:
-            extractor.load()
-            sessions[name] = _session(extractor, plan)
-        except Exception as exc:  # noqa: BLE001 - one video's failure must not end the run
-            failed(name, exc)
-    for chunk in chunks:
-        if chunk.error is not None:
-            raise chunk.error
-        for name in list(sessions):
-            video = chunk.decoded[extractors[name].settings.decode_short_side]
-            try:
-                sessions[name].feed(video, chunk.upto)
-            except Exception as exc:  # noqa: BLE001 - one video's failure must not end the run
-                failed(name, exc)
-        if position is not None:
-            position(float(plan.times[min(chunk.upto, len(plan.times) - 1)]))
-    items = []
-    for name, session in list(sessions.items()):
-        try:
-            record = session.finish()
-        except Exception as exc:  # noqa: BLE001 - one video's failure must not end the run
-            failed(name, exc)
-            continue
-        items.append((name, VideoFeatures(plan.job.video_id, plan.info, plan.job.path, record)))
-    return items, errors, retry
-
-
-def _session(extractor: Extractor, plan: VideoPlan):
-    """The extractor's session for this video. A frame extractor is fed decoded frames; one that
-    reads another stream of the file itself (the sound track) opens the file in its session,
-    after the video's picture has been probed."""
-    opener = getattr(extractor, "source_session", None)
-    if opener is not None:
-        return opener(plan.job.path, plan.info, plan.times)
-    return extractor.session(plan.info, plan.times)
+    return DecodeResult(plan.job, decoded, None, time.perf_counter() - start, plan)

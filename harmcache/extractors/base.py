@@ -70,14 +70,14 @@ class WeightsSource:
 
 DEFAULT_FRAMES = 32
 DEFAULT_WINDOWS = 4
-FRAMES_AND_FPS = "--frames and --fps exclude each other: pass one"
-WINDOWS_AND_EVERY = "--windows and --window-every exclude each other: pass one"
 
 
 @dataclass(frozen=True)
 class ExtractSettings:
-    """Every extraction setting. Each extractor's `spec()` picks the fields that affect it, so a
-    change to one backbone's settings leaves the other families valid."""
+    """Every extraction setting, resolved (the device chosen, the thread count fixed): what
+    the extractors read. Each extractor's `spec()` picks the fields that affect it, so a change
+    to one backbone's settings leaves the other families valid. Built from the user's
+    `ExtractConfig`, or from a saved spec (`harmcache.extract.respec`)."""
 
     frames: int = DEFAULT_FRAMES
     """Frames sampled uniformly over the video for per-frame extractors (CLIP, YOLO)."""
@@ -112,35 +112,9 @@ class ExtractSettings:
     it is not in the spec."""
 
     def __post_init__(self) -> None:
-        from harmcache.errors import UsageError
-
-        if self.frames < 1:
-            raise UsageError(f"--frames must be at least 1, got {self.frames}")
-        if self.windows < 1:
-            raise UsageError(f"--windows must be at least 1, got {self.windows}")
-        if self.fps is not None and self.frames != DEFAULT_FRAMES:
-            raise UsageError(FRAMES_AND_FPS)
-        if self.window_every is not None and self.windows != DEFAULT_WINDOWS:
-            raise UsageError(WINDOWS_AND_EVERY)
-        if self.fps is not None and not self.fps > 0:
-            raise UsageError(f"--fps must be above 0, got {self.fps:g}")
-        if self.window_every is not None and not self.window_every > 0:
-            raise UsageError(f"--window-every must be above 0 seconds, got {self.window_every:g}")
+        # The user's options are checked where they are given (`harmcache.extract.config`).
         if self.chunk_frames < 1:
-            raise UsageError(f"a decode chunk holds at least 1 frame, got {self.chunk_frames}")
-        if self.batch_size < 1:
-            raise UsageError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if self.tta not in (None, "flip"):
-            raise UsageError(f"--tta must be 'flip' if given, got {self.tta!r}")
-        if self.yolo_imgsz % 32 or self.yolo_imgsz < 32:
-            raise UsageError(f"--yolo-imgsz must be a multiple of 32, got {self.yolo_imgsz}")
-        if self.slowfast_crop % 32 or self.slowfast_crop < 32:
-            raise UsageError(f"--slowfast-crop must be a multiple of 32, got {self.slowfast_crop}")
-        if self.slowfast_short_side < self.slowfast_crop:
-            raise UsageError(
-                f"SlowFast short side {self.slowfast_short_side} is smaller than its crop "
-                f"{self.slowfast_crop}; raise --slowfast-short-side or lower --slowfast-crop"
-            )
+            raise ValueError(f"a decode chunk holds at least 1 frame, got {self.chunk_frames}")
 
 
 class Extractor(ABC):
@@ -207,7 +181,7 @@ class Extractor(ABC):
 
     def compute(self, video: DecodedVideo) -> FeatureRecord:
         """Features of one video whose frames are all decoded."""
-        session = self.session(video.info, video.timeline)
+        session = self.session(video.info, video.frame_times)
         session.feed(video, video.info.n_frames - 1)
         return session.finish()
 

@@ -15,7 +15,7 @@ import numpy as np
 from harmcache.errors import WeightsUnavailable
 from harmcache.extractors.base import Extractor, register_extractor
 from harmcache.extractors.sampled import frame_sampling_options, sampled_frames
-from harmcache.video.decode import VideoInfo
+from harmcache.types import VideoInfo
 
 MODEL_NAME = "ViT-B/32"
 INPUT_SIZE = 224

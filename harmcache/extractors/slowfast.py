@@ -15,7 +15,7 @@ import numpy as np
 
 from harmcache.errors import WeightsUnavailable
 from harmcache.extractors.base import Extractor, FeatureRecord, register_extractor
-from harmcache.video.decode import VideoInfo
+from harmcache.types import VideoInfo
 from harmcache.video.image import IMAGE_BACKEND
 from harmcache.video.sampling import tiled_window_indices, window_indices
 

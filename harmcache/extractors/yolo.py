@@ -19,7 +19,7 @@ import numpy as np
 from harmcache.errors import WeightsUnavailable
 from harmcache.extractors.base import Extractor, FeatureRecord, register_extractor
 from harmcache.extractors.sampled import frame_sampling_options, sampled_frames
-from harmcache.video.decode import VideoInfo
+from harmcache.types import VideoInfo
 
 NUM_CLASSES = 80
 IOU = 0.45

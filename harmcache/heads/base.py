@@ -38,20 +38,15 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from harmcache import metrics
+from harmcache.decisions import table
+from harmcache.decisions.operating_point import DEFAULT_THRESHOLD, OperatingPoint
 from harmcache.errors import DataError, UsageError
-from harmcache.heads.data import PooledData, SequenceData
+from harmcache.heads.data import PooledData, SequenceData, check_finite
+from harmcache.heads.registry import HEADS
 
 log = logging.getLogger(__name__)
 
-# name -> "module:Class"; imported on demand so that LightGBM runs never import torch.
-HEADS: dict[str, str] = {
-    "transformer": "harmcache.heads.transformer:TransformerHead",
-    "lightgbm": "harmcache.heads.gbm:LightGBMHead",
-    "logreg": "harmcache.heads.logreg:LogRegHead",
-    "mil": "harmcache.heads.mil:MILHead",
-}
 HEAD_FILE = "head.json"
-DEFAULT_THRESHOLD = 0.5
 
 
 @dataclass
@@ -65,7 +60,7 @@ class EpochReport:
     seconds: float
     val_loss: float | None = None
     rows: list[dict] = field(default_factory=list)
-    """`metrics.threshold_rows` at 0.30..0.70."""
+    """`table.threshold_rows` at 0.30..0.70."""
     best_f1: float | None = None
     """Best F1 over the 0.01..0.99 grid."""
     best_threshold: float | None = None
@@ -92,7 +87,7 @@ class EpochReport:
     ) -> EpochReport:
         """A report with the validation table and best F1 computed from `scores`."""
         f1, threshold = metrics.best_f1(y_val, scores)
-        rows = metrics.threshold_rows(y_val, scores)
+        rows = table.threshold_rows(y_val, scores)
         return cls(
             epoch, epochs, train_loss, seconds, val_loss, rows, f1, threshold, monitor, improved
         )
@@ -121,13 +116,13 @@ class EpochReport:
         )
         if not self.rows:
             return head
-        best = metrics.best_row(self.rows)
+        best = table.best_row(self.rows)
         tail = (
             f"  best in table: F1 {best['f1']:.4f} at {best['threshold']:.2f};"
             f" best on 0.01 grid: F1 {self.best_f1:.4f} at {self.best_threshold:.2f}"
             + ("  *" if self.improved else "")
         )
-        lines = [head, metrics.format_rows(self.rows, best), tail]
+        lines = [head, table.format_rows(self.rows, best), tail]
         if self.localization is not None:
             lines.append(localization_line(self.localization))
         return "\n".join(lines)
@@ -195,8 +190,7 @@ class Head(ClassifierMixin, BaseEstimator):
         val = None
         if eval_set is not None:
             val = check_labelled(*_as_pair(eval_set), "eval_set", self._inputs())
-        for learned in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
-            delattr(self, learned)  # a refit starts from nothing (no stale threshold_)
+        self._forget_learned()
         self.dims_ = X.dims
         self._fit(X, y, val, on_epoch or log_epoch)
         self.classes_ = np.array([0, 1])
@@ -210,7 +204,12 @@ class Head(ClassifierMixin, BaseEstimator):
     def predict(self, X: SequenceData) -> np.ndarray:
         """(n,) 0/1: harmful where the probability reaches `threshold_` (else 0.5)."""
         harmful = self.predict_proba(X)[:, 1]
-        return (harmful >= getattr(self, "threshold_", DEFAULT_THRESHOLD)).astype(np.int64)
+        return OperatingPoint(getattr(self, "threshold_", DEFAULT_THRESHOLD)).apply(harmful)
+
+    def _forget_learned(self) -> None:
+        """Drop every learned attribute: a refit starts from nothing (no stale threshold_)."""
+        for learned in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
+            delattr(self, learned)
 
     # --- what each head provides --------------------------------------------------------------
     def _check_params(self) -> None:
@@ -262,7 +261,8 @@ class Head(ClassifierMixin, BaseEstimator):
         return (SequenceData,) if self.pooled_stats is None else (SequenceData, PooledData)
 
     def _check_input(self, X: SequenceData) -> SequenceData:
-        """Fitted, given a SequenceData, with the modalities and widths it was fitted on."""
+        """Fitted, given a SequenceData with finite features, with the modalities and widths it
+        was fitted on."""
         check_is_fitted(self, ("classes_", "dims_"))
         if not isinstance(X, self._inputs()):
             raise UsageError(f"X must be a {_kinds(self._inputs())}, got {type(X).__name__}")
@@ -270,15 +270,21 @@ class Head(ClassifierMixin, BaseEstimator):
             raise UsageError(
                 f"the {self.name} head was fitted on features {self.dims_}, got {X.dims}"
             )
+        check_finite(X, "X")
         return X
 
 
 def check_labelled(
     X: Any, y: Any, what: str, kinds: tuple[type, ...] = (SequenceData,)
 ) -> Validation:
-    """`X` as one of `kinds` and `y` (default `X.labels`) as int64 0/1 with both classes."""
+    """`X` as one of `kinds`, holding videos with finite features, and `y` (default `X.labels`)
+    as int64 0/1 with both classes."""
     if not isinstance(X, kinds):
         raise UsageError(f"{what} must be a {_kinds(kinds)}, got {type(X).__name__}")
+    if len(X) == 0:
+        raise DataError(f"{what} holds no videos; a head needs some of each class to learn from")
+    if not any(X.dims.values()):
+        raise DataError(f"{what} has 0 features (modality widths {X.dims}); a head needs some")
     if y is None:
         y = X.labels
     if y is None:
@@ -290,6 +296,7 @@ def check_labelled(
         raise UsageError(f"{what} labels must be 0 (safe) or 1 (harmful)")
     if len(np.unique(y)) < 2:
         raise DataError(f"{what} needs both classes; all {len(y)} videos are labelled {y[0]}")
+    check_finite(X, what)
     return X, y.astype(np.int64)
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harmcache.errors import UsageError
+from harmcache.errors import DataError, UsageError
 
 
 @dataclass
@@ -110,6 +110,54 @@ class SequenceData:
             values = np.where(keep[..., None], m.values, 0).astype(np.float32)
             out[name] = Modality(values, keep, m.timestamp, m.position)
         return SequenceData(list(self.video_ids), out, self.labels, self.duration)
+
+
+def stage_two_duration(
+    recorded: np.ndarray | float,
+    last_stamp: np.ndarray | float,
+    *,
+    snippet_seconds: float | None = None,
+) -> np.ndarray:
+    """Each video's duration as stage two sees it: the recorded one where it is known (> 0),
+    else one second past its last row's timestamp (`last_stamp`; 0 for a video with no rows,
+    which thus lasts 1 s).
+
+    With `snippet_seconds` (the snippet grid of data built without durations), an unknown
+    duration ends instead where the snippet holding the last row ends, so the grid has whole
+    snippets only: with 1 s snippets a last row at 2.5 s gives 3 s, not 3.5 s."""
+    recorded = np.asarray(recorded, dtype=np.float64)
+    last = np.asarray(last_stamp, dtype=np.float64)
+    if snippet_seconds is None:
+        fallback = last + 1.0
+    else:
+        fallback = (np.floor(last / snippet_seconds) + 1) * snippet_seconds
+    return np.where(recorded > 0, recorded, fallback)
+
+
+def check_finite(X: SequenceData | PooledData, what: str, chunk: int = 256) -> None:
+    """Raise DataError when `X` holds a NaN or infinite feature value.
+
+    One such value in the training rows turns the neural heads' statistics, and so every score,
+    into NaN, without an error. A `PooledData` may hold NaN (a video with no rows in a
+    modality), never an infinity."""
+    if isinstance(X, PooledData):
+        _refuse(np.isinf(X.values).any(axis=1), X.video_ids, what, "infinite pooled values")
+        return
+    for name, m in X.modalities.items():
+        bad = np.zeros(len(X), dtype=bool)
+        # In chunks of videos: one boolean copy of every row at once would be as large again.
+        for i in range(0, len(X), chunk):
+            bad[i : i + chunk] = ~np.isfinite(m.values[i : i + chunk]).all(axis=(1, 2))
+        _refuse(bad, X.video_ids, what, f"non-finite feature values (NaN or inf) in {name}")
+
+
+def _refuse(bad: np.ndarray, video_ids: list[str], what: str, problem: str) -> None:
+    if bad.any():
+        first = video_ids[int(np.flatnonzero(bad)[0])]
+        raise DataError(
+            f"{what} holds {problem} for {int(bad.sum())} video(s) (first: {first}); "
+            "features must be finite numbers"
+        )
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """LightGBM on pooled statistics: mean, std, max and min over time of every modality's rows
-(report 003: pooling to a fixed size is the simple answer to variable-length clips)."""
+(pooling to a fixed size is the simple answer to variable-length clips; see
+docs/design-notes.md#variable-length-videos)."""
 
 from __future__ import annotations
 

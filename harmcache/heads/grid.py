@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from harmcache.errors import UsageError
-from harmcache.heads.data import Modality, SequenceData
+from harmcache.heads.data import Modality, SequenceData, stage_two_duration
 
 DEFAULT_SNIPPET_SECONDS = 1.0
 WINDOW_MODALITIES = ("slowfast",)
@@ -89,11 +89,12 @@ def snippet_grid(
     """`data` on a grid of `snippet_seconds` snippets (see the module docstring).
 
     A video has ⌈duration / snippet_seconds⌉ snippets (at least one). When its duration is
-    unknown (0), the grid runs to its last row's timestamp instead. Modalities named in
-    `windows` take the nearest window; the others average their rows. `window_reach` is how far
-    (seconds) a window's centre may be from a snippet's centre and still cover it; None: half
-    the median spacing of that video's window centres, so tiled windows cover the whole span
-    they tile and a video with one window is covered throughout."""
+    unknown (0), the grid runs to the end of the snippet holding its last row instead
+    (`stage_two_duration`). Modalities named in `windows` take the nearest window; the others
+    average their rows. `window_reach` is how far (seconds) a window's centre may be from a
+    snippet's centre and still cover it; None: half the median spacing of that video's window
+    centres, so tiled windows cover the whole span they tile and a video with one window is
+    covered throughout."""
     if not np.isfinite(snippet_seconds) or snippet_seconds <= 0:
         raise UsageError(f"snippet_seconds must be a positive number, got {snippet_seconds}")
     if window_reach is not None and not window_reach >= 0:
@@ -124,16 +125,13 @@ def snippet_grid(
 
 
 def _durations(data: SequenceData, snippet_seconds: float) -> np.ndarray:
-    """Each video's duration; where unknown (≤ 0), the end of the snippet holding its last row."""
-    duration = np.asarray(data.duration, dtype=np.float64).copy()
-    unknown = ~(duration > 0)
-    if unknown.any():
-        last = np.zeros(len(data))
-        for m in data.modalities.values():
-            if m.mask.size:
-                last = np.maximum(last, np.where(m.mask, m.timestamp, 0).max(axis=1))
-        duration[unknown] = (np.floor(last[unknown] / snippet_seconds) + 1) * snippet_seconds
-    return duration
+    """Each video's duration; where unknown (≤ 0), the end of the snippet holding its last row
+    in any modality."""
+    last = np.zeros(len(data))
+    for m in data.modalities.values():
+        if m.mask.size:
+            last = np.maximum(last, np.where(m.mask, m.timestamp, 0).max(axis=1))
+    return stage_two_duration(data.duration, last, snippet_seconds=snippet_seconds)
 
 
 def _average_frames(

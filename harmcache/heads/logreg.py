@@ -1,5 +1,6 @@
 """The sanity baseline: mean-pooled features, standardised, logistic regression with balanced
-class weights. If this cannot beat chance, the labels or the features are wrong (report 002)."""
+class weights. If this cannot beat chance, the labels or the features are wrong (see
+docs/design-notes.md#sanity-baseline)."""
 
 from __future__ import annotations
 

@@ -29,27 +29,17 @@ sorted name order, so the input's modality order changes nothing.
 
 from __future__ import annotations
 
-import logging
-import time
-from pathlib import Path
-from typing import Any
-
 import numpy as np
 import torch
 from torch import nn
 
-from harmcache import metrics
 from harmcache.errors import UsageError
-from harmcache.heads.base import EpochCallback, EpochReport, Head, Validation
-from harmcache.heads.data import SequenceData, modality_moments
+from harmcache.heads.data import Moments, SequenceData, modality_moments
 from harmcache.heads.grid import DEFAULT_SNIPPET_SECONDS, SnippetGrid, snippet_grid
-from harmcache.heads.neural import EarlyStopping, ModalityInput, adamw, run_epochs
+from harmcache.heads.neural import MONITORS, ModalityInput, NeuralHead
 from harmcache.heads.timeline import Timeline
 from harmcache.threads import torch_threads
 
-log = logging.getLogger(__name__)
-
-WEIGHTS_FILE = "model.pt"
 POOLINGS = ("topk", "mean", "max")
 
 
@@ -150,7 +140,9 @@ class _GridTensors:
         # A video no modality covers anywhere is pooled over its first snippet (the absent
         # vectors alone), so its score is finite and learned rather than undefined.
         valid = grid.mask.copy()
-        valid[~valid.any(axis=1), 0] = True
+        uncovered = ~valid.any(axis=1)
+        if uncovered.any():  # (and a grid of no videos has no first snippet)
+            valid[uncovered, 0] = True
         self.valid = torch.from_numpy(valid)
         self.length = grid.n_snippets
 
@@ -162,7 +154,7 @@ class _GridTensors:
         return (values, masks, self.inside[ti, :s].float()), self.valid[ti, :s]
 
 
-class MILHead(Head):
+class MILHead(NeuralHead):
     """Snippet scorer trained by top-k multiple-instance learning (see the module docstring).
 
     Parameters
@@ -191,6 +183,7 @@ class MILHead(Head):
     """
 
     name = "mil"
+    scoring_batch = 64
 
     def __init__(
         self,
@@ -246,7 +239,7 @@ class MILHead(Head):
             raise UsageError(f"snippet_seconds must be positive, got {self.snippet_seconds}")
         if self.pooling not in POOLINGS:
             raise UsageError(f"pooling must be topk, mean or max, got {self.pooling!r}")
-        if self.monitor not in ("f1", "ap", "loss"):
+        if self.monitor not in MONITORS:
             raise UsageError(f"monitor must be f1, ap or loss, got {self.monitor!r}")
         if not 0 <= self.dropout < 1:
             raise UsageError(f"dropout must be in [0, 1), got {self.dropout}")
@@ -280,112 +273,25 @@ class MILHead(Head):
             dropout=self.dropout,
         )
 
-    def _fit(
-        self, X: SequenceData, y: np.ndarray, val: Validation | None, on_epoch: EpochCallback
-    ) -> None:
-        with torch_threads(self.threads):
-            torch.manual_seed(self.seed)
-            self.model_ = self._new_model()
-            tr = _GridTensors(self.grid(X))
-            va = None if val is None else _GridTensors(self.grid(val[0]))
-            self._set_statistics(tr.grid)
-            n_pos = float(y.sum())
-            n_neg = float(len(y) - n_pos)
-            self.pos_weight_ = n_neg / max(n_pos, 1.0)
-            loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(self.pos_weight_))
-            opt = adamw(self.model_.parameters(), self.lr, self.weight_decay)
-            target = torch.from_numpy(y.astype(np.float32))
-            order = np.random.default_rng(self.seed)
-            stopper = EarlyStopping(lower_is_better=self.monitor == "loss")
-            run_epochs(
-                self,
-                stopper,
-                lambda epoch: self._train_epoch(tr, target, order.permutation(tr.n), loss_fn, opt),
-                None
-                if va is None
-                else lambda epoch, loss, start: self._validate(
-                    va, val[1], loss_fn, stopper, epoch, loss, start
-                ),
-                on_epoch,
-            )
+    def _tensors(self, X: SequenceData) -> _GridTensors:
+        return _GridTensors(self.grid(X))
 
-    def _train_epoch(self, tr: _GridTensors, y: torch.Tensor, order, loss_fn, opt) -> float:
-        self.model_.train()
-        total = 0.0
-        for s in range(0, tr.n, self.batch_size):
-            idx = order[s : s + self.batch_size]
-            inputs, valid = tr.batch(idx)
-            logits = pool_logits(self.model_(*inputs), valid, self.pooling, self.topk_divisor)
-            loss = loss_fn(logits, y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.grad_clip:
-                nn.utils.clip_grad_norm_(self.model_.parameters(), self.grad_clip)
-            opt.step()
-            total += loss.item() * len(idx)
-        return total / max(tr.n, 1)
+    def _training_set(self, X: SequenceData) -> tuple[_GridTensors, dict[str, Moments]]:
+        tensors = self._tensors(X)
+        # The statistics of the snippet rows the model sees, not of the frames averaged in them.
+        modalities = tensors.grid.data.modalities
+        return tensors, {name: modality_moments(m) for name, m in modalities.items()}
 
-    def _validate(
-        self,
-        va: _GridTensors,
-        y_val: np.ndarray,
-        loss_fn,
-        stopper: EarlyStopping,
-        epoch: int,
-        train_loss: float,
-        start: float,
-    ) -> EpochReport:
-        logits = torch.from_numpy(self._video_logits(va))
-        val_loss = float(loss_fn(logits, torch.from_numpy(y_val.astype(np.float32))))
-        scores = torch.sigmoid(logits).numpy().astype(np.float64)
-        value = self._monitor_value(y_val, scores, val_loss)
-        improved = stopper.update(value, epoch, self.model_)
-        return EpochReport.validated(
-            epoch,
-            self.epochs,
-            train_loss,
-            time.perf_counter() - start,
-            y_val=y_val,
-            scores=scores,
-            val_loss=val_loss,
-            monitor=value,
-            improved=improved,
-        )
-
-    def _monitor_value(self, y: np.ndarray, scores: np.ndarray, val_loss: float) -> float:
-        if self.monitor == "loss":
-            return val_loss
-        if self.monitor == "ap":
-            from sklearn.metrics import average_precision_score
-
-            return float(average_precision_score(y, scores))
-        return metrics.best_f1(y, scores)[0]
-
-    def _set_statistics(self, grid: SnippetGrid) -> None:
-        for name, m in grid.data.modalities.items():
-            moments = modality_moments(m)  # no float64 copy of every row
-            if moments.count:
-                mean = moments.mean
-                std = np.where(moments.std < 1e-6, 1.0, moments.std)  # a dimension never varying
-                inputs = self.model_.inputs[name]
-                inputs.mean.copy_(torch.from_numpy(mean.astype(np.float32)))
-                inputs.scale.copy_(torch.from_numpy(std.astype(np.float32)))
+    def _forward(self, batch: tuple[tuple, torch.Tensor]) -> torch.Tensor:
+        inputs, valid = batch
+        return pool_logits(self.model_(*inputs), valid, self.pooling, self.topk_divisor)
 
     # --- scoring ------------------------------------------------------------------------------
     def _harmful_proba(self, X: SequenceData) -> np.ndarray:
-        logits = self._video_logits(_GridTensors(self.grid(X)))
-        return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
-
-    @torch.no_grad()
-    def _video_logits(self, tensors: _GridTensors, batch: int = 64) -> np.ndarray:
-        out = []
+        tensors = self._tensors(X)
         with torch_threads(self.threads):
-            self.model_.eval()
-            for s in range(0, tensors.n, batch):
-                inputs, valid = tensors.batch(np.arange(s, min(s + batch, tensors.n)))
-                logits = self.model_(*inputs)
-                out.append(pool_logits(logits, valid, self.pooling, self.topk_divisor))
-        return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
+            logits = self._logits(tensors).numpy()
+        return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
 
     @torch.no_grad()
     def _snippet_proba(self, tensors: _GridTensors, batch: int = 64) -> np.ndarray:
@@ -399,23 +305,3 @@ class MILHead(Head):
                 proba = torch.sigmoid(self.model_(*inputs)).numpy()
                 out[idx, : proba.shape[1]] = proba
         return np.where(tensors.grid.inside, out, 0)
-
-    # --- saving -------------------------------------------------------------------------------
-    def _state(self) -> dict[str, Any]:
-        return {
-            "best_epoch": self.best_epoch_,
-            "pos_weight": self.pos_weight_,
-            "history": self.history_,
-        }
-
-    def _save_state(self, folder: Path) -> None:
-        torch.save(self.model_.state_dict(), folder / WEIGHTS_FILE)
-
-    def _load_state(self, folder: Path, state: dict[str, Any]) -> None:
-        self.best_epoch_ = state.get("best_epoch")
-        self.pos_weight_ = state.get("pos_weight")
-        self.history_ = state.get("history", [])
-        weights = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-        self.model_ = self._new_model()
-        self.model_.load_state_dict(weights)
-        self.model_.eval()

@@ -1,20 +1,43 @@
-"""What the neural heads (Transformer, MIL) share: a modality's way in, the epoch loop with
-early stopping on validation, and the optimiser."""
+"""What the neural heads (Transformer, MIL) share: a modality's way in, the training loop with
+early stopping on validation, the statistics and the weights they save.
+
+`NeuralHead._train` is the whole loop, top to bottom: for each epoch, batches in a seeded
+order, forward, loss, step; then, given a validation set, score it, update early stopping and
+report; stop after `patience` epochs without improvement; end on the best epoch's weights.
+A neural head brings only its model and its data shaping:
+
+- `_new_model()`: the torch module, with a `ModalityInput` per modality in `.inputs`;
+- `_tensors(X)`: a `SequenceData` as the model's input, with `.n` videos and `.batch(idx)`;
+- `_training_set(X)`: those tensors and the per-modality `Moments` that standardise them;
+- `_forward(batch)`: one batch's (B,) video logits.
+
+Everything draws on torch's generator in one order (seed, model initialisation, the dropout
+of each step), and on a NumPy generator of the same seed for the batch order, so a seed
+repeats a fit bit for bit on the CPU.
+"""
 
 from __future__ import annotations
 
 import copy
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
 
+import numpy as np
 import torch
 from torch import nn
 
-from harmcache.heads.base import EpochCallback, EpochReport
+from harmcache import metrics
+from harmcache.heads.base import EpochCallback, EpochReport, Head, Validation
+from harmcache.heads.data import Moments, SequenceData
+from harmcache.threads import torch_threads
 
 log = logging.getLogger(__name__)
+
+WEIGHTS_FILE = "model.pt"
+MONITORS = ("f1", "ap", "loss")
 
 
 class ModalityInput(nn.Module):
@@ -33,35 +56,34 @@ class ModalityInput(nn.Module):
         return self.project((x - self.mean) / self.scale) + self.embedding
 
 
-def run_epochs(
-    head: Any,
-    stopper: EarlyStopping,
-    train_epoch: Callable[[int], float],
-    validate: Callable[[int, float, float], EpochReport] | None,
-    on_epoch: EpochCallback,
-) -> None:
-    """The epoch loop the neural heads share: train an epoch, validate it when there is a
-    validation set (else report the training loss), stop after `head.patience` epochs without
-    improvement, and end on the best epoch's weights."""
-    head.history_ = []
-    for epoch in range(1, head.epochs + 1):
-        start = time.perf_counter()
-        train_loss = train_epoch(epoch)
-        if validate is None:
-            report = EpochReport(epoch, head.epochs, train_loss, time.perf_counter() - start)
-        else:
-            report = validate(epoch, train_loss, start)
-        on_epoch(report)  # first: the callback may add to the report (per-epoch localization)
-        head.history_.append(report.to_json())
-        if validate is not None and stopper.stale >= head.patience:
-            log.info("early stop after epoch %d; best epoch %d", epoch, stopper.epoch)
-            break
-    if validate is None:
-        head.best_epoch_ = head.epochs
-    else:
-        head.best_epoch_ = stopper.epoch
-        head.model_.load_state_dict(stopper.state)
-    head.model_.eval()
+class Tensors(Protocol):
+    """A head's data shaping of N videos: `batch(idx)` is what `_forward` takes."""
+
+    n: int
+
+    def batch(self, idx: np.ndarray) -> Any: ...
+
+
+class Batches(Protocol):
+    """A training set, epoch by epoch: `(batch, 0/1 targets)` pairs."""
+
+    def epoch(self, epoch: int) -> Iterator[tuple[Any, torch.Tensor]]: ...
+
+
+class ShuffledBatches:
+    """Videos held in memory: each epoch visits them in a new order drawn from `seed`."""
+
+    def __init__(self, tensors: Tensors, y: np.ndarray, seed: int, size: int):
+        self.tensors = tensors
+        self.target = torch.from_numpy(y.astype(np.float32))
+        self.order = np.random.default_rng(seed)
+        self.size = size
+
+    def epoch(self, epoch: int) -> Iterator[tuple[Any, torch.Tensor]]:
+        idx = self.order.permutation(self.tensors.n)
+        for start in range(0, self.tensors.n, self.size):
+            take = idx[start : start + self.size]
+            yield self.tensors.batch(take), self.target[take]
 
 
 class EarlyStopping:
@@ -94,3 +116,169 @@ def adamw(params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError):
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+
+class NeuralHead(Head):
+    """A head trained by AdamW on torch tensors (see the module docstring). Subclasses hold the
+    settings `lr`, `weight_decay`, `batch_size`, `epochs`, `patience`, `monitor`, `grad_clip`,
+    `seed` and `threads`."""
+
+    scoring_batch = 256
+    """Videos per forward pass when scoring."""
+
+    # --- what each neural head provides -------------------------------------------------------
+    def _new_model(self) -> nn.Module:
+        raise NotImplementedError
+
+    def _tensors(self, X: SequenceData) -> Tensors:
+        raise NotImplementedError
+
+    def _training_set(self, X: SequenceData) -> tuple[Tensors, dict[str, Moments]]:
+        raise NotImplementedError
+
+    def _forward(self, batch: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    # --- training -----------------------------------------------------------------------------
+    def _fit(
+        self, X: SequenceData, y: np.ndarray, val: Validation | None, on_epoch: EpochCallback
+    ) -> None:
+        tensors, moments = self._training_set(X)
+        batches = ShuffledBatches(tensors, y, self.seed, self.batch_size)
+        self._train(batches, moments, y, val, on_epoch)
+
+    def _train(
+        self,
+        batches: Batches,
+        moments: dict[str, Moments],
+        y: np.ndarray,
+        val: Validation | None,
+        on_epoch: EpochCallback,
+    ) -> None:
+        """Fit on `batches`, standardised by `moments`, with early stopping on `val`."""
+        with torch_threads(self.threads):
+            torch.manual_seed(self.seed)
+            self.model_ = self._new_model()
+            self._set_statistics(moments)
+            n_pos = float(y.sum())
+            n_neg = float(len(y) - n_pos)
+            self.pos_weight_ = n_neg / max(n_pos, 1.0)
+            loss_fn = self._loss_fn(n_pos, n_neg)
+            opt = adamw(self.model_.parameters(), self.lr, self.weight_decay)
+            if val is not None:
+                val_tensors = self._tensors(val[0])
+                val_target = torch.from_numpy(val[1].astype(np.float32))
+            stopper = EarlyStopping(lower_is_better=self.monitor == "loss")
+            self.history_ = []
+            for epoch in range(1, self.epochs + 1):
+                start = time.perf_counter()
+                # Train: one pass over the batches.
+                self.model_.train()
+                total, seen = 0.0, 0
+                for batch, target in batches.epoch(epoch):
+                    loss = loss_fn(self._forward(batch), target)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if self.grad_clip:
+                        nn.utils.clip_grad_norm_(self.model_.parameters(), self.grad_clip)
+                    opt.step()
+                    total += loss.item() * len(target)
+                    seen += len(target)
+                train_loss = total / max(seen, 1)
+                # Validate and remember the best epoch (without a validation set: just report).
+                if val is None:
+                    seconds = time.perf_counter() - start
+                    report = EpochReport(epoch, self.epochs, train_loss, seconds)
+                else:
+                    logits = self._logits(val_tensors)
+                    val_loss = float(loss_fn(logits, val_target))
+                    scores = torch.sigmoid(logits).numpy().astype(np.float64)
+                    value = self._monitor_value(val[1], scores, val_loss)
+                    improved = stopper.update(value, epoch, self.model_)
+                    report = EpochReport.validated(
+                        epoch,
+                        self.epochs,
+                        train_loss,
+                        time.perf_counter() - start,
+                        y_val=val[1],
+                        scores=scores,
+                        val_loss=val_loss,
+                        monitor=value,
+                        improved=improved,
+                    )
+                on_epoch(report)  # first: the callback may add to the report (localization)
+                self.history_.append(report.to_json())
+                # Early stop.
+                if val is not None and stopper.stale >= self.patience:
+                    log.info("early stop after epoch %d; best epoch %d", epoch, stopper.epoch)
+                    break
+            # Keep the best epoch's weights.
+            if val is None:
+                self.best_epoch_ = self.epochs
+            else:
+                self.best_epoch_ = stopper.epoch
+                self.model_.load_state_dict(stopper.state)
+            self.model_.eval()
+
+    def _set_statistics(self, moments: dict[str, Moments]) -> None:
+        """Copy each modality's training mean and standard deviation into the model."""
+        for name, m in moments.items():
+            if m.count:
+                # A dimension that never varies (a YOLO class never seen) must not divide by ~0.
+                std = np.where(m.std < 1e-6, 1.0, m.std)
+                inputs = self.model_.inputs[name]
+                inputs.mean.copy_(torch.from_numpy(m.mean.astype(np.float32)))
+                inputs.scale.copy_(torch.from_numpy(std.astype(np.float32)))
+
+    def _loss_fn(self, n_pos: float, n_neg: float):
+        """BCEWithLogitsLoss(pos_weight = n_neg / n_pos): the classes weigh the same."""
+        return nn.BCEWithLogitsLoss(pos_weight=torch.tensor(n_neg / max(n_pos, 1.0)))
+
+    def _monitor_value(self, y: np.ndarray, scores: np.ndarray, val_loss: float) -> float:
+        if self.monitor == "loss":
+            return val_loss
+        if self.monitor == "ap":
+            from sklearn.metrics import average_precision_score
+
+            return float(average_precision_score(y, scores))
+        return metrics.best_f1(y, scores)[0]
+
+    # --- scoring ------------------------------------------------------------------------------
+    def _harmful_proba(self, X: SequenceData) -> np.ndarray:
+        with torch_threads(self.threads):
+            logits = self._logits(self._tensors(X))
+        return torch.sigmoid(logits).numpy().astype(np.float64)
+
+    @torch.no_grad()
+    def _logits(self, tensors: Tensors) -> torch.Tensor:
+        """(N,) video logits, `scoring_batch` videos at a time, in eval mode."""
+        self.model_.eval()
+        n, size = tensors.n, self.scoring_batch
+        out = [
+            self._forward(tensors.batch(np.arange(s, min(s + size, n)))) for s in range(0, n, size)
+        ]
+        return torch.cat(out) if out else torch.zeros(0)
+
+    # --- saving -------------------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        return {
+            "best_epoch": self.best_epoch_,
+            "pos_weight": self.pos_weight_,
+            "history": self.history_,
+        }
+
+    def _save_state(self, folder: Path) -> None:
+        torch.save(self.model_.state_dict(), folder / WEIGHTS_FILE)
+
+    def _load_state(self, folder: Path, state: dict[str, Any]) -> None:
+        self.best_epoch_ = state.get("best_epoch")
+        self.pos_weight_ = state.get("pos_weight")
+        self.history_ = state.get("history", [])
+        weights = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+        self._check_weights(folder, weights)
+        self.model_ = self._new_model()
+        self.model_.load_state_dict(weights)
+        self.model_.eval()
+
+    def _check_weights(self, folder: Path, weights: dict[str, torch.Tensor]) -> None:
+        """Refuse saved weights this version cannot read (raise UsageError)."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harmcache.decisions.rule import flags
 from harmcache.errors import UsageError
 
 GAP_TOLERANCE = 1e-6
@@ -80,7 +81,7 @@ def merge_spans(
     spans: list[dict] = []
     previous = -2
     # A loop over the flagged snippets only: thousands at most, and overlaps chain plainly.
-    for i in np.flatnonzero(scores >= threshold):
+    for i in np.flatnonzero(flags(scores, threshold)):
         span = spans[-1] if spans else None
         if (
             span is not None

@@ -22,8 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,31 +30,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from harmcache import metrics
-from harmcache.errors import UsageError
-from harmcache.heads.base import (
-    EpochCallback,
-    EpochReport,
-    Head,
-    Validation,
-    _as_pair,
-    check_labelled,
-    log_epoch,
-)
+from harmcache.errors import DataError, UsageError
+from harmcache.heads.base import EpochCallback, _as_pair, check_labelled, log_epoch
 from harmcache.heads.data import Modality, Moments, SequenceData, modality_moments
-from harmcache.heads.neural import EarlyStopping, ModalityInput, adamw, run_epochs
-from harmcache.threads import torch_threads
+from harmcache.heads.neural import MONITORS, ModalityInput, NeuralHead
 
 log = logging.getLogger(__name__)
 
-WEIGHTS_FILE = "model.pt"
 STATISTICS_FILE = "statistics.json"
 """Per-modality normalisation statistics of the training rows (also in the weights)."""
 
 
 def find_nhead(d_model: int, max_heads: int = 10) -> int:
-    """The largest number of attention heads ≤ `max_heads` that divides `d_model` (report 000
-    §2.3: a fixed nhead breaks as soon as the width changes)."""
+    """The largest number of attention heads ≤ `max_heads` that divides `d_model` (a fixed nhead
+    breaks as soon as the width changes; see
+    docs/design-notes.md#attention-heads-from-the-model-width)."""
     if d_model < 1 or max_heads < 1:
         raise ValueError("d_model and max_heads must be positive")
     return next(h for h in range(min(max_heads, d_model), 0, -1) if d_model % h == 0)
@@ -198,29 +187,32 @@ def _focal_loss(logits, target, gamma: float, alpha: float) -> torch.Tensor:
     return (alpha_t * (1 - p_t) ** gamma * ce).mean()
 
 
-class TransformerHead(Head):
+class TransformerHead(NeuralHead):
     """Transformer over masked variable-length sequences of every modality.
 
-    Defaults follow the reports (000 §6.2) where they say something; the width is kept small
-    so an epoch over 4,000 cached videos stays CPU-cheap.
+    Defaults follow earlier experiments where they say something (see
+    docs/design-notes.md#transformer-defaults); the width is kept small so an epoch over 4,000
+    cached videos stays CPU-cheap.
 
     Parameters
     ----------
     d_model : token width. 128 keeps a CPU epoch over 4,000 videos × 69 tokens to seconds.
     layers : encoder layers.
-    max_heads : attention heads = the largest divisor of d_model not above this (000 §2.3).
-    dim_feedforward : feed-forward width (000 §6.2).
-    dropout : on the input tokens, the residual branches and the feed-forward (000 §6.2).
+    max_heads : attention heads = the largest divisor of d_model not above this (see `find_nhead`).
+    dim_feedforward : feed-forward width.
+    dropout : on the input tokens, the residual branches and the feed-forward.
     attention_dropout : on the attention weights. Off by default: drawing a B×heads×T×T random
         mask was a third of a CPU training step, for little regularisation beyond `dropout`.
-    lr, weight_decay : AdamW (000 §6.2).
-    batch_size : videos per optimisation step (000 §6.2); larger makes CPU epochs much faster.
-    epochs : most epochs (000 §6.2); all of them when `fit` gets no `eval_set`.
+    lr, weight_decay : AdamW.
+    batch_size : videos per optimisation step; larger makes CPU epochs much faster.
+    epochs : most epochs; all of them when `fit` gets no `eval_set`.
     patience : with an `eval_set`, stop after this many epochs without a better validation
-        value; the best epoch's weights are restored (000 §2.4).
+        value; the best epoch's weights are restored (see
+        docs/design-notes.md#early-stopping-and-the-best-epoch).
     monitor : early-stopping value on validation: f1 (best F1 over the 0.01 grid), ap, or loss.
-    loss : bce, BCEWithLogitsLoss(pos_weight = n_neg / n_pos) (001 §5.2), or focal.
-    focal_gamma : focal loss focusing exponent (002 §6).
+    loss : bce, BCEWithLogitsLoss(pos_weight = n_neg / n_pos) (see
+        docs/design-notes.md#class-imbalance-and-pos-weight), or focal.
+    focal_gamma : focal loss focusing exponent (see docs/design-notes.md#focal-loss).
     focal_alpha : focal loss weight of the positive class; None balances it as n_neg / n.
     max_rows : the most tokens per modality and video (the sequence cap, `max_len`): a longer
         video mean-pools consecutive rows, each video on its own, masked rows left out, before
@@ -286,7 +278,7 @@ class TransformerHead(Head):
     def _check_params(self) -> None:
         if min(self.d_model, self.layers, self.batch_size, self.epochs) < 1:
             raise UsageError("d_model, layers, batch_size and epochs must be at least 1")
-        if self.monitor not in ("f1", "ap", "loss"):
+        if self.monitor not in MONITORS:
             raise UsageError(f"monitor must be f1, ap or loss, got {self.monitor!r}")
         if self.loss not in ("bce", "focal"):
             raise UsageError(f"loss must be bce or focal, got {self.loss!r}")
@@ -307,22 +299,16 @@ class TransformerHead(Head):
             attention_dropout=self.attention_dropout,
         )
 
-    def _fit(
-        self, X: SequenceData, y: np.ndarray, val: Validation | None, on_epoch: EpochCallback
-    ) -> None:
+    # --- data shaping ------------------------------------------------------------------------
+    def _tensors(self, X: SequenceData) -> _Tensors:
+        return _Tensors(X, self.max_rows)
+
+    def _training_set(self, X: SequenceData) -> tuple[_Tensors, dict[str, Moments]]:
         moments = {name: modality_moments(m) for name, m in X.modalities.items()}
-        target = torch.from_numpy(y.astype(np.float32))
-        order = np.random.default_rng(self.seed)
-        tr: _Tensors | None = None
+        return self._tensors(X), moments
 
-        def batches(epoch: int) -> Iterator[tuple[tuple[dict, dict, dict], torch.Tensor]]:
-            nonlocal tr
-            tr = tr or _Tensors(X, self.max_rows)  # after the seed: the order is unchanged
-            idx = order.permutation(tr.n)
-            for s in range(0, tr.n, self.batch_size):
-                yield tr.batch(idx[s : s + self.batch_size]), target[idx[s : s + self.batch_size]]
-
-        self._train(moments, y, batches, val, on_epoch)
+    def _forward(self, batch: tuple[dict, dict, dict]) -> torch.Tensor:
+        return self.model_(*batch)
 
     def fit_stream(
         self,
@@ -337,159 +323,57 @@ class TransformerHead(Head):
         batch order is the stream's, seeded by its seed and the epoch. Returns self."""
         self._check_params()
         val = None if eval_set is None else check_labelled(*_as_pair(eval_set), "eval_set")
-        for learned in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
-            delattr(self, learned)
+        self._forget_learned()
         self.dims_ = dict(stream.dims)
-
-        def batches(epoch: int) -> Iterator[tuple[tuple[dict, dict, dict], torch.Tensor]]:
-            for part in stream.epoch(epoch):
-                tensors = _Tensors(part, self.max_rows)
-                everything = np.arange(tensors.n)
-                yield tensors.batch(everything), torch.from_numpy(part.labels.astype(np.float32))
-
-        self._train(stream.moments(), stream.labels, batches, val, on_epoch or log_epoch)
+        moments = stream.moments()
+        unusable = sorted(n for n, m in moments.items() if not np.isfinite([m.mean, m.m2]).all())
+        if unusable:
+            raise DataError(
+                f"the training videos hold non-finite feature values (NaN or inf) in "
+                f"{', '.join(unusable)}; features must be finite numbers"
+            )
+        batches = _StreamBatches(stream, self.max_rows)
+        self._train(batches, moments, stream.labels, val, on_epoch or log_epoch)
         self.classes_ = np.array([0, 1])
         return self
-
-    def _train(
-        self,
-        moments: dict[str, Moments],
-        y: np.ndarray,
-        batches: Callable[[int], Iterator[tuple[tuple[dict, dict, dict], torch.Tensor]]],
-        val: Validation | None,
-        on_epoch: EpochCallback,
-    ) -> None:
-        """Fit on `batches(epoch)`, one epoch at a time, with early stopping on `val`."""
-        with torch_threads(self.threads):
-            torch.manual_seed(self.seed)
-            self.model_ = self._new_model()
-            self._set_statistics(moments)
-            n_pos = float(y.sum())
-            n_neg = float(len(y) - n_pos)
-            self.pos_weight_ = n_neg / max(n_pos, 1.0)
-            loss_fn = self._loss_fn(n_pos, n_neg)
-            opt = adamw(self.model_.parameters(), self.lr, self.weight_decay)
-            va = None if val is None else _Tensors(val[0], self.max_rows)
-            stopper = EarlyStopping(lower_is_better=self.monitor == "loss")
-            run_epochs(
-                self,
-                stopper,
-                lambda epoch: self._train_epoch(batches(epoch), loss_fn, opt),
-                None
-                if va is None
-                else lambda epoch, loss, start: self._validate(
-                    va, val[1], loss_fn, stopper, epoch, loss, start
-                ),
-                on_epoch,
-            )
-
-    def _train_epoch(self, batches: Iterator, loss_fn, opt) -> float:
-        """One pass over the training batches; the mean training loss."""
-        self.model_.train()
-        total, seen = 0.0, 0
-        for inputs, target in batches:
-            loss = loss_fn(self.model_(*inputs), target)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.grad_clip:
-                nn.utils.clip_grad_norm_(self.model_.parameters(), self.grad_clip)
-            opt.step()
-            total += loss.item() * len(target)
-            seen += len(target)
-        return total / max(seen, 1)
-
-    def _validate(
-        self,
-        va: _Tensors,
-        y_val: np.ndarray,
-        loss_fn,
-        stopper: EarlyStopping,
-        epoch: int,
-        train_loss: float,
-        start: float,
-    ) -> EpochReport:
-        """Score the validation set, update early stopping, and report the epoch."""
-        logits = self._logits(va)
-        val_loss = float(loss_fn(logits, torch.from_numpy(y_val.astype(np.float32))))
-        scores = torch.sigmoid(logits).numpy().astype(np.float64)
-        value = self._monitor_value(y_val, scores, val_loss)
-        improved = stopper.update(value, epoch, self.model_)
-        return EpochReport.validated(
-            epoch,
-            self.epochs,
-            train_loss,
-            time.perf_counter() - start,
-            y_val=y_val,
-            scores=scores,
-            val_loss=val_loss,
-            monitor=value,
-            improved=improved,
-        )
-
-    def _harmful_proba(self, X: SequenceData) -> np.ndarray:
-        with torch_threads(self.threads):
-            logits = self._logits(_Tensors(X, self.max_rows))
-        return torch.sigmoid(logits).numpy().astype(np.float64)
 
     # --- internals ---------------------------------------------------------------------------
     def _set_statistics(self, moments: dict[str, Moments]) -> None:
         self.statistics_ = {name: m.to_json() for name, m in sorted(moments.items())}
-        for name, m in moments.items():
-            if m.count:
-                # A dimension that never varies (a YOLO class never seen) must not divide by ~0.
-                std = np.where(m.std < 1e-6, 1.0, m.std)
-                inputs = self.model_.inputs[name]
-                inputs.mean.copy_(torch.from_numpy(m.mean.astype(np.float32)))
-                inputs.scale.copy_(torch.from_numpy(std.astype(np.float32)))
+        super()._set_statistics(moments)
 
     def _loss_fn(self, n_pos: float, n_neg: float):
         if self.loss == "focal":
             alpha = self.focal_alpha if self.focal_alpha is not None else n_neg / (n_pos + n_neg)
             gamma = self.focal_gamma
             return lambda logits, target: _focal_loss(logits, target, gamma, alpha)
-        return nn.BCEWithLogitsLoss(pos_weight=torch.tensor(n_neg / max(n_pos, 1.0)))
-
-    def _monitor_value(self, y: np.ndarray, scores: np.ndarray, val_loss: float) -> float:
-        if self.monitor == "loss":
-            return val_loss
-        if self.monitor == "ap":
-            from sklearn.metrics import average_precision_score
-
-            return float(average_precision_score(y, scores))
-        return metrics.best_f1(y, scores)[0]
-
-    @torch.no_grad()
-    def _logits(self, tensors: _Tensors, batch: int = 256) -> torch.Tensor:
-        self.model_.eval()
-        out = [
-            self.model_(*tensors.batch(np.arange(s, min(s + batch, tensors.n))))
-            for s in range(0, tensors.n, batch)
-        ]
-        return torch.cat(out) if out else torch.zeros(0)
+        return super()._loss_fn(n_pos, n_neg)
 
     def _state(self) -> dict[str, Any]:
-        return {
-            "nhead": self.model_.nhead,
-            "best_epoch": self.best_epoch_,
-            "pos_weight": self.pos_weight_,
-            "history": self.history_,
-        }
+        return {"nhead": self.model_.nhead, **super()._state()}
 
     def _save_state(self, folder: Path) -> None:
-        torch.save(self.model_.state_dict(), folder / WEIGHTS_FILE)
+        super()._save_state(folder)
         if getattr(self, "statistics_", None):
             (folder / STATISTICS_FILE).write_text(json.dumps(self.statistics_) + "\n")
 
-    def _load_state(self, folder: Path, state: dict[str, Any]) -> None:
-        self.best_epoch_ = state.get("best_epoch")
-        self.pos_weight_ = state.get("pos_weight")
-        self.history_ = state.get("history", [])
-        weights = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    def _check_weights(self, folder: Path, weights: dict[str, torch.Tensor]) -> None:
         if "mean0" in weights:
             raise UsageError(
                 f"{folder} holds a transformer saved before its per-modality weights were keyed "
                 "by modality name; train it again"
             )
-        self.model_ = self._new_model()
-        self.model_.load_state_dict(weights)
-        self.model_.eval()
+
+
+class _StreamBatches:
+    """A `StreamingLoader`'s epochs as batches: each part it yields is one batch, in its order."""
+
+    def __init__(self, stream, max_rows: int | None):
+        self.stream = stream
+        self.max_rows = max_rows
+
+    def epoch(self, epoch: int) -> Iterator[tuple[tuple[dict, dict, dict], torch.Tensor]]:
+        for part in self.stream.epoch(epoch):
+            tensors = _Tensors(part, self.max_rows)
+            target = torch.from_numpy(part.labels.astype(np.float32))
+            yield tensors.batch(np.arange(tensors.n)), target

@@ -14,6 +14,12 @@ def temporary_name(final: Path) -> Path:
     return final.with_name(f".{final.name}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
+def leftovers(root: Path) -> list[Path]:
+    """Temporary files of a cache's writers that died before committing: in the cache folder
+    and in its family folders. Nothing reads them; `cache gc` removes them."""
+    return sorted(root.glob(f"features/*/.*{TMP_MARK}*")) + sorted(root.glob(f".*{TMP_MARK}*"))
+
+
 def fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

@@ -180,6 +180,14 @@ class Index:
         rows = self.db.execute("SELECT n_videos FROM shards WHERE family = ?", (family,))
         return [n for (n,) in rows]
 
+    def shards(self, family: str) -> list[tuple[str, int, str]]:
+        """(file, videos, library versions as canonical JSON) of each shard, in name order."""
+        rows = self.db.execute(
+            "SELECT file, n_videos, versions FROM shards WHERE family = ? ORDER BY file",
+            (family,),
+        )
+        return rows.fetchall()
+
     def shard_files(self, family: str) -> set[str]:
         rows = self.db.execute("SELECT file FROM shards WHERE family = ?", (family,))
         return {r[0] for r in rows}

@@ -16,11 +16,14 @@ import numpy as np
 
 from harmcache import metrics
 from harmcache.calibration import brier_score, expected_calibration_error, reliability_diagram
+from harmcache.decisions.operating_point import OperatingPoint, describe_check
 from harmcache.errors import DataError
 from harmcache.heads.data import SequenceData
+from harmcache.train.config import EvaluateConfig
 from harmcache.train.features import check_features
 from harmcache.train.labels import join_labels, read_labels
 from harmcache.train.localize import DEFAULT_SEGMENTS, head_timelines, join_events, localization
+from harmcache.train.report import describe_localization, fmt, headline
 from harmcache.train.rundir import RELIABILITY_FILE, Run, load_run
 
 
@@ -67,6 +70,37 @@ class Evaluation:
             out["localization"] = self.localization
         return out
 
+    def lines(self) -> list[str]:
+        """What `harmcache evaluate` prints: the notes, the metrics at the threshold, the
+        confusion matrix, what it was tuned on, calibration, the guarantee, localization."""
+        m, c, cal = self.metrics, self.metrics["confusion"], self.calibration
+        objective = f" ({self.objective})" if self.objective else ""
+        out = [f"note: {note}" for note in self.notes]
+        out.append(
+            f"{self.subset}: {m['n']} videos ({m['n_positive']} harmful) at threshold "
+            f"{m['threshold']:.4g}{objective}: precision {m['precision']:.4f} recall "
+            f"{m['recall']:.4f} F1 {m['f1']:.4f} AUROC {fmt(m['auroc'])} AP {fmt(m['ap'])}"
+        )
+        out.append(f"confusion: tn {c['tn']} fp {c['fp']} fn {c['fn']} tp {c['tp']}")
+        if self.tuned_on is not None:
+            out.append(f"tuned on validation: {headline(self.tuned_on)}")
+        if cal is not None and cal["method"] != "none":
+            out.append(
+                f"calibration ({cal['method']}) on {self.subset}: ECE {cal['ece_raw']:.4f} -> "
+                f"{cal['ece']:.4f}, Brier {cal['brier_raw']:.4f} -> {cal['brier']:.4f}"
+                + (f"; reliability diagram {cal['plot']}" if cal["plot"] else "")
+            )
+        elif cal is not None:
+            out.append(
+                f"uncalibrated scores on {self.subset}: ECE {cal['ece_raw']:.4f}, Brier "
+                f"{cal['brier_raw']:.4f} (train with --calibrate isotonic for probabilities)"
+            )
+        if self.guarantee is not None:
+            out.append(describe_check(self.guarantee))
+        if self.localization is not None:
+            out.append(describe_localization(self.localization))
+        return out
+
 
 def evaluate(
     run_dir: str | Path,
@@ -89,6 +123,9 @@ def evaluate(
 
     `events`: an events CSV (`harmcache.train.events`); adds per-second segment_auroc and
     segment_ap of each evaluated video's timeline (`harmcache.train.localize`)."""
+    EvaluateConfig(  # the command's checks, from Python too
+        labels=labels, cache_dir=cache_dir, positive=positive, subset=subset, events=events
+    )
     run = load_run(run_dir)
     threshold = float(run.threshold["threshold"])
     data = None
@@ -120,7 +157,7 @@ def evaluate(
         _, _, y_val, s_val = run.val_scores()
         result.tuned_on = metrics.summary(y_val, s_val, threshold)
     result.calibration = _calibration(run, y, scores, name, plot, result.notes)
-    result.guarantee = guarantee_check(run.threshold, y, scores, name)
+    result.guarantee = OperatingPoint.from_json(run.threshold).check(y, scores, name)
     if events is not None:
         result.localization = _localization(run, Path(events), cache_dir, data, name)
         result.notes += result.localization.pop("notes")
@@ -168,69 +205,6 @@ def _calibration(
     return out
 
 
-def guarantee_check(threshold: dict, y: np.ndarray, scores: np.ndarray, subset: str) -> dict | None:
-    """Each certified target against its value on these videos at the threshold. None when the
-    threshold carries no certificate."""
-    from harmcache.guarantee import Objective
-
-    cert = threshold.get("certificate")
-    if not cert or not cert.get("certified"):
-        return None
-    t = float(threshold["threshold"])
-    flagged = scores >= t
-    harmful = y.astype(bool)
-    observed = {
-        "recall": (int((flagged & harmful).sum()), int(harmful.sum())),
-        "precision": (int((flagged & harmful).sum()), int(flagged.sum())),
-        "flagged": (int(flagged.sum()), int(len(y))),
-    }
-    checks = []
-    for target in Objective.parse(cert["objective"]).targets:
-        hits, n = observed[target.metric]
-        value = hits / n if n else None
-        if value is None:
-            held = None
-        elif target.metric == "flagged":
-            held = value <= target.level + 1e-12
-        else:
-            held = value >= target.level - 1e-12
-        checks.append(
-            {
-                "metric": target.metric,
-                "target": target.level,
-                "observed": value,
-                "n": n,
-                "held": held,
-            }
-        )
-    measured = [c["held"] for c in checks if c["held"] is not None]
-    return {
-        "objective": cert["objective"],
-        "confidence": cert["confidence"],
-        "bound": cert["bound"],
-        "subset": subset,
-        "checks": checks,
-        "held": all(measured) if measured else None,
-    }
-
-
-def describe_guarantee(check: dict) -> str:
-    """One line: did the certified targets hold on these videos."""
-    parts = []
-    for c in check["checks"]:
-        op = "<=" if c["metric"] == "flagged" else ">="
-        if c["observed"] is None:
-            parts.append(f"{c['metric']} not measurable (no videos to count)")
-            continue
-        mark = "held" if c["held"] else "missed"
-        parts.append(f"{c['metric']} {c['observed']:.4f} {op} {c['target']:g}: {mark} (n={c['n']})")
-    verdict = {True: "held", False: "did not hold", None: "could not be checked"}[check["held"]]
-    return (
-        f"guarantee {check['objective']} at {check['confidence']:.0%} confidence {verdict} on "
-        f"{check['subset']}: " + "; ".join(parts)
-    )
-
-
 def _on_labels(
     run: Run, labels: Path, cache_dir, positive: list[str] | None
 ) -> tuple[np.ndarray, np.ndarray, str, list[str], SequenceData]:
@@ -273,6 +247,26 @@ class Comparison:
     warnings: list[str]
     ranked_by: str = "test F1"
     """'test F1', or 'validation F1 (tuned on)' when a run has no test scores."""
+
+    def lines(self) -> list[str]:
+        """What `harmcache compare` prints: the table, best first (the warnings go apart)."""
+        columns = ("thr", "prec", "recall", "f1", "auroc", "ap", "val f1")
+        out = [
+            f"ranked by {self.ranked_by}",
+            f"{'run':30} {'head':12} " + " ".join(f"{c:>7}" for c in columns),
+        ]
+        for r in self.rows:
+            out.append(
+                f"{Path(r['run']).name[:30]:30} {str(r['head'])[:12]:12} {r['threshold']:7.3f} "
+                f"{r['precision']:7.4f} {r['recall']:7.4f} {r['f1']:7.4f} {fmt(r['auroc']):>7} "
+                f"{fmt(r['ap']):>7} {r['val_f1']:7.4f}"
+            )
+        shown = "test" if self.ranked_by == "test F1" else "validation"
+        out.append(f"columns are {shown} numbers; 'val f1' is what each threshold was tuned on")
+        return out
+
+    def to_json(self) -> dict:
+        return {"runs": self.rows, "warnings": self.warnings, "ranked_by": self.ranked_by}
 
 
 def compare(run_dirs: list[str | Path]) -> Comparison:

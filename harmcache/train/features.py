@@ -1,8 +1,8 @@
 """Choosing shard families for a set of videos, loading their features, and refusing bad ones.
 
-Provenance guards (design, cache contract 6): one fingerprint per extractor, and never
-random-init features next to real ones. Content guards (report 002): no constant, all-zero or
-non-finite features.
+Provenance guards (see docs/stage-two.md#features): one fingerprint per extractor, and never
+random-init features next to real ones. Content guards (see
+docs/design-notes.md#refusing-degenerate-features): no constant, all-zero or non-finite features.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from harmcache.errors import CacheError, DataError, UsageError
-from harmcache.heads.data import Modality, SequenceData
+from harmcache.heads.data import Modality, SequenceData, stage_two_duration
 from harmcache.store.cache import FeatureCache
 from harmcache.store.family import Family
 from harmcache.types import VideoFeatures
@@ -138,11 +138,8 @@ def load_sequences(
 
 
 def _duration(video: VideoFeatures) -> float:
-    info = video.info
-    if info.duration > 0:
-        return float(info.duration)
     ts = video.record.timestamp
-    return float(ts.max()) + 1.0 if len(ts) else 1.0
+    return float(stage_two_duration(video.info.duration, ts.max() if len(ts) else 0.0))
 
 
 def _pad(videos: list[VideoFeatures], duration: np.ndarray) -> Modality:
@@ -207,7 +204,7 @@ def scan_cache(
         has, finite = np.zeros(n, dtype=bool), np.ones(n, dtype=bool)
         big, small = np.full(n, -np.inf), np.full(n, np.inf)
         first, same, dim = None, True, 0
-        for block in cache.iter_shards(fam, video_ids, info=()):
+        for block in cache.plan(fam, video_ids).blocks(info=()):
             rows, dim = block.features, block.features.shape[1]
             got = block.lengths > 0
             if not got.any() or dim == 0:
@@ -249,7 +246,8 @@ def check_scans(
     across_videos: bool = True,
     examples: int = 3,
 ) -> None:
-    """Refuse features no head should learn from (report 002: all-zero inputs, F1 0).
+    """Refuse features no head should learn from (all-zero inputs once trained a model to F1 0; see
+    docs/design-notes.md#refusing-degenerate-features).
 
     Refused: non-finite values; a modality identical for every video (unless `across_videos`
     is False: a few evaluation videos may share one, e.g. no YOLO detections); a video whose

@@ -1,9 +1,10 @@
 """Labels, read from a CSV or a folder of class folders, and joined to cached videos.
 
-Labels live outside the cache and are joined at train time (design: "no labels in the cache").
-The join is where report 002 went wrong: its label keys never matched the clip ids, 0 labels
-matched, and the model learned from zeros. So every join reports its counts, and a join that
-matches nothing stops with an example of the keys on each side.
+Labels live outside the cache and are joined at train time (see docs/cache-format.md#no-labels).
+The join is where an earlier experiment went wrong (see docs/design-notes.md#joining-labels): its
+label keys never matched the clip ids, 0 labels matched, and the model learned from zeros. So every
+join reports its counts, and a join that matches nothing stops with an example of the keys on each
+side.
 """
 
 from __future__ import annotations
@@ -247,19 +248,15 @@ def _show(values: Counter) -> str:
 def join_labels(rows: list[LabelRow], cache: FeatureCache) -> tuple[list[LabeledVideo], JoinReport]:
     """Match label rows to cached videos by path (resolved to absolute on both sides) or by
     video id. Raises DataError when nothing matches, or when one video gets two labels."""
-    sources = cache.sources()
-    cached: set[str] = set()
-    for family in cache.families():
-        cached |= cache.committed(family)
-    by_path = _path_index(sources)
+    index = CachedVideos.of(cache)
     first_path: dict[str, str] = {}
-    for path, vid in sorted(sources.items()):
+    for path, vid in sorted(index.sources.items()):
         first_path.setdefault(vid, path)
     report = JoinReport(label_rows=len(rows))
     videos: dict[str, LabeledVideo] = {}
     origin: dict[str, str] = {}
     for row in rows:
-        vid, path = _match(row, sources, by_path, cached)
+        vid, path = index.match(row)
         if vid is None:
             report.unmatched_rows += 1
             if len(report.unmatched_examples) < 5:
@@ -292,14 +289,55 @@ def join_labels(rows: list[LabelRow], cache: FeatureCache) -> tuple[list[Labeled
         if path not in known.paths:
             known.paths.append(path)
     report.matched_videos = len(videos)
-    report.unlabelled_cached = len(cached - videos.keys())
+    report.unlabelled_cached = len(index.committed - videos.keys())
     if not videos:
-        raise DataError(_no_match_message(rows, sources, cached))
+        raise DataError(_no_match_message(rows, index.sources, index.committed))
     return sorted(videos.values(), key=lambda v: v.video_id), report
 
 
 def _norm(path: str | Path) -> str:
     return os.path.normcase(os.path.normpath(os.path.abspath(os.path.expanduser(str(path)))))
+
+
+@dataclass
+class CachedVideos:
+    """A cache's videos as label and event keys name them: by a path the cache recorded (as
+    written, with symlinks resolved, or in its readable form) or by video id, for the videos
+    with committed features."""
+
+    sources: dict[str, str]
+    """path → video id, as the cache recorded them"""
+    committed: set[str]
+    """video ids with features in any family"""
+    by_path: dict[str, str]
+    """normalised form → the path the cache recorded"""
+
+    @classmethod
+    def of(cls, cache: FeatureCache) -> CachedVideos:
+        sources = cache.sources()
+        committed: set[str] = set()
+        for family in cache.families():
+            committed |= cache.committed(family)
+        return cls(sources, committed, _path_index(sources))
+
+    def match(self, row: LabelRow) -> tuple[str | None, str | None]:
+        """(video id, the cache's path for it) of a label row: by the path as written, resolved
+        against the labels file's folder or the working directory, or by video id. (None, None)
+        when it names no video with committed features."""
+        path = row.key if row.key in self.sources else None
+        for candidate in [] if path else _candidates(row):
+            forms = [_norm(candidate), _norm(os.path.realpath(candidate))]
+            if not is_utf8(candidate):  # a folder whose name is not UTF-8, the key written readably
+                forms.append(_norm(shown(candidate)))
+            for form in forms:
+                path = path or self.by_path.get(form)
+        if path is not None:
+            vid = self.sources[path]
+            return (vid, path) if vid in self.committed else (None, None)
+        lowered = row.key.lower()
+        if _SHA256.match(lowered) and lowered in self.committed:
+            return lowered, None
+        return None, None
 
 
 def _path_index(sources: dict[str, str]) -> dict[str, str]:
@@ -320,28 +358,6 @@ def _candidates(row: LabelRow) -> list[str]:
     if os.path.isabs(key):
         return [key]
     return [str(row.base / key), str(Path.cwd() / key)]
-
-
-def _match(
-    row: LabelRow, sources: dict[str, str], by_path: dict[str, str], cached: set[str]
-) -> tuple[str | None, str | None]:
-    """(video id, the cache's path for it) of a label row: by the path as written, resolved
-    against the labels file's folder or the working directory, or by video id. (None, None)
-    when it names no video with committed features."""
-    path = row.key if row.key in sources else None
-    for candidate in [] if path else _candidates(row):
-        forms = [_norm(candidate), _norm(os.path.realpath(candidate))]
-        if not is_utf8(candidate):  # a folder whose name is not UTF-8, the key written readably
-            forms.append(_norm(shown(candidate)))
-        for form in forms:
-            path = path or by_path.get(form)
-    if path is not None:
-        vid = sources[path]
-        return (vid, path) if vid in cached else (None, None)
-    lowered = row.key.lower()
-    if _SHA256.match(lowered) and lowered in cached:
-        return lowered, None
-    return None, None
 
 
 def _no_match_message(rows: list[LabelRow], sources: dict[str, str], cached: set[str]) -> str:

@@ -1,6 +1,6 @@
 """Training batches streamed from the cache, with memory bounded by a shuffle buffer.
 
-`StreamingLoader` reads the cache shard slice by shard slice (`FeatureCache.iter_shards`: a few
+`StreamingLoader` reads the cache shard slice by shard slice (the slices of a `ReadPlan`: a few
 large reads per slice), in an order shuffled per epoch, into a buffer of at most
 `buffer_videos` videos, and yields batches drawn at random from the buffer as padded float32
 `SequenceData` with masks: the form every head consumes. Nothing holds the whole cache, and
@@ -19,11 +19,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harmcache.errors import CacheError, UsageError
-from harmcache.heads.data import Modality, Moments, PooledData, SequenceData, pooled_rows
+from harmcache.errors import UsageError
+from harmcache.heads.data import (
+    Modality,
+    Moments,
+    PooledData,
+    SequenceData,
+    pooled_rows,
+    stage_two_duration,
+)
+from harmcache.store.block import ShardBlock
 from harmcache.store.cache import FeatureCache
 from harmcache.store.family import Family
-from harmcache.store.shard import ShardBlock
+from harmcache.store.plan import ReadPlan
 
 
 @dataclass(eq=False)
@@ -88,8 +96,11 @@ class StreamingLoader:
         self.slice_videos = min(slice_videos, buffer_videos)
         self.seed = seed
         self._label = dict(zip(self.video_ids, self.labels.tolist()))
-        self._where: dict[str, dict[str, str]] = {}
-        self._slices = self._plan()
+        # Each family's shards are looked up once, here, not per slice. A slice is at most
+        # `slice_videos` videos within one shard of the first family, so it is one read per
+        # family when the families share their sharding.
+        self._plans = {name: cache.plan(fam, self.video_ids) for name, fam in self.families.items()}
+        self._slices = next(iter(self._plans.values())).slices(self.slice_videos)
         self.max_blocks = 2 * -(-self.buffer_videos // self.slice_videos)
         """Blocks that buffered videos may keep alive; see `_Blocks`."""
         self._free: list[np.ndarray] = []  # memory of freed blocks, kept across epochs
@@ -102,36 +113,14 @@ class StreamingLoader:
     def __len__(self) -> int:
         return len(self.video_ids)
 
-    def _plan(self) -> list[list[str]]:
-        """The videos in slices of at most `slice_videos`, each within one shard of the first
-        family, so a slice is one read per family when the families share their sharding.
-        Every family's shards are looked up once, here, not per slice."""
-        for name, fam in self.families.items():
-            self._where[name] = self.cache.index.shards_of(fam.name, self.video_ids)
-            missing = [v for v in self.video_ids if v not in self._where[name]]
-            if missing:
-                raise CacheError(
-                    f"{len(missing)} video(s) are not in family {fam.name}, e.g. {missing[0]}"
-                )
-        shard_of = next(iter(self._where.values()))
-        by_shard: dict[str, list[str]] = {}
-        for vid in self.video_ids:
-            by_shard.setdefault(shard_of[vid], []).append(vid)
-        step = self.slice_videos
-        return [
-            vids[i : i + step]
-            for _, vids in sorted(by_shard.items())
-            for i in range(0, len(vids), step)
-        ]
-
     @property
     def dims(self) -> dict[str, int]:
         """extractor → feature width, from one video's rows."""
         if self._dims is None:
             probe = self.video_ids[:1]
             self._dims = {
-                name: int(next(self.cache.iter_shards(fam, probe)).features.shape[1])
-                for name, fam in self.families.items()
+                name: int(next(plan.select(probe).blocks(info=())).features.shape[1])
+                for name, plan in self._plans.items()
             }
         return self._dims
 
@@ -142,10 +131,10 @@ class StreamingLoader:
         pool: list[_Video] = []
         blocks = _Blocks(self.max_blocks, self._free)
         for k in rng.permutation(len(self._slices)):
-            vids = self._slices[k]
-            while pool and len(pool) + len(vids) > self.buffer_videos:
+            part = self._slices[k]
+            while pool and len(pool) + len(part) > self.buffer_videos:
                 yield self._draw(pool, rng, blocks)
-            pool.extend(self._read(vids, int(k), blocks))
+            pool.extend(self._read(part, int(k), blocks))
             self.peak_buffer_ = max(self.peak_buffer_, len(pool))
             self.peak_blocks_ = max(self.peak_blocks_, len(blocks))
         while pool:
@@ -164,18 +153,17 @@ class StreamingLoader:
         blocks.drawn(batch)
         return out
 
-    def _read(self, vids: list[str], slice_id: int, blocks: _Blocks) -> list[_Video]:
-        """The slice's videos, their rows views into the slice's blocks."""
+    def _read(self, part: ReadPlan, slice_id: int, blocks: _Blocks) -> list[_Video]:
+        """The slice's videos (`part`: the first family's plan of them), their rows views into
+        the slice's blocks."""
+        vids = part.video_ids
         rows: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {v: {} for v in vids}
         duration: dict[str, float] = {}
         arrays = []
-        for k, (name, fam) in enumerate(self.families.items()):
-            for block in self.cache.iter_shards(
-                fam,
-                vids,
+        for k, (name, plan) in enumerate(self._plans.items()):
+            for block in (plan.select(vids) if k else part).blocks(
                 info=() if k else ("duration",),  # the first family's suffices
                 alloc=blocks.alloc,
-                where=self._where[name],
             ):
                 arrays.append(block.features)
                 ends = (block.offsets + block.lengths).tolist()
@@ -191,9 +179,9 @@ class StreamingLoader:
         """Per-modality running mean and standard deviation of every real row: one pass over
         the cache, float64 accumulators per feature."""
         out = {}
-        for name, fam in self.families.items():
+        for name, plan in self._plans.items():
             moments = Moments(self.dims[name])
-            for block in self.cache.iter_shards(fam, self.video_ids, info=()):
+            for block in plan.blocks(info=()):
                 moments.update(block.features)
             out[name] = moments
         return out
@@ -259,12 +247,10 @@ class _Blocks:
 
 
 def _duration(block: ShardBlock, i: int) -> float:
-    """As `load_sequences` takes it: the recorded duration, else the last timestamp + 1 s."""
-    duration = float(block.info["duration"][i])
-    if duration > 0:
-        return duration
+    """Video `i`'s `stage_two_duration`, as `load_sequences` takes it."""
     a, n = int(block.offsets[i]), int(block.lengths[i])
-    return float(block.timestamp[a : a + n].max()) + 1.0 if n else 1.0
+    last = block.timestamp[a : a + n].max() if n else 0.0
+    return float(stage_two_duration(block.info["duration"][i], last))
 
 
 def _batch(videos: list[_Video], names: list[str]) -> SequenceData:
@@ -304,7 +290,7 @@ def pooled_from_cache(
     for name, fam in sorted(families.items()):
         out: np.ndarray | None = None
         dim = 0
-        for block in cache.iter_shards(fam, video_ids, info=()):
+        for block in cache.plan(fam, video_ids).blocks(info=()):
             dim = block.features.shape[1]
             if out is None:
                 out = np.full((len(video_ids), len(stats) * dim), np.nan, dtype=np.float32)

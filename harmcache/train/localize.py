@@ -21,13 +21,13 @@ import numpy as np
 
 from harmcache import metrics
 from harmcache.errors import DataError
+from harmcache.heads.base import EpochCallback, EpochReport, Head, log_epoch
 from harmcache.heads.data import SequenceData
 from harmcache.heads.timeline import Timeline
 from harmcache.store.cache import FeatureCache
+from harmcache.train.config import DEFAULT_SEGMENTS
 from harmcache.train.events import Interval, read_events
-from harmcache.train.labels import LabelRow, _match, _path_index
-
-DEFAULT_SEGMENTS = 8
+from harmcache.train.labels import CachedVideos, LabelRow
 
 
 @dataclass
@@ -54,16 +54,12 @@ def join_events(csv_path: str | Path, cache: FeatureCache) -> Events:
     when no key names a cached video."""
     path = Path(csv_path)
     raw = read_events(path)
-    sources = cache.sources()
-    cached: set[str] = set()
-    for family in cache.families():
-        cached |= cache.committed(family)
-    by_path = _path_index(sources)
+    index = CachedVideos.of(cache)
     by_video: dict[str, list[Interval]] = {}
     unmatched = []
     for key, intervals in raw.items():
         row = LabelRow(key, 1, None, f"{path.name}", path.parent)
-        vid, _ = _match(row, sources, by_path, cached)
+        vid, _ = index.match(row)
         if vid is None:
             unmatched.append(key)
             continue
@@ -75,6 +71,11 @@ def join_events(csv_path: str | Path, cache: FeatureCache) -> Events:
             "events file) or by video id"
         )
     return Events(path, by_video, unmatched)
+
+
+def timeline_kind(head) -> str:
+    """What a head's timeline is made of, for the record: its snippets, or equal segments."""
+    return "snippets" if hasattr(head, "timelines") else f"{DEFAULT_SEGMENTS} segments"
 
 
 def head_timelines(head, data: SequenceData, segments: int = DEFAULT_SEGMENTS) -> list[Timeline]:
@@ -126,3 +127,25 @@ def localization(
     out["n_videos"] = len(ids)
     out["n_videos_with_events"] = sum(1 for v in ids if events.get(v))
     return out
+
+
+def with_localization(
+    head: Head, on_epoch: EpochCallback | None, events: dict, val: SequenceData
+) -> EpochCallback:
+    """`on_epoch` with each validated epoch's per-second localization on the validation videos
+    added to its report: how well the timeline finds the events as training goes."""
+    report_to = on_epoch or log_epoch
+
+    def per_epoch(report: EpochReport) -> None:
+        if report.rows:
+            # Mid-fit the head is not fitted yet by sklearn's rules; its weights score already.
+            unfitted = not hasattr(head, "classes_")
+            head.classes_ = np.array([0, 1])
+            try:
+                report.localization = localization(events, head_timelines(head, val), val)
+            finally:
+                if unfitted:
+                    del head.classes_
+        report_to(report)
+
+    return per_epoch

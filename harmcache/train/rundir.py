@@ -1,14 +1,16 @@
 """The run directory: what `train` writes, and how every later command reads it back.
 
     RUN/config.json        the resolved configuration (head settings included)
-    RUN/split.csv          video_id,path,label,split (train | val | test), one row per labelled path
+    RUN/split.csv          video_id,path,label,split (train | val | test), one row per labelled
+                           path; it and config.json's "split" are `harmcache.train.split.Split`
     RUN/features.json      per extractor: family, fingerprint, random_init, dim and the full spec
     RUN/head/              head.json (kind, settings, learned facts) + the head's weights
     RUN/val_scores.csv     video_id,path,label,score: one row per validation video
     RUN/test_scores.csv    the same for the test split (never used to choose anything)
     RUN/calibration.json   the score → probability map fitted on the validation scores
     RUN/metrics.json       test metrics, then validation ("tuned on") metrics, counts, history
-    RUN/threshold.json     the decision threshold and how it was chosen (see threshold.py)
+    RUN/threshold.json     the operating point: the threshold and how it was chosen
+                           (`harmcache.decisions.operating_point`)
     RUN/threshold.png      written by `sweep-threshold`
     RUN/reliability.png    written by `evaluate`
 
@@ -30,6 +32,8 @@ from typing import Any
 import numpy as np
 
 from harmcache.calibration import ScoreCalibrator
+from harmcache.decisions.operating_point import OperatingPoint
+from harmcache.decisions.sweep import SweepResult
 from harmcache.errors import CacheError, UsageError
 from harmcache.heads.base import Head, load_head
 from harmcache.heads.data import SequenceData
@@ -40,7 +44,6 @@ from harmcache.store.family import Family
 from harmcache.train.features import load_sequences
 from harmcache.train.labels import LabeledVideo
 from harmcache.train.split import SPLIT_FILE, read_split
-from harmcache.train.threshold import SweepResult
 
 CONFIG_FILE = "config.json"
 FEATURES_FILE = "features.json"
@@ -115,10 +118,7 @@ def features_json(families: dict[str, Family], dims: dict[str, int]) -> dict:
 
 def threshold_json(result: SweepResult, plot: str | None = None) -> dict:
     """threshold.json: the sweep's choice, where its scores came from, and its plot if drawn."""
-    out = result.to_json()
-    out["source"] = VAL_SCORES_FILE
-    out["plot"] = plot
-    return out
+    return OperatingPoint.record(result, VAL_SCORES_FILE, plot)
 
 
 def write_val_scores(path: Path, videos: list[LabeledVideo], scores: np.ndarray) -> None:

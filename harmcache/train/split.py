@@ -12,23 +12,27 @@ average (stratified). Small sets need more: with 30 videos a 15 % test split may
 harmful video. So, per class, a side with none of that class takes the unit of the class whose
 hash lies nearest its interval, from a side that has two or more (train first, then val, then
 test). Only sets that small are touched; `--split-from` keeps every existing assignment.
+
+`Split` is a run's split record, and this module its one reader and writer: split.csv (the
+sides) and config.json's "split" entry (where they came from, and the rule for new videos).
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harmcache.errors import DataError, UsageError
 from harmcache.paths import shown
+from harmcache.train.config import DEFAULT_TEST_FRACTION, DEFAULT_VAL_FRACTION, check_fractions
 from harmcache.train.labels import SPLIT_VALUES, LabeledVideo
 
 SPLIT_FILE = "split.csv"
-DEFAULT_VAL_FRACTION = 0.15
-DEFAULT_TEST_FRACTION = 0.15
+SIDES = SPLIT_VALUES
 HASH_VERSION = "harmcache-split/1"
 """Part of every hash: changing the rule changes the version, and so every assignment."""
 
@@ -49,14 +53,6 @@ def side_of(u: float, val_fraction: float, test_fraction: float) -> str:
     if u < test_fraction:
         return "test"
     return "val" if u < test_fraction + val_fraction else "train"
-
-
-def check_fractions(val_fraction: float, test_fraction: float) -> None:
-    if not 0 < val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
-        raise UsageError(
-            f"--val-fraction ({val_fraction}) and --test-fraction ({test_fraction}) must be in "
-            "[0, 1) with val > 0 and a sum below 1"
-        )
 
 
 def stratified_split(
@@ -116,33 +112,80 @@ def split_from_labels(videos: list[LabeledVideo]) -> dict[str, str] | None:
 
 
 @dataclass
-class Inherited:
-    """`--split-from`: the other run's sides, and how the videos it lacked were assigned."""
+class Split:
+    """A run's split record: the side of each labelled video (written to split.csv), and where
+    the sides came from with the rule that places videos added later (config.json's "split").
+
+    `Split.make` takes the sides from one of three places: the labels file's split column,
+    another run (`split_from`: its sides kept, its rule for the videos it lacks), or the hash
+    rule."""
 
     assignment: dict[str, str]
+    """video id → train | val | test"""
+    record: dict
+    """config.json's "split": source (labels | hash | run:DIR) and, when the sides follow the
+    hash rule, the rule's version, seed and fractions"""
+    notes: list[str] = field(default_factory=list)
+    """What the user should know: videos assigned anew, a class the test split lacks."""
     new: Counter = field(default_factory=Counter)
-    """side → videos not in the other run, assigned by its group or the hash rule"""
+    """With `split_from`: side → videos not in the other run, assigned by group or the rule"""
     new_by_group: int = 0
     """of those, videos that joined a group the other run had already placed"""
 
+    @classmethod
+    def make(
+        cls,
+        videos: list[LabeledVideo],
+        *,
+        split_from: str | Path | None = None,
+        seed: int = 0,
+        val_fraction: float = DEFAULT_VAL_FRACTION,
+        test_fraction: float = DEFAULT_TEST_FRACTION,
+    ) -> Split:
+        """The split of `videos`, checked (training and validation need both classes)."""
+        from_labels = split_from_labels(videos)
+        if from_labels is not None:
+            if split_from is not None:
+                raise UsageError(
+                    "the labels file has a split column; drop it or drop {param}",
+                    parameter="split_from",
+                )
+            split = cls(from_labels, {"source": "labels"})
+        elif split_from is not None:
+            split = split_from_run(split_from, videos)
+        else:
+            assignment = stratified_split(
+                videos, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed
+            )
+            rule = {"rule": HASH_VERSION, "seed": seed, "val_fraction": val_fraction,
+                    "test_fraction": test_fraction}  # fmt: skip
+            split = cls(assignment, {"source": "hash", **rule})
+        check_split(videos, split.assignment)
+        split.notes += missing_classes(videos, split.assignment)
+        return split
 
-def split_from_run(run_dir: str | Path, videos: list[LabeledVideo]) -> Inherited:
+    def parts(self, videos: list[LabeledVideo]) -> dict[str, list[LabeledVideo]]:
+        """train, val and test: the videos on each side, in the order given."""
+        return {side: [v for v in videos if self.assignment[v.video_id] == side] for side in SIDES}
+
+    def write(self, folder: Path, videos: list[LabeledVideo]) -> None:
+        """split.csv in the run folder (the record goes into config.json with the rest)."""
+        write_split(folder / SPLIT_FILE, videos, self.assignment)
+
+
+def split_from_run(run_dir: str | Path, videos: list[LabeledVideo]) -> Split:
     """Another run's split for these videos. Videos it does not hold join their group's side
     if it placed the group, else the side the hash rule gives with its seed and fractions."""
-    import json
-
     path = Path(run_dir) / SPLIT_FILE
     if not path.exists():
-        raise UsageError(f"--split-from {run_dir}: no {SPLIT_FILE} there")
+        raise UsageError(f"{{param}} {run_dir}: no {SPLIT_FILE} there", parameter="split_from")
     rows = read_split(path)
     assigned = {row["video_id"]: row["split"] for row in rows}
     by_group = {f"group:{row['group']}": row["split"] for row in rows if row.get("group")}
-    config_path = Path(run_dir) / "config.json"
-    config = json.loads(config_path.read_text()) if config_path.exists() else {}
-    split_config = config.get("split", {})
-    seed = int(split_config.get("seed", config.get("seed", 0)))
-    val_fraction = float(split_config.get("val_fraction", DEFAULT_VAL_FRACTION))
-    test_fraction = float(split_config.get("test_fraction", DEFAULT_TEST_FRACTION))
+    rule = split_rule(run_dir)
+    seed = int(rule.get("seed", 0))
+    val_fraction = float(rule.get("val_fraction", DEFAULT_VAL_FRACTION))
+    test_fraction = float(rule.get("test_fraction", DEFAULT_TEST_FRACTION))
     # A group's side: where the other run put any of its videos (by this labels file's groups).
     for v in videos:
         old = assigned.get(v.video_id)
@@ -155,7 +198,7 @@ def split_from_run(run_dir: str | Path, videos: list[LabeledVideo]) -> Inherited
                 f"({v.video_id[:12]} is in {old}, other videos of the group in {placed}); "
                 "regroup, or train without --split-from"
             )
-    out = Inherited({})
+    out = Split({}, {**rule, "source": f"run:{Path(run_dir).resolve()}"})
     for v in videos:
         if v.video_id in assigned:
             out.assignment[v.video_id] = assigned[v.video_id]
@@ -168,7 +211,29 @@ def split_from_run(run_dir: str | Path, videos: list[LabeledVideo]) -> Inherited
             side = side_of(unit_hash(unit, seed), val_fraction, test_fraction)
         out.assignment[v.video_id] = side
         out.new[side] += 1
+    if out.new:
+        sides = ", ".join(f"{side} {n}" for side, n in sorted(out.new.items()))
+        grouped = f", {out.new_by_group} of them with their group" if out.new_by_group else ""
+        out.notes.append(
+            f"--split-from {run_dir}: {sum(out.new.values())} videos not in its split were "
+            f"assigned by its rule ({sides}){grouped}"
+        )
     return out
+
+
+def split_rule(run_dir: str | Path) -> dict:
+    """How a run's split was made (its config.json's "split", less the source), with the seed
+    (older runs keep it at the top level); {} for a folder without config.json."""
+    from harmcache.train.rundir import CONFIG_FILE  # the run directory imports this module
+
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.exists():
+        return {}
+    config = json.loads(path.read_text())
+    rule = dict(config.get("split") or {})
+    rule.setdefault("seed", config.get("seed", 0))
+    rule.pop("source", None)
+    return rule
 
 
 def check_split(videos: list[LabeledVideo], assignment: dict[str, str]) -> None:

@@ -29,6 +29,7 @@ import numpy as np
 
 from harmcache.errors import VideoError
 from harmcache.types import VideoInfo
+from harmcache.video.stream_index import StreamIndex
 
 IMAGE_EXTENSIONS = frozenset(
     ".jpg .jpeg .jpe .jfif .png .webp .bmp .dib .tif .tiff .avif .heic .heif .hif".split()
@@ -155,7 +156,7 @@ def is_image(path: str | Path) -> bool:
 
 
 class ImageSource:
-    """The decode-backend interface (`info`, `timeline`, `frames`) for one still image.
+    """The decode-backend interface (`info`, `stream_index`, `frames`) for one still image.
 
     The probe decodes every pixel (a truncated file fails here, not later) but keeps none of
     them; each `frames` call decodes the file again, perhaps in another process
@@ -164,15 +165,13 @@ class ImageSource:
     backend = IMAGE_BACKEND
 
     def __init__(self, path: Path):
-        from harmcache.video.decode import Timeline
-
         self._path = Path(path)
         with _opened(self._path) as image, _decoding():
             image.load()
             width, height = _upright_size(image)
         self.info = VideoInfo(1, 0.0, 0.0, int(width), int(height), IMAGE_BACKEND)
         zero = np.zeros(1, dtype=np.int64)
-        self.timeline = Timeline(np.zeros(1), zero, zero)
+        self.stream_index = StreamIndex(np.zeros(1), zero, zero)
 
     def _decode(self) -> np.ndarray:
         """The image as RGB uint8 (H, W, 3), upright."""

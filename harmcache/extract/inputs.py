@@ -1,0 +1,126 @@
+"""From inputs to jobs: identify each file by its content, drop duplicates, and keep only what
+some family still lacks. A file whose (size, mtime, inode) is unchanged since it was hashed is
+not read again: its memoised video id is used.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from harmcache.errors import VideoError
+from harmcache.extract.jobs import VideoJob
+from harmcache.extract.progress import Progress
+from harmcache.extract.summary import InputResult
+from harmcache.extractors.base import Extractor
+from harmcache.hashing import sha256_file
+from harmcache.store.cache import FeatureCache
+from harmcache.store.family import Family
+from harmcache.store.index import FileStamp
+
+
+def _stamp(path: Path) -> tuple[FileStamp | None, VideoError | None]:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None, VideoError("missing", f"no such file: {path}")
+    except OSError as exc:
+        return None, VideoError("unreadable", exc.strerror or str(exc))
+    if stat.S_ISDIR(st.st_mode):
+        return None, VideoError("unreadable", "is a folder, not a video")
+    return (st.st_size, st.st_mtime_ns, st.st_ino), None
+
+
+def _hash(path: Path) -> tuple[str | None, VideoError | None]:
+    try:
+        return sha256_file(path), None
+    except FileNotFoundError:
+        return None, VideoError("missing", f"no such file: {path}")
+    except OSError as exc:
+        return None, VideoError("unreadable", exc.strerror or str(exc))
+
+
+def identify(
+    cache: FeatureCache,
+    paths: list[Path],
+    progress: Progress | None = None,
+    absolute: list[str] | None = None,
+) -> tuple[list[tuple[str | None, VideoError | None]], list[tuple[str, FileStamp, str]]]:
+    """Each path's video id (SHA-256 of its bytes) or the reason it has none, and the memo rows
+    of the files that had to be read. A file whose size, mtime and inode match the cache's memo
+    keeps its memoised id without being read."""
+    progress = progress or Progress()
+    absolute = absolute or [os.path.abspath(p) for p in paths]
+    known = cache.known_identities(absolute)
+    out: list[tuple[str | None, VideoError | None]] = [(None, None)] * len(paths)
+    to_hash: list[int] = []
+    for i, path in enumerate(paths):
+        stamp, error = _stamp(path)
+        memo = known.get(absolute[i])
+        if error is not None:
+            out[i] = (None, error)
+        elif memo is not None and memo[0] == stamp:
+            out[i] = (memo[1], None)
+        else:
+            to_hash.append(i)
+    progress.hashing(0, len(to_hash))
+    fresh: list[tuple[str, FileStamp, str]] = []
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+        for n, (i, (vid, error)) in enumerate(
+            zip(to_hash, pool.map(lambda i: _hash(paths[i]), to_hash)), start=1
+        ):
+            out[i] = (vid, error)
+            stamp, _ = _stamp(paths[i])
+            if vid is not None and stamp is not None:
+                fresh.append((absolute[i], stamp, vid))
+            progress.hashing(n, len(to_hash))
+    return out, fresh
+
+
+def plan_jobs(
+    cache: FeatureCache,
+    paths: list[Path],
+    extractors: list[Extractor],
+    families: list[Family],
+    progress: Progress | None = None,
+) -> tuple[list[VideoJob], dict[str, InputResult], dict[str, list[str]]]:
+    """Identify every input, drop duplicate content, and keep only what some family still lacks.
+
+    Returns the jobs, a result per input already settled (failed or cached), and for each job's
+    video id the other input paths with the same bytes.
+    """
+    absolute = [os.path.abspath(p) for p in paths]
+    ids, fresh = identify(cache, paths, progress, absolute)
+    hashed = {where for where, _, _ in fresh}
+    settled: dict[str, InputResult] = {}
+    first_path: dict[str, str] = {}
+    duplicates: dict[str, list[str]] = {}
+    sightings = []
+    committed = [cache.committed(f) for f in families]
+    jobs: list[VideoJob] = []
+    for path, where, (vid, error) in zip(paths, absolute, ids):
+        key = str(path)
+        if error is not None:
+            settled[key] = InputResult(key, None, "failed", error.reason, error.message)
+            cache.record_failure(key, None, error.reason, error.message)
+            continue
+        if where in hashed:  # a memo hit was seen, and recorded, when it was hashed
+            sightings.append((where, vid))
+        if vid in first_path:
+            duplicates[vid].append(key)
+            continue
+        first_path[vid] = key
+        duplicates[vid] = []
+        missing = tuple(
+            (ex.name, ex.settings) for ex, done in zip(extractors, committed) if vid not in done
+        )
+        if missing:
+            jobs.append(VideoJob(key, vid, missing))
+        else:
+            settled[key] = InputResult(key, vid, "cached")
+    # Sightings before the memo: a memo row must never exist for a sighting that was not kept.
+    cache.record_sources(sightings)
+    cache.remember_identities(fresh)
+    return jobs, settled, duplicates
