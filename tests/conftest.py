@@ -1,4 +1,5 @@
-"""Shared fixtures: real encoded videos with known frames, and a no-network environment."""
+"""Shared fixtures: real encoded videos with known frames, the command line as tests run it, the
+smallest extraction flags, and a no-network environment."""
 
 from __future__ import annotations
 
@@ -39,3 +40,20 @@ def make_video(tmp_path):
         return path, frames
 
     return make
+
+
+@pytest.fixture
+def cli():
+    """`cli.invoke(...)`, `cli.ok(...)`, `cli.installed(...)`, `cli.last_json(result)`: the
+    command line as tests run it (tests/running.py)."""
+    from tests import running
+
+    return running
+
+
+@pytest.fixture
+def tiny_flags():
+    """`harmcache extract` flags for the smallest real models (tests/running.py)."""
+    from tests.running import TINY_FLAGS
+
+    return list(TINY_FLAGS)

@@ -22,7 +22,7 @@ DEFAULT_SEGMENTS = 8
 """Timeline parts per video for a head without snippet scores of its own: what `predict`
 shows by default, and what `train --events` and `evaluate --events` localize with."""
 CALIBRATIONS = ("isotonic", "sigmoid", "none")
-"""`harmcache.calibration.METHODS`, and none (tests/test_config_options.py holds them equal)."""
+"""`harmcache.calibration.METHODS`, and none (tests/train/test_config.py holds them equal)."""
 HEAD_SHORTCUTS = ("epochs", "batch_size", "loss")
 """Head settings that have an option of their own; any other goes through `head_params`."""
 

@@ -15,7 +15,7 @@ a glibc abort) on some layouts, so neither is ever reached:
   float (`flt`, one plane at any channel count) instead of planar (`fltp`), and the samples are
   de-interleaved here. The swresample output is the same numbers in another memory order, and
   the channel mean is taken in the same order as before, so mono, stereo and 5.1 features are
-  bit-identical to the planar reading (tests/test_audio.py checks it).
+  bit-identical to the planar reading (tests/video/test_audio.py checks it).
 - `AudioLayout` copies FFmpeg's channel layout shallowly and frees it when dropped, so a layout
   in a custom channel order (its channel map lives on the heap: QuickTime PCM 6.1 or 7.1 with
   side channels before the back ones) is freed twice once any frame of it is read. Such a

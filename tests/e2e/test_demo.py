@@ -3,28 +3,15 @@ videos deleted after extraction, heads trained from the cache, predict re-extrac
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
-from harmcache.cli.main import app
-from typer.testing import CliRunner
 
 from harmcache.demo import demo_frames
 from harmcache.video.encode import write_video
+from tests.running import last_json, tiny_flags
+from tests.running import ok as cli
 
-EXTRACT = ["--random-init", "--frames", "4", "--windows", "1", "--yolo-imgsz", "64",
-           "--slowfast-short-side", "64", "--slowfast-crop", "64", "--workers", "0"]  # fmt: skip
-
-
-def cli(*args):
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    assert result.exit_code == 0, (args, result.output)
-    return result
-
-
-def last_json(result) -> dict:
-    return json.loads(result.stdout.strip().splitlines()[-1])
+EXTRACT = tiny_flags(frames=4, workers=0)
 
 
 @pytest.mark.slow

@@ -11,39 +11,15 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from harmcache.cli.main import app
 from PIL import Image
-from typer.testing import CliRunner
 
 from harmcache.store.cache import FeatureCache
 from harmcache.video.encode import write_video
 from tests.conftest import coded_frames
+from tests.running import invoke as cli
+from tests.running import last_json, tiny_flags
 
-TINY = [
-    "--random-init",
-    "--frames",
-    "2",
-    "--windows",
-    "1",
-    "--yolo-imgsz",
-    "64",
-    "--slowfast-crop",
-    "64",
-    "--workers",
-    "0",
-    "--device",
-    "cpu",
-]
-
-
-def cli(*args: str):
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result
-
-
-def last_json(result) -> dict:
-    return json.loads(result.stdout.strip().splitlines()[-1])
+TINY = tiny_flags(workers=0)
 
 
 def write_audio_only(path):

@@ -17,6 +17,7 @@ import pytest
 from harmcache.store.cache import FeatureCache
 from harmcache.video.decode import VideoSource
 from harmcache.video.display import Display
+from tests.cli.test_extract import TINY
 from tests.media_corpus import (
     build_corpus,
     decode_only,
@@ -25,7 +26,6 @@ from tests.media_corpus import (
     need_ffmpeg,
     upright_picture,
 )
-from tests.test_extract_cli import TINY
 
 HARMCACHE = Path(sys.executable).with_name("harmcache")
 

@@ -25,14 +25,12 @@ from harmcache.store.maintenance import verify
 from harmcache.store.shard import read_header
 from harmcache.video.encode import write_video
 from tests.conftest import coded_frames
+from tests.running import TINY_FLAGS, TINY_SETTINGS
 
 ray = pytest.importorskip("ray")
 
-TINY = ExtractSettings(
-    frames=2, windows=1, yolo_imgsz=64, slowfast_crop=64, weights=WeightsSource(random_init=True)
-)
-TINY_ARGS = ["--random-init", "--frames", "2", "--windows", "1", "--yolo-imgsz", "64",
-             "--slowfast-crop", "64", "--device", "cpu"]  # fmt: skip
+TINY = TINY_SETTINGS
+TINY_ARGS = TINY_FLAGS
 N_GOOD = 3
 
 

@@ -23,6 +23,7 @@ from harmcache.store.lock import CacheLock
 from harmcache.store.maintenance import migrate, verify
 from harmcache.store.shard import read_header, shard_name, write_shard
 from harmcache.types import FeatureRecord, VideoFeatures, VideoInfo
+from tests import REPO
 
 _STR = h5py.string_dtype("utf-8")
 
@@ -454,7 +455,7 @@ def test_verify_checks_width_and_duplicates_in_both_layouts(tmp_path):
 
 
 def test_the_plain_h5py_reader_in_the_docs_reads_one_video(tmp_path):
-    doc = (Path(__file__).resolve().parent.parent / "docs" / "cache-format.md").read_text()
+    doc = (REPO / "docs" / "cache-format.md").read_text()
     after = doc.split("Reading one video's CLIP features without harmcache:")[1]
     code = after.split("```python\n")[1].split("```")[0]
     want = SHARDS[1][2]

@@ -25,9 +25,9 @@ from harmcache.train.labels import join_labels, read_labels
 from harmcache.train.split import write_split
 from harmcache.types import VideoFeatures, VideoInfo
 from harmcache.video.encode import write_video
+from tests.cli.test_extract import TINY, cli, last_json
 from tests.conftest import coded_frames
 from tests.synthetic_cache import build
-from tests.test_extract_cli import TINY, cli, last_json
 
 LATIN1 = os.fsdecode(b"/videos/caf\xe9.mp4")
 GARBAGE = os.fsdecode(b"/videos/\xff\xfe.mp4")

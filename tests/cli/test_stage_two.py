@@ -10,23 +10,13 @@ import shutil
 
 import numpy as np
 import pytest
-from harmcache.cli.main import app
-from typer.testing import CliRunner
 
 from harmcache.extract.summary import ExtractSummary, InputResult
 from harmcache.train.rundir import load_run
+from tests.running import invoke, last_json
 from tests.synthetic_cache import build
 
-runner = CliRunner()
 FAST_TRANSFORMER = ["--epochs", "2"]
-
-
-def invoke(*args: str):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def last_json(result) -> dict:
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")

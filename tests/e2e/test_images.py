@@ -1,6 +1,6 @@
 """Still images beside videos: found in folders, decoded upright by Pillow, one row for CLIP and
 YOLO and no SlowFast window (masked, never a failure), trained on alone or mixed with videos,
-and scored by `predict` as one instant. Hostile images are in tests/test_extract_cli.py."""
+and scored by `predict` as one instant. Hostile images are in tests/cli/test_extract.py."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ from harmcache.errors import VideoError
 from harmcache.store.cache import FeatureCache
 from harmcache.video.decode import VideoSource
 from harmcache.video.intake import expand_inputs
+from tests.running import tiny_flags
 
 HARMCACHE = Path(sys.executable).with_name("harmcache")
-SMALL = ["--random-init", "--yolo-imgsz", "64", "--slowfast-short-side", "64"]
-SMALL += ["--slowfast-crop", "64", "--frames", "4", "--windows", "1"]
+SMALL = tiny_flags(frames=4)
 
 
 def harmcache(*args) -> subprocess.CompletedProcess:

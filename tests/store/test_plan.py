@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ast
 import inspect
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,9 +16,10 @@ from harmcache.store.cache import FeatureCache
 from harmcache.store.index import Index
 from harmcache.store.plan import ReadPlan
 from harmcache.store.reader import read_block
-from tests.test_shard_layout import ALL, SHARDS, assert_same, cache_with, concat, family, same_bits
+from tests import REPO
+from tests.store.test_shard import ALL, SHARDS, assert_same, cache_with, concat, family, same_bits
 
-LOADER = Path(__file__).resolve().parent.parent / "harmcache" / "train" / "loader.py"
+LOADER = REPO / "harmcache" / "train" / "loader.py"
 WRITTEN = {v.video_id: v for v in ALL}
 SOME = [ALL[7].video_id, ALL[1].video_id, ALL[3].video_id, ALL[8].video_id]
 LAYOUTS = pytest.mark.parametrize("old", [set(), {1}, {0, 1, 2}], ids=["v2", "mixed", "v1"])

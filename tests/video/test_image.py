@@ -1,7 +1,7 @@
 """Still images as people keep them: told from videos by their bytes whatever their name, in
 every format the image decoder takes (TIFF, AVIF, HEIC beside JPEG, PNG, WebP, BMP), every
 Pillow mode turned into the right 8-bit RGB, and decoded within the pixel budget.
-Folder search is in tests/test_intake.py; hostile images in tests/test_extract_cli.py."""
+Folder search is in tests/video/test_intake.py; hostile images in tests/cli/test_extract.py."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from harmcache.store.cache import FeatureCache
 from harmcache.store.family import Family
 from harmcache.types import VideoInfo
 from harmcache.video.display import UPRIGHT, Display
-from tests.test_store import item, spec
+from tests.store.test_cache import item, spec
 
 ONE = 1 << 16
 

@@ -15,7 +15,7 @@ from harmcache.store.cache import FeatureCache
 from harmcache.store.maintenance import compact, reindex, verify
 from harmcache.store.rewrite import merge_shards
 from harmcache.store.shard import read_header, write_shard
-from tests.test_shard_layout import assert_same, cache_with, family, video
+from tests.store.test_shard import assert_same, cache_with, family, video
 
 SMALL = [[video(i) for i in range(k, k + 3)] for k in range(0, 30, 3)]  # ten shards of three
 EVERY = [v for shard in SMALL for v in shard]

@@ -5,14 +5,14 @@ stays small."""
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 import pytest
 
 from harmcache.store import maintenance
 from harmcache.store.cache import FeatureCache
+from tests import REPO
 
-STORE = Path(__file__).resolve().parent.parent / "harmcache" / "store"
+STORE = REPO / "harmcache" / "store"
 LOADER = STORE.parent / "train" / "loader.py"
 
 

@@ -12,7 +12,7 @@ from torch import nn
 from harmcache.heads.base import EpochReport
 from harmcache.heads.data import SequenceData, modality_moments
 from harmcache.heads.neural import EarlyStopping, ModalityInput, NeuralHead, ShuffledBatches
-from tests.test_heads_input import videos
+from tests.heads.test_input import videos
 
 
 class MeanRows(nn.Module):

@@ -14,7 +14,7 @@ from harmcache.train import loader as loader_mod
 from harmcache.train.features import load_sequences, scan_cache, scan_data
 from harmcache.train.loader import StreamingLoader, pool_cache, pooled_from_cache
 from tests import synthetic_cache
-from tests.test_shard_layout import write_v1_shard
+from tests.store.test_shard import write_v1_shard
 
 
 @pytest.fixture(scope="module")

@@ -22,10 +22,11 @@ from harmcache.errors import VideoError
 from harmcache.store.cache import FeatureCache
 from harmcache.video.audio import read_audio
 from harmcache.video.audio_child import AudioChild
-from tests.test_audio import sound_video, surround_video, tone
-from tests.test_extract_cli import TINY, cli
+from tests import REPO
+from tests.cli.test_extract import TINY, cli
+from tests.video.test_audio import sound_video, surround_video, tone
 
-HERE = "tests.test_audio_isolation"
+HERE = "tests.video.test_audio_child"
 
 
 # --- readers the child runs in place of read_audio (imported there by name) -----------------
@@ -174,7 +175,7 @@ def test_the_child_ends_with_its_parent(good, tmp_path):
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=REPO,
     )
     try:
         child_pid = int(parent.stdout.readline())

@@ -10,17 +10,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from harmcache.cli.main import app
-from typer.testing import CliRunner
 
-EXTRACT = ["--random-init", "--frames", "4", "--windows", "1", "--yolo-imgsz", "64",
-           "--slowfast-short-side", "64", "--slowfast-crop", "64", "--device", "cpu"]  # fmt: skip
+from tests.running import invoke as cli
+from tests.running import tiny_flags
 
-
-def cli(*args):
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result
+EXTRACT = tiny_flags(frames=4)
 
 
 def ok(*args):

@@ -18,7 +18,7 @@ from harmcache.extractors.base import ExtractSettings, WeightsSource
 from harmcache.store import maintenance
 from harmcache.store.cache import FeatureCache
 from harmcache.video.decode import VideoSource, probe_indices
-from tests.test_audio import broken_sound_video, sound_video, tone
+from tests.video.test_audio import broken_sound_video, sound_video, tone
 
 TINY = ["--random-init", "--frames", "2", "--batch-size", "4"]
 

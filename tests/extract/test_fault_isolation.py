@@ -14,34 +14,21 @@ from pathlib import Path
 
 import pytest
 import torch
-from harmcache.cli.main import app
-from typer.testing import CliRunner
 
 from harmcache.errors import VideoError
 from harmcache.extract.decode_ahead import video_streams
 from harmcache.extract.handoff import decode_chunk_shared
 from harmcache.extract.jobs import ChunkJob, VideoJob, decode_job
 from harmcache.extract.per_video import extract_item
-from harmcache.extractors.base import ExtractSettings, WeightsSource
 from harmcache.extractors.clip import ClipExtractor
 from harmcache.store.cache import FeatureCache
 from harmcache.video.decode import VideoSource
+from tests.running import TINY_FLAGS, TINY_SETTINGS, last_json
+from tests.running import invoke as cli
 
-TINY = ExtractSettings(frames=2, windows=1, yolo_imgsz=64, slowfast_crop=64,
-                       weights=WeightsSource(random_init=True))  # fmt: skip
+TINY = TINY_SETTINGS
 # Small sizes, but default --workers and engine: decoding runs in a worker process.
-DEFAULT_PATH = ["--random-init", "--frames", "2", "--windows", "1", "--yolo-imgsz", "64",
-                "--slowfast-crop", "64", "--device", "cpu", "--json"]  # fmt: skip
-
-
-def cli(*args):
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result
-
-
-def last_json(result) -> dict:
-    return json.loads(result.stdout.strip().splitlines()[-1])
+DEFAULT_PATH = [*TINY_FLAGS, "--json"]
 
 
 def crash_on_marked(task: ChunkJob):

@@ -9,24 +9,13 @@ import json
 
 import numpy as np
 import pytest
-from harmcache.cli.main import app
-from typer.testing import CliRunner
 
 from harmcache import evaluate, train
 from harmcache.errors import DataError
 from harmcache.extract.summary import ExtractSummary, InputResult
 from harmcache.train.sweep_run import read_scores
+from tests.running import invoke, last_json
 from tests.synthetic_cache import build
-
-runner = CliRunner()
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def last_json(result) -> dict:
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def split_rows(run) -> list[dict]:
