@@ -264,7 +264,7 @@ def whole_video(plan, chunks: list):
     """A streamed video's chunks as one DecodeResult, for the model-only phase (stitched after
     the decode clock stops: the pipeline itself never joins them)."""
     from harmcache.extract.jobs import DecodeResult
-    from harmcache.video.decode import DecodedVideo
+    from harmcache.video.decoded import DecodedVideo
 
     decoded = {}
     for side in plan.sides:

@@ -49,7 +49,8 @@ def hwm_mb():
 
 from PIL import Image
 from harmcache.errors import VideoError
-from harmcache.video.decode import VideoSource, plan_chunks
+from harmcache.video.chunks import plan_chunks
+from harmcache.video.decode import VideoSource
 from harmcache.video.image import ImageSource
 Image.init()
 baseline = hwm_mb()

@@ -51,8 +51,7 @@ def build_cache(root: Path, n: int, seed: int = 0):
     from harmcache.extractors.base import FeatureRecord
     from harmcache.store.cache import FeatureCache
     from harmcache.store.family import Family
-    from harmcache.types import VideoFeatures
-    from harmcache.video.decode import VideoInfo
+    from harmcache.types import VideoFeatures, VideoInfo
 
     rng = np.random.default_rng(seed)
     cache = FeatureCache(root, create=True)

@@ -16,8 +16,7 @@ import numpy as np
 from harmcache.extractors.base import FeatureRecord
 from harmcache.store.cache import FeatureCache
 from harmcache.store.family import Family
-from harmcache.types import VideoFeatures
-from harmcache.video.decode import VideoInfo
+from harmcache.types import VideoFeatures, VideoInfo
 
 SMALL_DIMS = {"clip": 16, "yolo": 8, "slowfast": 24}
 FULL_DIMS = {"clip": 512, "yolo": 160, "slowfast": 2304}

@@ -158,3 +158,49 @@ def test_both_engines_share_the_per_video_path_and_its_bookkeeping(name):
     for module in engines:
         path = PACKAGE / "extract" / module
         assert _calls(path, name) or f"{name}." in SOURCES[path], f"{module} does not use {name}"
+
+
+MAX_MODULE_LINES = 400
+
+
+def test_no_module_outgrows_one_concept():
+    """A module past ~400 lines has been holding two concepts; split it before it drifts."""
+    long = {
+        str(p.relative_to(PACKAGE.parent)): n
+        for p, text in SOURCES.items()
+        if (n := text.count("\n")) > MAX_MODULE_LINES
+    }
+    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
+
+
+DOCUMENTED = sorted(
+    p
+    for p in [*PACKAGE.parent.glob("*.md"), *(PACKAGE.parent / "docs").glob("*.md")]
+    + [
+        *SOURCES,
+        *(PACKAGE.parent / "tests").rglob("*.py"),
+        *(PACKAGE.parent / "bench").glob("*.py"),
+    ]
+)
+
+
+def test_the_code_cites_only_documents_in_the_repository():
+    """Lessons are cited as docs/design-notes.md#<section>, and every such section exists."""
+    import re
+
+    notes = (PACKAGE.parent / "docs" / "design-notes.md").read_text(encoding="utf-8")
+    anchors = {
+        re.sub(r"[^a-z0-9 -]", "", line[3:].strip().lower()).replace(" ", "-")
+        for line in notes.splitlines()
+        if line.startswith("## ")
+    }
+    missing, foreign = [], []
+    for path in DOCUMENTED:
+        text = path.read_text(encoding="utf-8")
+        where = str(path.relative_to(PACKAGE.parent))
+        missing += [f"{where}#{a}" for a in re.findall(r"design-notes\.md#([a-z0-9-]+)", text)
+                    if a not in anchors]  # fmt: skip
+        if path.name != "test_layers.py":
+            foreign += [where for _ in re.findall(r"\breports? 0\d\d\b|§\s?\d", text)]
+    assert not missing, f"links to sections docs/design-notes.md does not have: {missing}"
+    assert not foreign, f"citations of documents outside the repository: {sorted(set(foreign))}"

@@ -49,16 +49,10 @@ import numpy as np
 from scipy.stats import beta as beta_distribution
 from scipy.stats import binom
 
-from harmcache.decisions.grid import DEFAULT_THRESHOLDS
-from harmcache.decisions.inputs import labelled_scores, numeric
+from harmcache.decisions.inputs import candidates, labelled_scores
 from harmcache.decisions.objective import Objective, Target
 from harmcache.decisions.rule import below
 from harmcache.errors import DataError
-
-DEFAULT_PRECISION_GRID = DEFAULT_THRESHOLDS
-"""Thresholds tested for precision>=P, fixed before the data is seen (the sweep's default grid).
-The fallback procedure carries its level down a run of passed thresholds, so a fine grid costs
-little; a coarse one costs recall between its points."""
 
 MAX_NEEDED_POSITIVES = 1_000_000
 """Beyond this many labelled positives the answer is reported as 'no realistic amount'."""
@@ -126,7 +120,7 @@ def certify(
     if not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
         raise DataError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
     delta = round(1.0 - float(confidence), 12)  # 1 - 0.9 is 0.09999999999999998
-    thresholds = _candidates(obj, s, grid)
+    thresholds = candidates(obj, s, grid)
     table = _Table.observe(y, s, thresholds)
     decision = _decide(obj, table, delta)
     cert = Certificate(
@@ -369,25 +363,6 @@ def _best_empirical(obj: Objective, table: _Table) -> str:
         f"the best empirical {metric} while flagging under {obj.budget.level:g} of the videos "
         f"is {max(within):.3f}"
     )
-
-
-# --- candidates --------------------------------------------------------------------------------
-
-
-def _candidates(obj: Objective, s: np.ndarray, grid) -> np.ndarray:
-    if grid is not None:
-        g = np.asarray(grid, dtype=float) if numeric(grid) else None
-        if g is None or g.ndim != 1 or not len(g) or not np.isfinite(g).all():
-            raise DataError("grid must be a non-empty 1-D list of finite thresholds")
-        return np.unique(g)
-    if obj.primary.metric == "recall":
-        return np.unique(s)
-    if s.min() < 0 or s.max() > 1:
-        raise DataError(
-            f"precision>= tests a grid fixed in advance (0.01 ... 0.99 by default) but the scores "
-            f"run from {s.min():.3g} to {s.max():.3g}; pass grid= on the scores' own scale"
-        )
-    return DEFAULT_PRECISION_GRID.copy()
 
 
 def _plain(x):

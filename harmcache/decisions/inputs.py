@@ -1,10 +1,17 @@
-"""Checking labels and scores before a threshold is certified."""
+"""Checking labels and scores before a threshold is certified, and the thresholds it tests."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from harmcache.decisions.grid import DEFAULT_THRESHOLDS
+from harmcache.decisions.objective import Objective
 from harmcache.errors import DataError
+
+DEFAULT_PRECISION_GRID = DEFAULT_THRESHOLDS
+"""Thresholds tested for precision>=P, fixed before the data is seen (the sweep's default grid).
+The fallback procedure carries its level down a run of passed thresholds, so a fine grid costs
+little; a coarse one costs recall between its points."""
 
 
 def labelled_scores(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
@@ -43,3 +50,21 @@ def numeric(x) -> bool:
         return np.asarray(x).dtype.kind in "biuf"
     except (TypeError, ValueError):
         return False
+
+
+def candidates(obj: Objective, s: np.ndarray, grid) -> np.ndarray:
+    """The thresholds a certificate tests: `grid` if given, else every distinct score for
+    recall, the fixed DEFAULT_PRECISION_GRID for precision."""
+    if grid is not None:
+        g = np.asarray(grid, dtype=float) if numeric(grid) else None
+        if g is None or g.ndim != 1 or not len(g) or not np.isfinite(g).all():
+            raise DataError("grid must be a non-empty 1-D list of finite thresholds")
+        return np.unique(g)
+    if obj.primary.metric == "recall":
+        return np.unique(s)
+    if s.min() < 0 or s.max() > 1:
+        raise DataError(
+            f"precision>= tests a grid fixed in advance (0.01 ... 0.99 by default) but the scores "
+            f"run from {s.min():.3g} to {s.max():.3g}; pass grid= on the scores' own scale"
+        )
+    return DEFAULT_PRECISION_GRID.copy()

@@ -26,14 +26,10 @@ import numpy as np
 from harmcache.errors import VideoError
 from harmcache.extractors.base import ExtractSettings, get_extractor
 from harmcache.types import VideoInfo
-from harmcache.video.decode import (
-    ChunkPlan,
-    DecodedVideo,
-    VideoSource,
-    frame_shape,
-    read_chunk,
-    reopen,
-)
+from harmcache.video.chunks import ChunkPlan
+from harmcache.video.decode import VideoSource, reopen
+from harmcache.video.decoded import DecodedVideo, read_chunk
+from harmcache.video.shrink import frame_shape
 
 log = logging.getLogger(__name__)
 

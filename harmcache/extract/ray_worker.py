@@ -32,7 +32,7 @@ from harmcache.hashing import canonical_json
 from harmcache.provenance import library_versions
 from harmcache.store.family import Family
 from harmcache.store.shard import shard_name, write_shard
-from harmcache.video.decode import DecodedVideo
+from harmcache.video.decoded import DecodedVideo
 
 
 def decode_row(

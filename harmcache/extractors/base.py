@@ -18,7 +18,8 @@ import numpy as np
 from harmcache.hashing import fingerprint
 from harmcache.threads import torch_threads
 from harmcache.types import FeatureRecord, VideoInfo
-from harmcache.video.decode import CHUNK_FRAMES, DecodedVideo
+from harmcache.video.chunks import CHUNK_FRAMES
+from harmcache.video.decoded import DecodedVideo
 
 _REGISTRY: dict[str, type[Extractor]] = {}
 

@@ -8,8 +8,8 @@ size as it goes (`read_chunk`), so a long video is never held in memory at once.
 plan.
 
 The backends, one module each: `pyav_source` (packets and first frame) with `pyav_pass` (the
-decode pass), `decord_source`, and `image` for still pictures. This module picks one and is the
-decoding API the other layers import; the names below are defined in the modules named.
+decode pass), `decord_source`, and `image` for still pictures. This module picks one
+(`VideoSource`, `reopen`).
 
 Every failure becomes a `VideoError` with a reason class for the failure ledger:
 missing, empty, unreadable, no_video_stream, no_frames, too_short, decode_error.
@@ -32,19 +32,6 @@ from harmcache.video.image import IMAGE_BACKEND, ImageSource, is_image, reopened
 from harmcache.video.pyav_source import PyAVSource
 from harmcache.video.shrink import frame_shape
 from harmcache.video.stream_index import StreamIndex
-
-__all__ = [
-    "CHUNK_FRAMES",
-    "ChunkPlan",
-    "DecodedVideo",
-    "StreamIndex",
-    "VideoSource",
-    "frame_shape",
-    "plan_chunks",
-    "probe_indices",
-    "read_chunk",
-    "reopen",
-]
 
 log = logging.getLogger(__name__)
 

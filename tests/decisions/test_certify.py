@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from scipy import optimize, stats
 
-from harmcache.decisions.certify import DEFAULT_PRECISION_GRID, certify
+from harmcache.decisions.certify import certify
+from harmcache.decisions.inputs import DEFAULT_PRECISION_GRID
 from harmcache.decisions.objective import Objective, Target
 from harmcache.errors import DataError, UsageError
 

@@ -17,7 +17,8 @@ from harmcache.extract.jobs import VideoJob, plan_video
 from harmcache.extractors.base import ExtractSettings, WeightsSource
 from harmcache.store import maintenance
 from harmcache.store.cache import FeatureCache
-from harmcache.video.decode import VideoSource, probe_indices
+from harmcache.video.chunks import probe_indices
+from harmcache.video.decode import VideoSource
 from tests.video.test_audio import broken_sound_video, sound_video, tone
 
 TINY = ["--random-init", "--frames", "2", "--batch-size", "4"]

@@ -14,8 +14,7 @@ from harmcache.store.cache import FeatureCache
 from harmcache.store.family import Family
 from harmcache.store.maintenance import remove, stale, verify
 from harmcache.store.shard import shard_name
-from harmcache.types import VideoFeatures
-from harmcache.video.decode import VideoInfo
+from harmcache.types import VideoFeatures, VideoInfo
 
 INFO = VideoInfo(10, 5.0, 2.0, 64, 32, "decord")
 

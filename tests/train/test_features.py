@@ -8,8 +8,7 @@ import pytest
 from harmcache.errors import CacheError, DataError
 from harmcache.store.family import Family
 from harmcache.train.features import check_features, load_sequences, select_families
-from harmcache.types import VideoFeatures
-from harmcache.video.decode import VideoInfo
+from harmcache.types import VideoFeatures, VideoInfo
 from tests.synthetic_cache import build, make_record, spec
 
 

@@ -11,8 +11,8 @@ from harmcache.errors import VideoError
 from harmcache.extract.jobs import VideoJob, decode_job
 from harmcache.extractors.base import ExtractSettings, WeightsSource
 from harmcache.video.chunks import plan_chunks
-from harmcache.video.decode import VideoSource, read_chunk, reopen
-from harmcache.video.decoded import DecodedVideo
+from harmcache.video.decode import VideoSource, reopen
+from harmcache.video.decoded import DecodedVideo, read_chunk
 from harmcache.video.decord_source import DecordSource
 from harmcache.video.pyav_source import PyAVSource
 from harmcache.video.shrink import shrink_short_side

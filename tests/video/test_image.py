@@ -18,7 +18,8 @@ from PIL import Image, ImageOps
 
 from harmcache.errors import VideoError
 from harmcache.video import image as image_module
-from harmcache.video.decode import VideoSource, plan_chunks, reopen
+from harmcache.video.chunks import plan_chunks
+from harmcache.video.decode import VideoSource, reopen
 from harmcache.video.encode import write_video
 from harmcache.video.image import ImageSource, is_image, sniff
 
