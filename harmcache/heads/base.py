@@ -1,4 +1,4 @@
-"""The head contract and its registry.
+"""The head contract: a scikit-learn estimator every head implements, with its checks and saving.
 
 A head is a binary classifier over `SequenceData` that follows scikit-learn's conventions:
 
