@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harmcache.decisions.operating_point import OperatingPoint, bounds_line
+from harmcache.decisions.operating_point import LABELS, OperatingPoint, bounds_line
 from harmcache.errors import DataError
 from harmcache.heads.data import SequenceData
 from harmcache.heads.timeline import merge_spans
@@ -196,6 +196,7 @@ def score_videos(run: Run, cache, video_ids: list[str], segments: int = DEFAULT_
     threshold = point.threshold
     scores = run.score(data)
     probabilities = run.probability(scores)
+    labels = point.apply(scores)
     timelines = video_timelines(run, data, segments)
     guarantee = point.guarantee
     rowless = ~np.any([m.mask.any(axis=1) for m in data.modalities.values()], axis=0)
@@ -206,7 +207,7 @@ def score_videos(run: Run, cache, video_ids: list[str], segments: int = DEFAULT_
             status="scored",
             score=float(scores[i]),
             probability=None if probabilities is None else float(probabilities[i]),
-            label=point.label(scores[i]),
+            label=LABELS[labels[i]],
             threshold=threshold,
             objective=run.threshold.get("objective"),
             guarantee=guarantee,

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from harmcache.decisions.objective import Objective
 from harmcache.decisions.operating_point import bounds_line
 from harmcache.decisions.sweep import SweepResult
 from harmcache.decisions.table import format_rows, threshold_rows
@@ -53,17 +54,15 @@ def sweep_lines(result: SweepResult, y: np.ndarray, scores: np.ndarray, where: s
 
 def describe_certificate(cert: dict, threshold: float) -> str:
     """Two lines: the certified threshold with its bound, and what it does on these videos."""
-    metric = cert["objective"].split(",")[0].split(">=")[0]
+    metric = Objective.parse(cert["objective"]).kind
     empirical = cert["empirical"]
-    precision = empirical["precision"]
-    shown = "n/a" if precision is None or not math.isfinite(precision) else f"{precision:.4f}"
     return (
         f"certified threshold {threshold:.4g} for {cert['objective']} at "
         f"{cert['confidence']:.0%} confidence ({cert['method']}, {cert['n_positive']} harmful and "
         f"{cert['n_negative']} safe videos): {bounds_line(cert['bounds'])} on new videos like "
-        f"these\n  on these videos: recall {empirical['recall']:.4f}, precision {shown}, "
-        f"flagged {empirical['flagged']:.1%}; the {metric} bound is what the guarantee promises, "
-        "not these"
+        f"these\n  on these videos: recall {empirical['recall']:.4f}, precision "
+        f"{fmt(empirical['precision'])}, flagged {empirical['flagged']:.1%}; the {metric} bound "
+        "is what the guarantee promises, not these"
     )
 
 
@@ -77,6 +76,11 @@ def not_certified_json(cert) -> dict:
         "needed_positives": cert.needed_positives,
         "certificate": cert.to_json(),
     }
+
+
+def fmt(x: float | None) -> str:
+    """A metric to four places, or n/a when undefined (AUROC on one class is NaN or None)."""
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.4f}"
 
 
 def _ci(ci: list[float] | None) -> str:

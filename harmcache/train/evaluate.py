@@ -17,13 +17,19 @@ import numpy as np
 from harmcache import metrics
 from harmcache.calibration import brier_score, expected_calibration_error, reliability_diagram
 from harmcache.decisions.operating_point import OperatingPoint, describe_check
+from harmcache.decisions.report import fmt
 from harmcache.errors import DataError
 from harmcache.heads.data import SequenceData
 from harmcache.train.config import EvaluateConfig
 from harmcache.train.features import check_features
 from harmcache.train.labels import join_labels, read_labels
-from harmcache.train.localize import DEFAULT_SEGMENTS, head_timelines, join_events, localization
-from harmcache.train.report import describe_localization, fmt, headline
+from harmcache.train.localize import (
+    head_timelines,
+    join_events,
+    localization,
+    timeline_kind,
+)
+from harmcache.train.report import describe_localization, headline
 from harmcache.train.rundir import RELIABILITY_FILE, Run, load_run
 
 
@@ -171,7 +177,7 @@ def _localization(run: Run, events: Path, cache_dir, data, subset: str) -> dict:
     out.update(
         subset=subset,
         tuned_on=subset == "validation",
-        timeline="snippets" if hasattr(run.head, "timelines") else f"{DEFAULT_SEGMENTS} segments",
+        timeline=timeline_kind(run.head),
         events=str(events),
         notes=joined.notes(),
     )

@@ -3,12 +3,7 @@ print their lines with (`RunResult.lines()`, `Evaluation.lines()`, `Comparison.l
 
 from __future__ import annotations
 
-import math
-
-
-def fmt(x: float | None) -> str:
-    """A metric to four places, or n/a when undefined (AUROC on one class is NaN or None)."""
-    return "n/a" if x is None or not math.isfinite(x) else f"{x:.4f}"
+from harmcache.decisions.report import fmt
 
 
 def headline(m: dict) -> str:
