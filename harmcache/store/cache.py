@@ -111,19 +111,7 @@ class FeatureCache:
         ):
             on_disk = {p.name for p in folder.glob("shard-*.h5")}
             known = self.index.shard_files(folder.name)
-            for file in sorted(on_disk - known):
-                try:
-                    header = read_header(folder / file)
-                except (OSError, ValueError, KeyError) as exc:
-                    log.warning("skipping unreadable shard %s/%s: %s", folder.name, file, exc)
-                    continue
-                self.index.add_shard(
-                    header.family,
-                    file,
-                    header.video_ids,
-                    backends=header.backends,
-                    versions=header.versions,
-                )
+            self._index_found(folder, sorted(on_disk - known))
             for file in known - on_disk:
                 self.index.drop_shard(folder.name, file)
             meta = folder / "family.json"
@@ -134,11 +122,38 @@ class FeatureCache:
                     log.warning("skipping %s", exc)
                     continue
                 self.index.add_family(family)
-        size = str(self.sightings.path.stat().st_size) if self.sightings.path.exists() else "0"
-        if self.index.get_meta("sources_size") != size:
-            rows = self.sightings.read()
-            self.index.set_sources([(r["path"], r["video_id"]) for r in rows])
-            self.index.set_meta("sources_size", size)
+        self._read_new_sightings()
+
+    def _index_found(self, folder: Path, files: list[str], batch: int = 50_000) -> None:
+        """Index shards found on disk, about `batch` videos per transaction: a rebuild over a
+        hundred thousand shards must not sync once per shard, and each transaction then
+        rewrites each page of the index it touches once for many videos."""
+        found: list[tuple] = []
+        videos = 0
+        for n, file in enumerate(files, start=1):
+            try:
+                header = read_header(folder / file)
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("skipping unreadable shard %s/%s: %s", folder.name, file, exc)
+            else:
+                found.append(
+                    (header.family, file, header.video_ids, header.backends, header.versions)
+                )
+                videos += len(header.video_ids)
+            if videos >= batch or n == len(files):
+                self.index.add_shards(found)
+                found, videos = [], 0
+
+    def _read_new_sightings(self) -> None:
+        """The sightings appended since the index last read the log: the log only grows, so
+        only its tail is read (all of it if it shrank, which no writer does)."""
+        size = self.sightings.path.stat().st_size if self.sightings.path.exists() else 0
+        done = int(self.index.get_meta("sources_size") or 0)
+        if size == done:
+            return
+        rows, end = self.sightings.read_from(done if done < size else 0)
+        self.index.set_sources((r["path"], r["video_id"]) for r in rows)
+        self.index.set_meta("sources_size", str(end))
 
     # --- writing ---------------------------------------------------------------------------
     def commit(self, family: Family, items: list[VideoFeatures]) -> Path:
@@ -222,6 +237,15 @@ class FeatureCache:
         name = family if isinstance(family, str) else family.name
         return set(self.index.entries(name))
 
+    def count(self, family: Family | str) -> int:
+        """How many videos the family holds."""
+        return self.index.count(family if isinstance(family, str) else family.name)
+
+    def holding(self, family: Family | str, video_ids: list[str]) -> set[str]:
+        """Those of `video_ids` the family holds: index lookups of these ids alone."""
+        name = family if isinstance(family, str) else family.name
+        return set(self.index.shards_of(name, video_ids))
+
     def sources(self) -> dict[str, str]:
         """Every path ever extracted or seen → video id of its bytes."""
         return self.index.sources()
@@ -263,24 +287,27 @@ class FeatureCache:
 
     def failed(self) -> dict[str, dict]:
         """Latest failure per path, unless it has since been fixed: the failed family (or, for
-        a video that could not be used at all, any family) now holds the path's video."""
-        sources = self.sources()
-        committed = {f.name: self.committed(f) for f in self.families()}
-        anywhere = set().union(*committed.values())
+        a video that could not be used at all, any family) now holds the path's video. Costs
+        what the ledger holds, whatever the cache's size."""
         latest: dict[str, dict] = {}
         for row in self.failures.read():
             latest[row["path"]] = row
+        vids = self.index.sources_of([str(Path(path).absolute()) for path in latest])
+        vid_of = {path: vids.get(str(Path(path).absolute())) for path in latest}
+        asked = {v for v in vid_of.values() if v is not None}
+        held = {f.name: self.holding(f, sorted(asked)) for f in self.families()}
+        anywhere = set().union(*held.values())
 
         def fixed(path: str, row: dict) -> bool:
-            vid = sources.get(str(Path(path).absolute()))
             family = row.get("family")
-            return vid in (committed.get(family, set()) if family else anywhere)
+            return vid_of[path] in (held.get(family, set()) if family else anywhere)
 
         return {path: row for path, row in latest.items() if not fixed(path, row)}
 
     def info(self) -> dict:
         """What `cache info` shows: per family its videos, shards, bytes, decoders and library
-        versions; the failures by reason; leftovers of crashed writers."""
+        versions; the failures by reason; leftovers of crashed writers. Counted by the index
+        (and a stat per shard), never by building a family's set of videos."""
         families = []
         for fam in self.families():
             folder = self.family_dir(fam)
@@ -291,8 +318,8 @@ class FeatureCache:
                     "extractor": fam.extractor,
                     "fingerprint": fam.fingerprint,
                     "random_init": fam.random_init,
-                    "videos": len(self.committed(fam)),
-                    "shards": len(self.index.shard_files(fam.name)),
+                    "videos": self.count(fam),
+                    "shards": len(self.index.shard_sizes(fam.name)),
                     "bytes": size,
                     "backends": self.index.backends(fam.name),
                     "versions": self.versions(fam),
@@ -304,7 +331,7 @@ class FeatureCache:
             reasons[row["reason"]] += 1
         return {
             "root": str(self.root),
-            "videos": len(set(self.sources().values())),
+            "videos": self.index.count_source_videos(),
             "families": families,
             "leftover_temporary_files": len(leftovers(self.root)),
             "writable": self.writable,

@@ -4,39 +4,59 @@ memo of file identities so that an unchanged input is never hashed twice.
 It is only a cache. Every fact in it comes from the shards' own attributes and the cache's
 JSON-lines logs (the memo is pure speed-up), and a rebuild recreates it from them. An index of an
 older schema is rebuilt rather than migrated, for the same reason.
+
+It is laid out for a million videos and more (see docs/scale-out.md#the-index): families and
+shards are small integers, a video id is its 32 raw bytes, and the per-video tables are keyed the
+way they are read (WITHOUT ROWID, so the key is the table, not a second B-tree beside it). Every
+statement that touches many videos is one set-based statement or one pass in key order; none
+scans a family per shard.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from harmcache.hashing import canonical_json
-from harmcache.paths import restored, stored
 from harmcache.store.family import Family
+from harmcache.store.keys import CHUNK, id_of, key_of, sort_key
+from harmcache.store.path_tables import FileStamp, PathTables
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS families (
-    name TEXT PRIMARY KEY, extractor TEXT, fingerprint TEXT, spec TEXT, random_init INTEGER);
+    id INTEGER PRIMARY KEY, name TEXT UNIQUE, extractor TEXT, fingerprint TEXT, spec TEXT,
+    random_init INTEGER);
 CREATE TABLE IF NOT EXISTS shards (
-    family TEXT, file TEXT, n_videos INTEGER, versions TEXT, PRIMARY KEY (family, file));
+    id INTEGER PRIMARY KEY, family INTEGER, file TEXT, n_videos INTEGER, versions TEXT,
+    UNIQUE (family, file));
 CREATE TABLE IF NOT EXISTS entries (
-    family TEXT, video_id TEXT, shard TEXT, backend TEXT, PRIMARY KEY (family, video_id));
-CREATE TABLE IF NOT EXISTS sources (path TEXT PRIMARY KEY, video_id TEXT);
+    family INTEGER, video_id BLOB, shard INTEGER, backend TEXT,
+    PRIMARY KEY (family, video_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entries_by_shard ON entries (shard);
+CREATE TABLE IF NOT EXISTS sources (path PRIMARY KEY, video_id BLOB) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS memo (
-    path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, inode INTEGER, video_id TEXT);
+    path PRIMARY KEY, size INTEGER, mtime_ns INTEGER, inode INTEGER, video_id BLOB)
+    WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
 _TABLES = ("families", "shards", "entries", "sources", "memo", "meta")
 
-FileStamp = tuple[int, int, int]
-"""(size, mtime_ns, inode): a file whose stamp is unchanged is taken to hold the same bytes."""
+MMAP_BYTES = 1 << 34
+"""Read the index through a memory map (SQLite caps it at its compile-time limit): lookups
+then cost a memory read, not a read() call and a copy into SQLite's own page cache, and the
+pages are the kernel's to share and reclaim."""
+SCAN_SHARE = 8
+"""Asking for more than 1/SCAN_SHARE of a family's videos scans its entries instead of looking
+each up: a scan reads every page once in order; lookups that many read pages again at random."""
+PAGE_CACHE_KIB = 65536
+"""SQLite's own page cache, for the pages a transaction writes (64 MiB)."""
 
 
-class Index:
+class Index(PathTables):
     """The index at `path`. With `readonly=True` it is copied into memory and never written
     back, so a cache on a read-only mount can still be refreshed and read."""
 
@@ -44,8 +64,10 @@ class Index:
         self.path = path
         self.readonly = readonly
         self.db = self._open_memory_copy(path) if readonly else self._open(path)
+        self._family_ids: dict[str, int] = {}
         if self.get_meta("schema_version") != SCHEMA_VERSION:
-            for table in _TABLES:
+            rows = self.db.execute("SELECT type, name FROM sqlite_master WHERE type = 'table'")
+            for _, table in rows.fetchall():
                 self.db.execute(f"DROP TABLE IF EXISTS {table}")
             self.db.executescript(_SCHEMA)
             self.set_meta("schema_version", SCHEMA_VERSION)
@@ -59,9 +81,8 @@ class Index:
             db.close()
             path.unlink()
             db = sqlite3.connect(path, timeout=60)
-        # Planning looks up every input: keep the index's pages in memory instead of asking the
-        # OS for the same B-tree pages chunk after chunk (64 MiB at most).
-        db.execute("PRAGMA cache_size = -65536")
+        db.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
+        db.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
         return db
 
     @staticmethod
@@ -85,34 +106,53 @@ class Index:
                 if table != "meta":
                     self.db.execute(f"DELETE FROM {table}")
             self.db.execute("DELETE FROM meta WHERE key != 'schema_version'")
+        self._family_ids.clear()
 
-    # --- families and shards -------------------------------------------------------------
-    def add_family(self, family: Family) -> None:
+    # --- families --------------------------------------------------------------------------
+    def add_family(self, family: Family) -> int:
         with self.db:
-            self.db.execute(
-                "INSERT OR IGNORE INTO families VALUES (?, ?, ?, ?, ?)",
-                (
-                    family.name,
-                    family.extractor,
-                    family.fingerprint,
-                    canonical_json(family.spec),
-                    int(family.random_init),
-                ),
-            )
+            return self._put_family(family)
+
+    def _put_family(self, family: Family) -> int:
+        known = self._family_ids.get(family.name)
+        if known is not None:
+            return known
+        self.db.execute(
+            "INSERT OR IGNORE INTO families (name, extractor, fingerprint, spec, random_init) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (
+                family.name,
+                family.extractor,
+                family.fingerprint,
+                canonical_json(family.spec),
+                int(family.random_init),
+            ),
+        )
+        return self._family_id(family.name)
+
+    def _family_id(self, name: str) -> int | None:
+        if name not in self._family_ids:
+            row = self.db.execute("SELECT id FROM families WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                return None
+            self._family_ids[name] = row[0]
+        return self._family_ids[name]
 
     def families(self) -> list[Family]:
         rows = self.db.execute("SELECT extractor, fingerprint, spec FROM families ORDER BY name")
         return [Family(e, f, json.loads(s)) for e, f, s in rows]
 
     def drop_family(self, name: str) -> None:
+        fam = self._family_id(name)
+        if fam is None:
+            return
         with self.db:
-            for table, column in (
-                ("families", "name"),
-                ("shards", "family"),
-                ("entries", "family"),
-            ):
-                self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", (name,))
+            self.db.execute("DELETE FROM entries WHERE family = ?", (fam,))
+            self.db.execute("DELETE FROM shards WHERE family = ?", (fam,))
+            self.db.execute("DELETE FROM families WHERE id = ?", (fam,))
+        del self._family_ids[name]
 
+    # --- shards ----------------------------------------------------------------------------
     def add_shard(
         self,
         family: Family,
@@ -124,23 +164,34 @@ class Index:
     ) -> None:
         """Record a committed shard. A video already held by another shard keeps its first home
         (by shard name), so the index is the same whatever order shards are found in."""
-        backends = backends or [""] * len(video_ids)
+        self.add_shards([(family, file, video_ids, backends, versions)])
+
+    def add_shards(self, shards: list[tuple]) -> None:
+        """`add_shard` for many (family, file, video_ids, backends, versions), in one
+        transaction: a rebuild over a hundred thousand shards syncs once, not per shard."""
         with self.db:
-            self.add_family(family)
-            self.db.execute(
-                "INSERT OR REPLACE INTO shards VALUES (?, ?, ?, ?)",
-                (family.name, file, len(video_ids), canonical_json(versions or {})),
-            )
-            for vid, backend in zip(video_ids, backends, strict=True):
-                row = self.db.execute(
-                    "SELECT shard FROM entries WHERE family = ? AND video_id = ?",
-                    (family.name, vid),
-                ).fetchone()
-                if row is None or file < row[0]:
-                    self.db.execute(
-                        "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?)",
-                        (family.name, vid, file, backend),
-                    )
+            for family, file, video_ids, backends, versions in shards:
+                fam = self._put_family(family)
+                shard = self._put_shard(fam, file, len(video_ids), versions or {})
+                backends = backends or [""] * len(video_ids)
+                # One upsert per video; the name comparison runs only on a conflict (a video
+                # held twice, which only an interrupted compaction leaves behind).
+                self.db.executemany(
+                    "INSERT INTO entries VALUES (?, ?, ?, ?) ON CONFLICT (family, video_id) DO "
+                    "UPDATE SET shard = excluded.shard, backend = excluded.backend "
+                    "WHERE (SELECT file FROM shards WHERE id = excluded.shard)"
+                    " < coalesce((SELECT file FROM shards WHERE id = entries.shard), '~')",
+                    [(fam, key_of(v), shard, b) for v, b in zip(video_ids, backends, strict=True)],
+                )
+
+    def _put_shard(self, fam: int, file: str, n_videos: int, versions: dict) -> int:
+        row = self.db.execute(
+            "INSERT INTO shards (family, file, n_videos, versions) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (family, file) DO UPDATE SET n_videos = excluded.n_videos, "
+            "versions = excluded.versions RETURNING id",
+            (fam, file, n_videos, canonical_json(versions)),
+        )
+        return row.fetchone()[0]
 
     def replace_shards(
         self,
@@ -153,121 +204,154 @@ class Index:
         versions: dict,
     ) -> None:
         """In one transaction: record the shard `file` (which holds every video of the `old`
-        shards), point those videos' entries at it, and forget the `old` shards."""
-        gone = [f for f in old if f != file]
+        shards), point those videos' entries at it, and forget the `old` shards. Costs what
+        the videos moved cost, whatever the family's size."""
         with self.db:
-            self.add_family(family)
-            self.db.execute(
-                "INSERT OR REPLACE INTO shards VALUES (?, ?, ?, ?)",
-                (family.name, file, len(video_ids), canonical_json(versions)),
-            )
+            fam = self._put_family(family)
+            gone = self._shard_ids(fam, [f for f in old if f != file])
+            shard = self._put_shard(fam, file, len(video_ids), versions)
             self.db.executemany(
                 "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?)",
-                [(family.name, v, file, b) for v, b in zip(video_ids, backends, strict=True)],
+                [(fam, key_of(v), shard, b) for v, b in zip(video_ids, backends, strict=True)],
             )
-            for f in gone:
-                where = (family.name, f)
-                self.db.execute("DELETE FROM shards WHERE family = ? AND file = ?", where)
-                self.db.execute("DELETE FROM entries WHERE family = ? AND shard = ?", where)
+            self._forget_shards(gone)
 
     def drop_shard(self, family: str, file: str) -> None:
-        with self.db:
-            self.db.execute("DELETE FROM shards WHERE family = ? AND file = ?", (family, file))
-            self.db.execute("DELETE FROM entries WHERE family = ? AND shard = ?", (family, file))
+        fam = self._family_id(family)
+        if fam is not None:
+            with self.db:
+                self._forget_shards(self._shard_ids(fam, [file]))
+
+    def _shard_ids(self, fam: int, files: list[str]) -> list[int]:
+        out: list[int] = []
+        for start in range(0, len(files), CHUNK):
+            part = files[start : start + CHUNK]
+            marks = ",".join("?" * len(part))
+            rows = self.db.execute(
+                f"SELECT id FROM shards WHERE family = ? AND file IN ({marks})", [fam, *part]
+            )
+            out += [r[0] for r in rows]
+        return out
+
+    def _forget_shards(self, ids: list[int]) -> None:
+        """Delete shards and the entries still pointing at them (through `entries_by_shard`)."""
+        self.db.executemany("DELETE FROM entries WHERE shard = ?", [(i,) for i in ids])
+        self.db.executemany("DELETE FROM shards WHERE id = ?", [(i,) for i in ids])
 
     def shard_sizes(self, family: str) -> list[int]:
         """Videos per shard of the family."""
-        rows = self.db.execute("SELECT n_videos FROM shards WHERE family = ?", (family,))
-        return [n for (n,) in rows]
+        return [n for _, n, _ in self.shards(family)]
 
     def shards(self, family: str) -> list[tuple[str, int, str]]:
         """(file, videos, library versions as canonical JSON) of each shard, in name order."""
         rows = self.db.execute(
-            "SELECT file, n_videos, versions FROM shards WHERE family = ? ORDER BY file",
+            "SELECT s.file, s.n_videos, s.versions FROM shards s JOIN families f "
+            "ON f.id = s.family WHERE f.name = ? ORDER BY s.file",
             (family,),
         )
         return rows.fetchall()
 
     def shard_files(self, family: str) -> set[str]:
-        rows = self.db.execute("SELECT file FROM shards WHERE family = ?", (family,))
-        return {r[0] for r in rows}
+        return {file for file, _, _ in self.shards(family)}
 
-    def entries(self, family: str) -> dict[str, str]:
-        """video_id → shard file."""
-        rows = self.db.execute("SELECT video_id, shard FROM entries WHERE family = ?", (family,))
+    def _shard_names(self, fam: int) -> dict[int, str]:
+        rows = self.db.execute("SELECT id, file FROM shards WHERE family = ?", (fam,))
         return dict(rows.fetchall())
 
-    def shards_of(self, family: str, video_ids: list[str], chunk: int = 500) -> dict[str, str]:
-        """video_id → shard file, for those of `video_ids` the family holds: a primary-key
-        lookup per id, so finding a few videos costs nothing however large the family."""
+    # --- entries (which shard holds each video) --------------------------------------------
+    def count(self, family: str) -> int:
+        """Videos the family holds."""
+        fam = self._family_id(family)
+        if fam is None:
+            return 0
+        row = self.db.execute("SELECT COUNT(*) FROM entries WHERE family = ?", (fam,))
+        return row.fetchone()[0]
+
+    def distinct_videos(self) -> int:
+        """Video ids held by any family."""
+        if len(self._all_family_ids()) <= 1:  # one family: its count, no distinct pass
+            return sum(self.count(name) for name in self._all_family_names())
+        row = self.db.execute("SELECT COUNT(DISTINCT video_id) FROM entries")
+        return row.fetchone()[0]
+
+    def _all_family_names(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT name FROM families")]
+
+    def _all_family_ids(self) -> list[int]:
+        return [r[0] for r in self.db.execute("SELECT id FROM families")]
+
+    def entries(self, family: str) -> dict[str, str]:
+        """video_id → shard file, every video of the family, in one pass in key order."""
+        return dict(self._scan(family))
+
+    def iter_entries(self, family: str) -> Iterator[tuple[str, str]]:
+        """(video_id, shard file) of every video of the family, shard by shard in name order,
+        streamed: memory stays bounded by one shard."""
+        fam = self._family_id(family)
+        if fam is None:
+            return
+        names = sorted(self._shard_names(fam).items(), key=lambda item: item[1])
+        for shard, file in names:
+            rows = self.db.execute("SELECT video_id FROM entries WHERE shard = ?", (shard,))
+            for (key,) in rows:
+                yield id_of(key), file
+
+    def _scan(self, family: str) -> Iterator[tuple[str, str]]:
+        fam = self._family_id(family)
+        if fam is None:
+            return
+        names = self._shard_names(fam)
+        rows = self.db.execute("SELECT video_id, shard FROM entries WHERE family = ?", (fam,))
+        for key, shard in rows:
+            yield id_of(key), names[shard]
+
+    def shards_of(self, family: str, video_ids: Iterable[str]) -> dict[str, str]:
+        """video_id → shard file, for those of `video_ids` the family holds. A few ids are
+        primary-key lookups (asked in key order, so each page is read once), costing nothing
+        however large the family; a good share of the family is one scan of its entries, which
+        is cheaper than as many lookups."""
+        fam = self._family_id(family)
+        if fam is None:
+            return {}
+        names = self._shard_names(fam)
+        keys = {key_of(v) for v in video_ids}
+        if len(keys) * SCAN_SHARE > self._held(fam):
+            rows = self.db.execute("SELECT video_id, shard FROM entries WHERE family = ?", (fam,))
+            return {id_of(k): names[s] for k, s in rows if k in keys}
         out: dict[str, str] = {}
-        ids = list(dict.fromkeys(video_ids))
-        for start in range(0, len(ids), chunk):
-            part = ids[start : start + chunk]
+        ordered = sorted(keys, key=sort_key)
+        for start in range(0, len(ordered), CHUNK):
+            part = ordered[start : start + CHUNK]
             marks = ",".join("?" * len(part))
             rows = self.db.execute(
                 f"SELECT video_id, shard FROM entries WHERE family = ? AND video_id IN ({marks})",
-                [family, *part],
+                [fam, *part],
             )
-            out.update(rows.fetchall())
+            out.update((id_of(k), names[s]) for k, s in rows)
         return out
+
+    def _held(self, fam: int) -> int:
+        """The family's videos as its shards count them (a video held twice counts twice): a
+        sum over the shards table, far cheaper than counting the entries."""
+        row = self.db.execute("SELECT SUM(n_videos) FROM shards WHERE family = ?", (fam,))
+        return row.fetchone()[0] or 0
 
     def backends(self, family: str) -> dict[str, int]:
         """Decode backend → number of the family's videos it decoded."""
+        fam = self._family_id(family)
         rows = self.db.execute(
-            "SELECT backend, COUNT(*) FROM entries WHERE family = ? GROUP BY backend", (family,)
+            "SELECT backend, COUNT(*) FROM entries WHERE family = ? GROUP BY backend", (fam,)
         )
         return {b or "unknown": n for b, n in rows.fetchall()}
 
     def versions(self, family: str) -> dict[str, int]:
         """Library versions (canonical JSON) → number of the family's videos made under them."""
         rows = self.db.execute(
-            "SELECT versions, SUM(n_videos) FROM shards WHERE family = ? GROUP BY versions",
+            "SELECT s.versions, SUM(s.n_videos) FROM shards s JOIN families f "
+            "ON f.id = s.family WHERE f.name = ? GROUP BY s.versions",
             (family,),
         )
         return dict(rows.fetchall())
-
-    # --- sources (paths seen for each video id) ------------------------------------------
-    # A path is kept as `paths.stored` has it: TEXT, or the raw bytes of a name that is not
-    # UTF-8 as a BLOB, so any name the filesystem holds is kept and found again exactly.
-    def set_sources(self, pairs: list[tuple[str, str]]) -> None:
-        with self.db:
-            self.db.executemany(
-                "INSERT OR REPLACE INTO sources VALUES (?, ?)", [(stored(p), v) for p, v in pairs]
-            )
-
-    def sources(self) -> dict[str, str]:
-        rows = self.db.execute("SELECT path, video_id FROM sources")
-        return {restored(p): v for p, v in rows}
-
-    def sources_of(self, paths: list[str]) -> dict[str, str]:
-        """path → video id, for those of `paths` already seen."""
-        return {p: v for p, v in self._lookup("SELECT path, video_id FROM sources", paths)}
-
-    # --- the identity memo ---------------------------------------------------------------
-    def memo_of(self, paths: list[str]) -> dict[str, tuple[FileStamp, str]]:
-        """Absolute path → (its stamp when last hashed, the video id it hashed to), for those
-        of `paths` hashed before."""
-        rows = self._lookup("SELECT path, size, mtime_ns, inode, video_id FROM memo", paths)
-        return {p: ((s, m, i), v) for p, s, m, i, v in rows}
-
-    def _lookup(self, select: str, paths: list[str], chunk: int = 500) -> list[tuple]:
-        """Rows (path first) whose path is in `paths`, asked in chunks: memory stays bounded by
-        the question, never by the table (a million paths)."""
-        rows: list[tuple] = []
-        for start in range(0, len(paths), chunk):
-            part = [stored(p) for p in paths[start : start + chunk]]
-            marks = ",".join("?" * len(part))
-            found = self.db.execute(f"{select} WHERE path IN ({marks})", part).fetchall()
-            rows += [(restored(path), *rest) for path, *rest in found]
-        return rows
-
-    def set_memo(self, rows: list[tuple[str, FileStamp, str]]) -> None:
-        with self.db:
-            self.db.executemany(
-                "INSERT OR REPLACE INTO memo VALUES (?, ?, ?, ?, ?)",
-                [(stored(p), *stamp, vid) for p, stamp, vid in rows],
-            )
 
     def get_meta(self, key: str) -> str | None:
         try:
@@ -279,3 +363,11 @@ class Index:
     def set_meta(self, key: str, value: str) -> None:
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def size_bytes(self) -> int:
+        """The index's size on disk (pages in use)."""
+        pages = self.db.execute("PRAGMA page_count").fetchone()[0]
+        return pages * self.db.execute("PRAGMA page_size").fetchone()[0]
+
+
+__all__ = ["FileStamp", "Index"]

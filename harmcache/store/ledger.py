@@ -31,12 +31,20 @@ class JsonLog:
             append_line_durable(self.path, "\n".join(lines))
 
     def read(self) -> list[dict[str, Any]]:
+        return self.read_from(0)[0]
+
+    def read_from(self, offset: int) -> tuple[list[dict[str, Any]], int]:
+        """The rows from byte `offset` on (a line boundary a previous read ended at), and the
+        offset this read ended at: a reader that keeps up reads each line once."""
         if not self.path.exists():
-            return []
+            return [], 0
+        with open(self.path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
         rows = []
-        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
+        for line in data.decode("utf-8", errors="replace").splitlines():
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError:
                 continue  # a line torn by a crash
-        return rows
+        return rows, offset + len(data)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from harmcache.store.atomic import TMP_MARK
 from harmcache.store.family import Family
 from harmcache.store.rewrite import merge_shards, migrate_shard
 from harmcache.store.shard import FORMAT_VERSION, read_header, shard_name
-from harmcache.store.shard_check import verify_shard
+from harmcache.store.shard_check import Homes, verify_shard
 
 if TYPE_CHECKING:
     from harmcache.store.cache import FeatureCache
@@ -60,23 +61,36 @@ def _family_folders(cache: FeatureCache) -> list[Path]:
 # --- checking --------------------------------------------------------------------------------
 
 
-def verify(cache: FeatureCache, expected_dims: dict[str, int] | None = None) -> list[str]:
+def verify(
+    cache: FeatureCache,
+    expected_dims: dict[str, int] | None = None,
+    *,
+    sample: int | None = None,
+    seed: int | None = None,
+) -> list[str]:
     """Problems found; empty means clean. Opens every shard and checks every array;
-    `expected_dims` (extractor → feature width) checks the widths too."""
+    `expected_dims` (extractor → feature width) checks the widths too. `sample` checks that
+    many shards per family, drawn at random (`seed`), for a quick look at a huge cache; the
+    index is then checked against those shards only. Memory stays bounded by one shard: the
+    index, not a set of every video, says where each video's first home is."""
     problems: list[str] = []
     for folder in _family_folders(cache):
-        seen: dict[str, str] = {}
         if (folder / "family.json").exists():
             try:
                 Family.read(folder / "family.json")
             except CacheError as exc:
                 problems.append(str(exc))
-        for shard in sorted(folder.glob("shard-*.h5")):
-            problems += verify_shard(shard, folder.name, seen, expected_dims or {})
-        indexed = cache.index.entries(folder.name)
-        if set(indexed) != set(seen):
+        shards = sorted(folder.glob("shard-*.h5"))
+        whole = sample is None or sample >= len(shards)
+        if not whole:
+            shards = sorted(random.Random(seed).sample(shards, sample))
+        homes = Homes(cache.index, folder.name)
+        for shard in shards:
+            problems += verify_shard(shard, folder.name, homes, expected_dims or {})
+        if whole and (homes.unindexed or homes.homed != cache.index.count(folder.name)):
             problems.append(
-                f"{folder.name}: index lists {len(indexed)} videos but shards hold {len(seen)}"
+                f"{folder.name}: index lists {cache.index.count(folder.name)} videos but "
+                f"shards hold {homes.homed + len(homes.unindexed)}"
             )
     return problems
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from harmcache.store import legacy_v1
 from harmcache.store.block import Allocator, ShardBlock, columnar_block, read_whole
-from harmcache.store.shard import GROUPED_VERSION, read_layout
+from harmcache.store.shard import GROUPED_VERSION, ShardHeader, header_of, read_layout
 from harmcache.types import VideoFeatures
 
 
@@ -54,12 +54,31 @@ def read_videos(
     """The videos `video_ids` (default: all) of one shard, one `VideoFeatures` each."""
     with h5py.File(path, "r") as f:
         ids, version = read_layout(f, path)
-        if version == GROUPED_VERSION:
-            wanted = ids if video_ids is None else video_ids
-            _positions(ids, wanted, path)
-            return legacy_v1.grouped_videos(f, wanted, extras=extras)
-        positions = _positions(ids, video_ids, path)
-        block = columnar_block(f, ids, positions, extras, "", path.name)
+        return _videos(f, path, ids, version, video_ids, extras)
+
+
+def read_shard(path: Path) -> tuple[ShardHeader, dict[str, VideoFeatures]]:
+    """A shard's header and every video, the file opened once (compaction reads each small
+    shard whole: a second open would cost as much as its arrays)."""
+    with h5py.File(path, "r") as f:
+        header = header_of(f, path)
+        return header, _videos(f, path, header.video_ids, header.format_version, None, True)
+
+
+def _videos(
+    f: h5py.File,
+    path: Path,
+    ids: list[str],
+    version: int,
+    video_ids: list[str] | None,
+    extras: bool,
+) -> dict[str, VideoFeatures]:
+    if version == GROUPED_VERSION:
+        wanted = ids if video_ids is None else video_ids
+        _positions(ids, wanted, path)
+        return legacy_v1.grouped_videos(f, wanted, extras=extras)
+    positions = _positions(ids, video_ids, path)
+    block = columnar_block(f, ids, positions, extras, "", path.name)
     return {v.video_id: v for v in block.videos()}
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from harmcache.store.atomic import publish, temporary_name
 from harmcache.store.family import Family
-from harmcache.store.reader import read_videos
+from harmcache.store.reader import read_shard, read_videos
 from harmcache.store.shard import (
     CORE_DATASETS,
     FORMAT_VERSION,
@@ -41,15 +41,16 @@ def merge_shards(paths: list[Path], folder: Path) -> ShardHeader:
     every video reads back bit for bit. A video held by more than one of them (a merge
     interrupted before the old shards were deleted) is written once. The inputs are left in
     place: the caller repoints the index, then deletes them. Returns the new shard's header."""
-    headers = [read_header(p) for p in paths]
-    family, versions = headers[0].family, headers[0].versions
-    if any(h.family.name != family.name or h.versions != versions for h in headers):
-        raise ValueError("only shards of one family and one set of library versions merge")
     items: dict[str, VideoFeatures] = {}
-    for path, header in zip(paths, headers):
-        videos = read_videos(path)
+    first = None
+    for path in paths:
+        header, videos = read_shard(path)
+        first = first or header
+        if header.family.name != first.family.name or header.versions != first.versions:
+            raise ValueError("only shards of one family and one set of library versions merge")
         for vid in header.video_ids:
             items.setdefault(vid, videos[vid])
+    family, versions = first.family, first.versions
     merged = list(items.values())
     _rewrite(folder / shard_name(list(items)), family, merged, versions)
     return ShardHeader(family, list(items), [v.info.decoded_by for v in merged], versions)

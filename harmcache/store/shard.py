@@ -196,13 +196,18 @@ class ShardHeader:
 def read_header(path: Path) -> ShardHeader:
     """The root attributes alone: cheap, whatever the shard holds."""
     with h5py.File(path, "r") as f:
-        if f.attrs.get("format") != FORMAT:
-            raise ValueError(f"{path.name} is not a harmcache shard")
-        family = Family.from_attrs(f.attrs)
-        ids, version = read_layout(f, path)
-        backends = strings(f.attrs["backends"]) if "backends" in f.attrs else [""] * len(ids)
-        versions = json.loads(f.attrs["versions"]) if "versions" in f.attrs else {}
-        return ShardHeader(family, ids, backends, versions, version)
+        return header_of(f, path)
+
+
+def header_of(f: h5py.File, path: Path) -> ShardHeader:
+    """`read_header` of a shard already open (a reader that wants its arrays too opens once)."""
+    if f.attrs.get("format") != FORMAT:
+        raise ValueError(f"{path.name} is not a harmcache shard")
+    family = Family.from_attrs(f.attrs)
+    ids, version = read_layout(f, path)
+    backends = strings(f.attrs["backends"]) if "backends" in f.attrs else [""] * len(ids)
+    versions = json.loads(f.attrs["versions"]) if "versions" in f.attrs else {}
+    return ShardHeader(family, ids, backends, versions, version)
 
 
 def read_layout(f: h5py.File, path: Path) -> tuple[list[str], int]:

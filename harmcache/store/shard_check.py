@@ -11,6 +11,7 @@ import numpy as np
 from harmcache.hashing import canonical_json
 from harmcache.store import legacy_v1
 from harmcache.store.family import Family
+from harmcache.store.index import Index
 from harmcache.store.shard import (
     CORE_DATASETS,
     GROUPED_VERSION,
@@ -22,10 +23,34 @@ from harmcache.store.shard import (
 )
 
 
-def verify_shard(shard: Path, family: str, seen: dict[str, str], dims: dict[str, int]) -> list[str]:
-    """Problems with the shard `shard` of the family folder `family`; `seen` (video id → the
-    shard that first held it) gathers the family's videos, so a video held twice is named.
-    `dims`: extractor → the feature width its rows must have."""
+class Homes:
+    """Where the index says each video of one family lives, asked shard by shard: a video a
+    shard holds but the index homes elsewhere is a duplicate (the index keeps the first home by
+    shard name, the order `verify` walks in). Counts the videos homed in the shards checked,
+    and keeps the few the index does not list."""
+
+    def __init__(self, index: Index, family: str):
+        self.index, self.family = index, family
+        self.homed = 0
+        self.unindexed: dict[str, str] = {}
+
+    def duplicates(self, shard: str, ids: list[str]) -> list[tuple[str, str]]:
+        """(video id, the shard that first holds it) for each of `ids` held elsewhere first."""
+        where = self.index.shards_of(self.family, ids)
+        out = []
+        for vid in ids:
+            home = where.get(vid) or self.unindexed.setdefault(vid, shard)
+            if home == shard:
+                self.homed += vid in where
+            else:
+                out.append((vid, home))
+        return out
+
+
+def verify_shard(shard: Path, family: str, homes: Homes, dims: dict[str, int]) -> list[str]:
+    """Problems with the shard `shard` of the family folder `family`; `homes` says where the
+    index puts each video, so a video held twice is named. `dims`: extractor → the feature
+    width its rows must have."""
     where = f"{family}/{shard.name}"
     try:
         header = read_header(shard)
@@ -42,10 +67,8 @@ def verify_shard(shard: Path, family: str, seen: dict[str, str], dims: dict[str,
     ids = header.video_ids
     if len(set(ids)) != len(ids):
         problems.append(f"{where}: holds a video twice")
-    for vid in dict.fromkeys(ids):
-        if vid in seen:
-            problems.append(f"{where}:{vid[:12]}: also held by {seen[vid]} (duplicate)")
-        seen.setdefault(vid, shard.name)
+    for vid, home in homes.duplicates(shard.name, list(dict.fromkeys(ids))):
+        problems.append(f"{where}:{vid[:12]}: also held by {home} (duplicate)")
     try:
         problems += check_arrays(shard, header, where, dims.get(header.family.extractor))
     except (OSError, KeyError) as exc:
