@@ -38,6 +38,7 @@ BENCHMARKS = {
     "long-video": "bench.long_video_bench",
     "audio": "bench.audio_bench",
     "image-memory": "bench.image_memory_bench",
+    "scale": "bench.scale_bench",
 }
 
 

@@ -162,7 +162,7 @@ def reindex(cache: Path = typer.Argument(..., help="Cache folder.")) -> None:
 
     with _open(cache) as store:
         maintenance.reindex(store)
-        n = sum(len(store.committed(f)) for f in store.families())
+        n = sum(store.count(f) for f in store.families())
     typer.echo(f"reindexed {shown(str(cache))}: {n} family entries")
 
 

@@ -26,7 +26,7 @@ class BarProgress(Progress):
         from tqdm import tqdm
 
         if self.plan_bar is None and total:
-            self.plan_bar = tqdm(total=total, unit="file", desc="hash", file=sys.stderr)
+            self.plan_bar = tqdm(total=total, unit="file", desc="identify", file=sys.stderr)
         if self.plan_bar is not None:
             self.plan_bar.n = done
             self.plan_bar.refresh()
@@ -42,6 +42,8 @@ class BarProgress(Progress):
             self.bar.write(f"{cached} input(s) already cached")
 
     def advance(self, result: InputResult) -> None:
+        if result.status == "cached":  # counted by `start`; the bar is for work done
+            return
         if self.video_bar is not None:
             self.video_bar.close()
             self.video_bar = None
@@ -50,8 +52,7 @@ class BarProgress(Progress):
             self.bar.write(
                 f"failed {shown(result.path)}: {result.reason} ({shown(result.message or '')})"
             )
-        if result.status != "cached":
-            self.bar.update(1)
+        self.bar.update(1)
         self.bar.set_postfix(failed=self.failures)
 
     video_bar = None

@@ -14,9 +14,8 @@ class Progress:
     """Default sink: one log line per video (what a non-terminal run shows)."""
 
     def hashing(self, done: int, total: int) -> None:
-        """Inputs identified so far while planning (only files not in the memo are read)."""
-        if total and done == total:
-            log.info("hashed %d new or changed input(s)", total)
+        """Inputs identified so far while planning, of `total` (only files not in the memo are
+        read and hashed; planning logs how many were)."""
 
     def start(self, total: int, cached: int) -> None:
         log.info("%d video(s) to extract, %d already cached", total, cached)
@@ -25,6 +24,8 @@ class Progress:
         if result.status == "failed":
             where, why = shown(result.path), shown(result.message or "")
             log.warning("failed %s: %s (%s)", where, result.reason, why)
+        elif result.status == "cached":  # a rerun's million cached inputs: `--verbose` lists them
+            log.debug("cached %s", shown(result.path))
         else:
             log.info("%s %s", result.status, shown(result.path))
 

@@ -222,7 +222,8 @@ def _check_committed(
 ) -> None:
     """Every job needs an outcome and every extracted video an indexed shard per family; a miss
     means the actors wrote where the driver cannot see (a cache folder the nodes do not share)."""
-    committed = {fam.name: cache.committed(fam) for fam in family_of.values()}
+    ids = [job.video_id for job in jobs]
+    committed = {fam.name: cache.holding(fam, ids) for fam in family_of.values()}
     for job in jobs:
         outcome = outcomes.get(job.video_id)
         if outcome is None:

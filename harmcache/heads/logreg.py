@@ -46,16 +46,23 @@ class LogRegHead(Head):
         from sklearn.linear_model import LogisticRegression
 
         start = time.perf_counter()
+        # In place on one float64 copy of the pooled rows: with a million videos each extra
+        # copy is gigabytes.
         x = self._pooled(X)
-        seen = ~np.isnan(x)
+        missing = np.isnan(x)
+        x[missing] = 0.0
         # Column means over the videos that have rows there (0 for a column nobody has).
-        self.mean_ = np.where(seen, x, 0).sum(axis=0) / np.maximum(seen.sum(axis=0), 1)
-        x = np.where(seen, x, self.mean_)
+        self.mean_ = x.sum(axis=0) / np.maximum(len(x) - missing.sum(axis=0), 1)
+        np.copyto(x, self.mean_, where=missing)
+        del missing
         std = x.std(axis=0)
         self.scale_ = np.where(std < 1e-12, 1.0, std)
+        x -= self.mean_
+        x /= self.scale_
         model = LogisticRegression(
             C=self.C, class_weight="balanced", max_iter=self.max_iter, random_state=self.seed
-        ).fit((x - self.mean_) / self.scale_, y)
+        ).fit(x, y)
+        del x
         self.coef_ = model.coef_[0].astype(np.float64)
         self.intercept_ = float(model.intercept_[0])
         train_loss = _log_loss(y, self._harmful_proba(X))
@@ -77,8 +84,10 @@ class LogRegHead(Head):
     def _harmful_proba(self, X: SequenceData) -> np.ndarray:
         x = self._pooled(X)
         # A modality with no rows in a video (or in a predict segment): use the training mean.
-        x = np.where(np.isnan(x), self.mean_, x)
-        z = (x - self.mean_) / self.scale_ @ self.coef_ + self.intercept_
+        np.copyto(x, self.mean_, where=np.isnan(x))
+        x -= self.mean_
+        x /= self.scale_
+        z = x @ self.coef_ + self.intercept_
         return 1.0 / (1.0 + np.exp(-z))
 
     def _save_state(self, folder: Path) -> None:

@@ -137,7 +137,14 @@ class FeatureCache:
                 log.warning("skipping unreadable shard %s/%s: %s", folder.name, file, exc)
             else:
                 found.append(
-                    (header.family, file, header.video_ids, header.backends, header.versions)
+                    (
+                        header.family,
+                        file,
+                        header.video_ids,
+                        header.backends,
+                        header.versions,
+                        header.rowless,
+                    )
                 )
                 videos += len(header.video_ids)
             if videos >= batch or n == len(files):
@@ -147,11 +154,12 @@ class FeatureCache:
     def _read_new_sightings(self) -> None:
         """The sightings appended since the index last read the log: the log only grows, so
         only its tail is read (all of it if it shrank, which no writer does)."""
-        size = self.sightings.path.stat().st_size if self.sightings.path.exists() else 0
+        size = self.sightings.size()
         done = int(self.index.get_meta("sources_size") or 0)
         if size == done:
             return
-        rows, end = self.sightings.read_from(done if done < size else 0)
+        end = self.sightings.whole_lines_end(size)
+        rows = self.sightings.rows_from(done if done <= end else 0, end)
         self.index.set_sources((r["path"], r["video_id"]) for r in rows)
         self.index.set_meta("sources_size", str(end))
 
@@ -171,17 +179,22 @@ class FeatureCache:
         *,
         backends: list[str] | None = None,
         versions: dict | None = None,
+        rowless: int | None = None,
     ) -> None:
         """Index a shard already committed into the family's folder (by this process or by a
-        Ray actor); `items` are its videos, or just their ids with `backends` beside them."""
+        Ray actor); `items` are its videos, or just their ids with `backends` beside them (and
+        `rowless`, how many have no rows, if known)."""
         if items and isinstance(items[0], VideoFeatures):
             backends = [item.info.decoded_by for item in items]  # type: ignore[union-attr]
+            rowless = sum(len(item.record.features) == 0 for item in items)  # type: ignore[union-attr]
             items = [item.video_id for item in items]  # type: ignore[union-attr]
         if versions is None:
             from harmcache.provenance import library_versions
 
             versions = library_versions()
-        self.index.add_shard(family, file, list(items), backends=backends, versions=versions)
+        self.index.add_shard(
+            family, file, list(items), backends=backends, versions=versions, rowless=rowless
+        )
 
     def record_sources(self, pairs: list[tuple[str, str]]) -> int:
         """Remember path → video id sightings not already known, in one durable append;

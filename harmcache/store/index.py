@@ -21,10 +21,10 @@ from pathlib import Path
 
 from harmcache.hashing import canonical_json
 from harmcache.store.family import Family
-from harmcache.store.keys import CHUNK, id_of, key_of, sort_key
+from harmcache.store.keys import CHUNK, SCAN_SHARE, id_of, key_of, sort_key
 from harmcache.store.path_tables import FileStamp, PathTables
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS families (
@@ -32,12 +32,13 @@ CREATE TABLE IF NOT EXISTS families (
     random_init INTEGER);
 CREATE TABLE IF NOT EXISTS shards (
     id INTEGER PRIMARY KEY, family INTEGER, file TEXT, n_videos INTEGER, versions TEXT,
-    UNIQUE (family, file));
+    rowless INTEGER, UNIQUE (family, file));
 CREATE TABLE IF NOT EXISTS entries (
     family INTEGER, video_id BLOB, shard INTEGER, backend TEXT,
     PRIMARY KEY (family, video_id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS entries_by_shard ON entries (shard);
 CREATE TABLE IF NOT EXISTS sources (path PRIMARY KEY, video_id BLOB) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sources_by_video ON sources (video_id);
 CREATE TABLE IF NOT EXISTS memo (
     path PRIMARY KEY, size INTEGER, mtime_ns INTEGER, inode INTEGER, video_id BLOB)
     WITHOUT ROWID;
@@ -49,9 +50,6 @@ MMAP_BYTES = 1 << 34
 """Read the index through a memory map (SQLite caps it at its compile-time limit): lookups
 then cost a memory read, not a read() call and a copy into SQLite's own page cache, and the
 pages are the kernel's to share and reclaim."""
-SCAN_SHARE = 8
-"""Asking for more than 1/SCAN_SHARE of a family's videos scans its entries instead of looking
-each up: a scan reads every page once in order; lookups that many read pages again at random."""
 PAGE_CACHE_KIB = 65536
 """SQLite's own page cache, for the pages a transaction writes (64 MiB)."""
 
@@ -161,18 +159,20 @@ class Index(PathTables):
         *,
         backends: list[str] | None = None,
         versions: dict | None = None,
+        rowless: int | None = None,
     ) -> None:
         """Record a committed shard. A video already held by another shard keeps its first home
-        (by shard name), so the index is the same whatever order shards are found in."""
-        self.add_shards([(family, file, video_ids, backends, versions)])
+        (by shard name), so the index is the same whatever order shards are found in.
+        `rowless`: how many of its videos have no rows (None: not known)."""
+        self.add_shards([(family, file, video_ids, backends, versions, rowless)])
 
     def add_shards(self, shards: list[tuple]) -> None:
-        """`add_shard` for many (family, file, video_ids, backends, versions), in one
+        """`add_shard` for many (family, file, video_ids, backends, versions, rowless), in one
         transaction: a rebuild over a hundred thousand shards syncs once, not per shard."""
         with self.db:
-            for family, file, video_ids, backends, versions in shards:
+            for family, file, video_ids, backends, versions, rowless in shards:
                 fam = self._put_family(family)
-                shard = self._put_shard(fam, file, len(video_ids), versions or {})
+                shard = self._put_shard(fam, file, len(video_ids), versions or {}, rowless)
                 backends = backends or [""] * len(video_ids)
                 # One upsert per video; the name comparison runs only on a conflict (a video
                 # held twice, which only an interrupted compaction leaves behind).
@@ -184,12 +184,14 @@ class Index(PathTables):
                     [(fam, key_of(v), shard, b) for v, b in zip(video_ids, backends, strict=True)],
                 )
 
-    def _put_shard(self, fam: int, file: str, n_videos: int, versions: dict) -> int:
+    def _put_shard(
+        self, fam: int, file: str, n_videos: int, versions: dict, rowless: int | None
+    ) -> int:
         row = self.db.execute(
-            "INSERT INTO shards (family, file, n_videos, versions) VALUES (?, ?, ?, ?) "
+            "INSERT INTO shards (family, file, n_videos, versions, rowless) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (family, file) DO UPDATE SET n_videos = excluded.n_videos, "
-            "versions = excluded.versions RETURNING id",
-            (fam, file, n_videos, canonical_json(versions)),
+            "versions = excluded.versions, rowless = excluded.rowless RETURNING id",
+            (fam, file, n_videos, canonical_json(versions), rowless),
         )
         return row.fetchone()[0]
 
@@ -202,6 +204,7 @@ class Index(PathTables):
         *,
         backends: list[str],
         versions: dict,
+        rowless: int | None = None,
     ) -> None:
         """In one transaction: record the shard `file` (which holds every video of the `old`
         shards), point those videos' entries at it, and forget the `old` shards. Costs what
@@ -209,7 +212,7 @@ class Index(PathTables):
         with self.db:
             fam = self._put_family(family)
             gone = self._shard_ids(fam, [f for f in old if f != file])
-            shard = self._put_shard(fam, file, len(video_ids), versions)
+            shard = self._put_shard(fam, file, len(video_ids), versions, rowless)
             self.db.executemany(
                 "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?)",
                 [(fam, key_of(v), shard, b) for v, b in zip(video_ids, backends, strict=True)],
@@ -308,14 +311,14 @@ class Index(PathTables):
     def shards_of(self, family: str, video_ids: Iterable[str]) -> dict[str, str]:
         """video_id → shard file, for those of `video_ids` the family holds. A few ids are
         primary-key lookups (asked in key order, so each page is read once), costing nothing
-        however large the family; a good share of the family is one scan of its entries, which
-        is cheaper than as many lookups."""
+        however large the family (`verify` asks once per shard); a good share of the family is
+        one scan of its entries, which is cheaper than as many lookups."""
         fam = self._family_id(family)
         if fam is None:
             return {}
-        names = self._shard_names(fam)
         keys = {key_of(v) for v in video_ids}
-        if len(keys) * SCAN_SHARE > self._held(fam):
+        if len(keys) > CHUNK and len(keys) * SCAN_SHARE > self._held(fam):
+            names = self._shard_names(fam)
             rows = self.db.execute("SELECT video_id, shard FROM entries WHERE family = ?", (fam,))
             return {id_of(k): names[s] for k, s in rows if k in keys}
         out: dict[str, str] = {}
@@ -324,11 +327,21 @@ class Index(PathTables):
             part = ordered[start : start + CHUNK]
             marks = ",".join("?" * len(part))
             rows = self.db.execute(
-                f"SELECT video_id, shard FROM entries WHERE family = ? AND video_id IN ({marks})",
+                "SELECT e.video_id, s.file FROM entries e JOIN shards s ON s.id = e.shard "
+                f"WHERE e.family = ? AND e.video_id IN ({marks})",
                 [fam, *part],
             )
-            out.update((id_of(k), names[s]) for k, s in rows)
+            out.update((id_of(k), file) for k, file in rows)
         return out
+
+    def shards_with_rowless(self, family: str) -> set[str]:
+        """The family's shards that may hold videos with no rows: those that have some, and
+        those whose shard did not say (older shards). One pass over the family's shards."""
+        fam = self._family_id(family)
+        rows = self.db.execute(
+            "SELECT file FROM shards WHERE family = ? AND (rowless IS NULL OR rowless > 0)", (fam,)
+        )
+        return {file for (file,) in rows}
 
     def _held(self, fam: int) -> int:
         """The family's videos as its shards count them (a video held twice counts twice): a

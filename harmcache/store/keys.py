@@ -27,3 +27,10 @@ def sort_key(key: bytes | str) -> tuple[int, bytes]:
     if isinstance(key, bytes):
         return (1, key)
     return (0, key.encode("utf-8", "surrogatepass"))
+
+
+SCAN_SHARE = 8
+"""Asking for more than 1/SCAN_SHARE of a table's rows scans it instead of looking each up: a
+scan reads every page once in order; lookups that many read pages again at random."""
+SCAN_MIN = 65_536
+"""Questions smaller than this are always lookups (not worth counting the table for)."""

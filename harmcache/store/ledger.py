@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,20 +32,34 @@ class JsonLog:
             append_line_durable(self.path, "\n".join(lines))
 
     def read(self) -> list[dict[str, Any]]:
-        return self.read_from(0)[0]
+        return list(self.rows_from(0, self.size()))
 
-    def read_from(self, offset: int) -> tuple[list[dict[str, Any]], int]:
-        """The rows from byte `offset` on (a line boundary a previous read ended at), and the
-        offset this read ended at: a reader that keeps up reads each line once."""
-        if not self.path.exists():
-            return [], 0
+    def size(self) -> int:
+        return self.path.stat().st_size if self.path.exists() else 0
+
+    def whole_lines_end(self, end: int) -> int:
+        """Where the last whole line before byte `end` ends: where the next read starts."""
+        if not self.path.exists() or end == 0:
+            return 0
         with open(self.path, "rb") as f:
-            f.seek(offset)
-            data = f.read()
-        rows = []
-        for line in data.decode("utf-8", errors="replace").splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line torn by a crash
-        return rows, offset + len(data)
+            f.seek(max(0, end - 65536))
+            tail = f.read(end - max(0, end - 65536))
+        cut = tail.rfind(b"\n")
+        return end - len(tail) + cut + 1 if cut >= 0 else max(0, end - len(tail))
+
+    def rows_from(self, start: int, end: int) -> Iterator[dict[str, Any]]:
+        """The rows between byte `start` (a line boundary a previous read ended at) and `end`,
+        streamed: a reader that keeps up reads each line once, and a million lines never sit in
+        memory at once."""
+        if not self.path.exists():
+            return
+        with open(self.path, "rb") as f:
+            f.seek(start)
+            for line in f:
+                start += len(line)
+                if start > end or not line.endswith(b"\n"):
+                    return  # being appended (or torn): read again once it is whole
+                try:
+                    yield json.loads(line.decode("utf-8", errors="replace"))
+                except json.JSONDecodeError:
+                    continue  # a line torn by a crash

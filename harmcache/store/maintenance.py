@@ -253,7 +253,13 @@ def _merge(cache: FeatureCache, family: Family, group: list[tuple[str, int]]) ->
         raise CacheError(f"cannot compact {family.name}: {exc}") from None
     new = shard_name(header.video_ids)
     cache.index.replace_shards(
-        family, old, new, header.video_ids, backends=header.backends, versions=header.versions
+        family,
+        old,
+        new,
+        header.video_ids,
+        backends=header.backends,
+        versions=header.versions,
+        rowless=header.rowless,
     )
     for file in old:
         if file != new:

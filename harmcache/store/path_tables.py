@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 
 from harmcache.paths import restored, stored
-from harmcache.store.keys import CHUNK, id_of, key_of, sort_key
+from harmcache.store.keys import CHUNK, SCAN_MIN, SCAN_SHARE, id_of, key_of, sort_key
 
 FileStamp = tuple[int, int, int]
 """(size, mtime_ns, inode): a file whose stamp is unchanged is taken to hold the same bytes."""
@@ -38,36 +38,50 @@ class PathTables:
             yield restored(path), id_of(key)
 
     def count_source_videos(self) -> int:
-        """Distinct video ids among the recorded paths."""
+        """Distinct video ids among the recorded paths (a scan of `sources_by_video`: no sort)."""
         return self.db.execute("SELECT COUNT(DISTINCT video_id) FROM sources").fetchone()[0]
 
     def sources_of(self, paths: list[str]) -> dict[str, str]:
         """path → video id, for those of `paths` already seen."""
-        rows = self._lookup("SELECT path, video_id FROM sources", paths)
+        rows = self._lookup("sources", "path, video_id", paths)
         return {p: id_of(v) for p, v in rows}
 
     def first_paths(self, video_ids: Iterable[str]) -> dict[str, str]:
-        """video id → its smallest recorded path, for those of `video_ids` with one: one pass
-        over the recorded paths (in path order, so the first seen is the smallest)."""
-        wanted = {key_of(v) for v in video_ids}
+        """video id → its smallest recorded path (in Python's order of the paths), for those of
+        `video_ids` with one: lookups through `sources_by_video`, never a pass over every path."""
+        keys = sorted({key_of(v) for v in video_ids}, key=sort_key)
         out: dict[str, str] = {}
-        if wanted:
-            for path, key in self.db.execute("SELECT path, video_id FROM sources"):
-                if key in wanted and id_of(key) not in out:
-                    out[id_of(key)] = restored(path)
+        for start in range(0, len(keys), CHUNK):
+            part = keys[start : start + CHUNK]
+            marks = ",".join("?" * len(part))
+            rows = self.db.execute(
+                f"SELECT video_id, path FROM sources WHERE video_id IN ({marks})", part
+            )
+            for key, path in rows:
+                vid, path = id_of(key), restored(path)
+                if vid not in out or path < out[vid]:
+                    out[vid] = path
         return out
 
     # --- the identity memo ---------------------------------------------------------------
     def memo_of(self, paths: list[str]) -> dict[str, tuple[FileStamp, str]]:
         """Absolute path → (its stamp when last hashed, the video id it hashed to), for those
         of `paths` hashed before."""
-        rows = self._lookup("SELECT path, size, mtime_ns, inode, video_id FROM memo", paths)
+        rows = self._lookup("memo", "path, size, mtime_ns, inode, video_id", paths)
         return {p: ((s, m, i), id_of(v)) for p, s, m, i, v in rows}
 
-    def _lookup(self, select: str, paths: list[str]) -> list[tuple]:
-        """Rows (path first) whose path is in `paths`, asked in chunks in key order: memory
-        stays bounded by the question, never by the table (a million paths)."""
-        keys = sorted({stored(p) for p in paths}, key=sort_key)
+    def _lookup(self, table: str, columns: str, paths: list[str]) -> list[tuple]:
+        """Rows (path first) of `table` whose path is in `paths`, asked in chunks in key order:
+        memory stays bounded by the question, never by the table (a million paths). A question
+        about a good share of the table is one scan of it instead."""
+        select = f"SELECT {columns} FROM {table}"
+        wanted = {stored(p) for p in paths}
+        if len(wanted) >= SCAN_MIN:
+            size = self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+            if len(wanted) * SCAN_SHARE > size:
+                found = self.db.execute(select)
+                return [(restored(path), *rest) for path, *rest in found if path in wanted]
+        keys = sorted(wanted, key=sort_key)
         rows: list[tuple] = []
         for start in range(0, len(keys), CHUNK):
             part = keys[start : start + CHUNK]

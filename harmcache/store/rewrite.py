@@ -53,7 +53,9 @@ def merge_shards(paths: list[Path], folder: Path) -> ShardHeader:
     family, versions = first.family, first.versions
     merged = list(items.values())
     _rewrite(folder / shard_name(list(items)), family, merged, versions)
-    return ShardHeader(family, list(items), [v.info.decoded_by for v in merged], versions)
+    rowless = sum(len(v.record.features) == 0 for v in merged)
+    backends = [v.info.decoded_by for v in merged]
+    return ShardHeader(family, list(items), backends, versions, rowless=rowless)
 
 
 def _rewrite(final: Path, family: Family, items: list[VideoFeatures], versions: dict) -> None:

@@ -104,6 +104,9 @@ def write_shard_file(
         f.attrs.create("backends", np.array(backends, dtype=object), dtype=STR_DTYPE)
         versions = library_versions() if versions is None else versions
         f.attrs["versions"] = canonical_json(versions)
+        # How many videos have no rows: the index keeps it, so a check for rowless videos
+        # opens only the shards that have some.
+        f.attrs["rowless"] = int((np.asarray(columns["videos"]["length"]) == 0).sum())
         for key in CORE_DATASETS:
             f.create_dataset(key, data=columns["rows"][key])
         table = f.create_group("videos")
@@ -191,6 +194,8 @@ class ShardHeader:
     versions: dict = field(default_factory=dict)
     """Library versions that made the shard (empty in older shards)."""
     format_version: int = FORMAT_VERSION
+    rowless: int | None = None
+    """Videos with no rows (None: not recorded, in shards older than the attribute)."""
 
 
 def read_header(path: Path) -> ShardHeader:
@@ -207,7 +212,8 @@ def header_of(f: h5py.File, path: Path) -> ShardHeader:
     ids, version = read_layout(f, path)
     backends = strings(f.attrs["backends"]) if "backends" in f.attrs else [""] * len(ids)
     versions = json.loads(f.attrs["versions"]) if "versions" in f.attrs else {}
-    return ShardHeader(family, ids, backends, versions, version)
+    rowless = int(f.attrs["rowless"]) if "rowless" in f.attrs else None
+    return ShardHeader(family, ids, backends, versions, version, rowless)
 
 
 def read_layout(f: h5py.File, path: Path) -> tuple[list[str], int]:

@@ -136,7 +136,9 @@ def evaluate(
     threshold = float(run.threshold["threshold"])
     data = None
     if labels is not None:
-        y, scores, name, notes, data = _on_labels(run, Path(labels), cache_dir, positive)
+        y, scores, name, notes, data = _on_labels(
+            run, Path(labels), cache_dir, positive, keep_data=events is not None
+        )
     else:
         split = run.split()
         has_test = any(r["split"] == "test" for r in split)
@@ -146,8 +148,11 @@ def evaluate(
             ids = sorted({r["video_id"] for r in split if r["split"] == "test"})
             by_id = {r["video_id"]: r["label"] for r in split}
             y = np.array([by_id[v] for v in ids], dtype=np.int64)
-            data = run.load_data(run.open_cache(cache_dir), ids, y)
-            scores = run.score(data)
+            if events is not None:  # the timelines need the sequences
+                data = run.load_data(run.open_cache(cache_dir), ids, y)
+                scores = run.score(data)
+            else:
+                scores = run.score_cache(run.open_cache(cache_dir), ids)
             name, notes = "test", []
         else:
             ids, _, y, scores = run.val_scores()
@@ -212,8 +217,10 @@ def _calibration(
 
 
 def _on_labels(
-    run: Run, labels: Path, cache_dir, positive: list[str] | None
-) -> tuple[np.ndarray, np.ndarray, str, list[str], SequenceData]:
+    run: Run, labels: Path, cache_dir, positive: list[str] | None, *, keep_data: bool
+) -> tuple[np.ndarray, np.ndarray, str, list[str], SequenceData | None]:
+    """The labelled videos' labels and scores; their sequences too with `keep_data` (else
+    they are scored shard by shard and never held)."""
     cache = run.open_cache(cache_dir)
     rows = read_labels(labels, positive if positive is not None else run.config.get("positive"))
     videos, report = join_labels(rows, cache)
@@ -240,6 +247,8 @@ def _on_labels(
         )
     ids = [v.video_id for v in videos]
     y = np.array([v.label for v in videos], dtype=np.int64)
+    if not keep_data:
+        return y, run.score_cache(cache, ids, check=True), f"labels:{labels}", notes, None
     data = run.load_data(cache, ids, y)
     check_features(data, across_videos=False)
     return y, run.score(data), f"labels:{labels}", notes, data

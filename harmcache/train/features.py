@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,6 +16,8 @@ from harmcache.errors import CacheError, DataError, UsageError
 from harmcache.heads.data import Modality, SequenceData, stage_two_duration
 from harmcache.store.cache import FeatureCache
 from harmcache.store.family import Family
+from harmcache.train.holdings import Holdings
+from harmcache.train.reading import ModalityScan, read_sides
 from harmcache.types import VideoFeatures
 
 log = logging.getLogger(__name__)
@@ -41,12 +42,16 @@ def select_families(
     video_ids: list[str] | set[str],
     extractors: list[str] | None = None,
     family_names: list[str] | None = None,
+    *,
+    holdings: Holdings | None = None,
 ) -> dict[str, Family]:
     """extractor → the one family whose features these videos use.
 
     `extractors` defaults to every extractor with features for any of the videos;
-    `family_names` pins a family per extractor when several fingerprints cover the videos."""
-    wanted = set(video_ids)
+    `family_names` pins a family per extractor when several fingerprints cover the videos.
+    `holdings`: where each family holds the videos, if already looked up (the join's)."""
+    wanted = list(dict.fromkeys(video_ids))
+    holdings = holdings or Holdings.lookup(cache, wanted)
     families = cache.families()
     pinned: dict[str, Family] = {}
     for name in family_names or []:
@@ -59,7 +64,8 @@ def select_families(
         pinned[match[0].extractor] = match[0]
     covering: dict[str, list[tuple[Family, int]]] = defaultdict(list)
     for family in families:
-        n = len(cache.committed(family) & wanted)
+        held = holdings.held(family)
+        n = sum(map(held.__contains__, wanted))
         if n:
             covering[family.extractor].append((family, n))
     if extractors is None:
@@ -126,9 +132,15 @@ def load_sequences(
     families: dict[str, Family],
     video_ids: list[str],
     labels: np.ndarray | None = None,
+    *,
+    holdings: Holdings | None = None,
 ) -> SequenceData:
-    """Padded, masked sequences of `video_ids` from each family (in extractor-name order)."""
-    loaded = {ex: cache.load(fam, video_ids, extras=False) for ex, fam in sorted(families.items())}
+    """Padded, masked sequences of `video_ids` from each family (in extractor-name order);
+    `holdings` (where the families hold them, if already looked up) spares the index."""
+    loaded = {}
+    for ex, fam in sorted(families.items()):
+        plan = holdings.plan(fam, video_ids) if holdings else cache.plan(fam, video_ids)
+        loaded[ex] = {video.video_id: video for video in plan.videos(extras=False)}
     first = next(iter(loaded.values()))
     duration = np.array([_duration(first[v]) for v in video_ids], dtype=np.float64)
     modalities = {
@@ -161,23 +173,6 @@ def _pad(videos: list[VideoFeatures], duration: np.ndarray) -> Modality:
     return Modality(values, mask, stamp, np.where(mask, position, 0).astype(np.float32))
 
 
-@dataclass
-class ModalityScan:
-    """What the content guards need of one modality, per video: whether it has rows, its
-    largest and smallest real value and whether all are finite; and across videos, whether
-    every real row is one and the same vector. From memory (`scan_data`) or shard by shard
-    from the cache (`scan_cache`): the same numbers either way."""
-
-    dim: int
-    has: np.ndarray
-    big: np.ndarray
-    small: np.ndarray
-    finite: np.ndarray
-    same_rows: bool
-    """More than one video has rows, and all of their rows are equal."""
-    first_row: np.ndarray | None
-
-
 def scan_data(data: SequenceData) -> dict[str, ModalityScan]:
     out = {}
     for name, m in data.modalities.items():
@@ -195,31 +190,10 @@ def scan_data(data: SequenceData) -> dict[str, ModalityScan]:
 def scan_cache(
     cache: FeatureCache, families: dict[str, Family], video_ids: list[str]
 ) -> dict[str, ModalityScan]:
-    """`scan_data` of `video_ids` computed one shard at a time, vectorised over each shard's
-    concatenated rows: memory is one shard's rows, whatever the number of videos."""
-    position = {vid: i for i, vid in enumerate(video_ids)}
-    n = len(video_ids)
-    out = {}
-    for name, fam in sorted(families.items()):
-        has, finite = np.zeros(n, dtype=bool), np.ones(n, dtype=bool)
-        big, small = np.full(n, -np.inf), np.full(n, np.inf)
-        first, same, dim = None, True, 0
-        for block in cache.plan(fam, video_ids).blocks(info=()):
-            rows, dim = block.features, block.features.shape[1]
-            got = block.lengths > 0
-            if not got.any() or dim == 0:
-                continue
-            where = np.array([position[v] for v in block.video_ids], dtype=np.int64)[got]
-            starts = (np.cumsum(block.lengths) - block.lengths)[got]
-            has[where] = True
-            big[where] = np.maximum.reduceat(rows.max(axis=1), starts)
-            small[where] = np.minimum.reduceat(rows.min(axis=1), starts)
-            finite[where] = np.logical_and.reduceat(np.isfinite(rows).all(axis=1), starts)
-            if first is None:
-                first = rows[0].copy()
-            same = same and bool((rows == first).all())
-        out[name] = ModalityScan(dim, has, big, small, finite, same and has.sum() > 1, first)
-    return out
+    """`scan_data` of `video_ids` computed one shard at a time (`reading.read_sides`): memory
+    is one shard's rows, whatever the number of videos."""
+    plans = {ex: cache.plan(fam, video_ids) for ex, fam in families.items()}
+    return read_sides(plans, {"all": len(video_ids)}).scans["all"]
 
 
 def constant_modalities(scans: dict[str, ModalityScan]) -> dict[str, str]:

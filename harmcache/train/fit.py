@@ -91,6 +91,7 @@ def train(
 
     # Join the labels to the cache (and the events, if any), then split.
     joined = join_videos(cache, labels, config.positive, config.features, config.families)
+    timer = {"join": time.perf_counter() - started}
     (on_join or _log_join)(joined.report)
     events = None if config.events is None else join_events(config.events, cache)
     check_classes(joined.videos)
@@ -107,7 +108,7 @@ def train(
     model = make_head(config.head, **settings)
     loading = time.perf_counter()
     inputs = Inputs.load(cache, joined, split, model, leave_out=config.features is None)
-    timer = {"load": time.perf_counter() - loading}
+    timer["load"] = time.perf_counter() - loading
     if events is not None:
         on_epoch = with_localization(model, on_epoch, events.by_video, inputs.sequences("val"))
     fitting = time.perf_counter()

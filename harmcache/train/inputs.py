@@ -1,10 +1,15 @@
 """What a head is trained and scored on: the labelled videos that have features from every
 chosen family, the content guards on them, and how each kind of head reads them from the cache.
 
-LightGBM and logreg use pooled statistics only: they get a `PooledData` pooled shard by shard
-(never the sequences). The Transformer trains from a `StreamingLoader` (a shuffle buffer, never
-the whole split). Every sequence head scores a split `SCORE_CHUNK` videos at a time. The
-validation split, which early stopping scores after every epoch, is held in memory.
+The index is asked once per family where the labelled videos are (`Holdings`, at the join);
+every later step reads through plans made from that answer. The shards are read twice: their
+video tables for the completeness check (a video with no row anywhere is dropped before the
+split), then every side's features in one pass (`reading.read_sides`) for the content guards.
+LightGBM and logreg use pooled statistics only: that same pass pools their rows, so they never
+read the shards again (nor hold the sequences). The Transformer trains from a `StreamingLoader`
+(a shuffle buffer, never the whole split). Every sequence head scores a split `SCORE_CHUNK`
+videos at a time. The validation split, which early stopping scores after every epoch, is held
+in memory.
 """
 
 from __future__ import annotations
@@ -24,23 +29,28 @@ from harmcache.train.features import (
     check_scans,
     constant_modalities,
     load_sequences,
-    scan_cache,
     select_families,
 )
+from harmcache.train.holdings import Holdings
 from harmcache.train.labels import (
     JoinReport,
     LabeledVideo,
-    join_labels,
+    match_labels,
     read_labels,
     without_rows_line,
 )
-from harmcache.train.loader import StreamingLoader, pool_cache
+from harmcache.train.loader import StreamingLoader
+from harmcache.train.reading import (
+    SCORE_CHUNK,
+    ModalityScan,
+    pooled_data,
+    read_pooled,
+    read_sides,
+)
 from harmcache.train.split import Split
 
 log = logging.getLogger(__name__)
 
-SCORE_CHUNK = 512
-"""Videos loaded at a time to score a split with a sequence head: memory stays bounded."""
 SMALL_SHARD = 64
 """Fewer videos than this per shard, on average, and reading is bound by opening files."""
 
@@ -53,6 +63,8 @@ class Joined:
     report: JoinReport
     families: dict[str, Family]
     """extractor → the one family its features come from"""
+    holdings: Holdings
+    """where each family holds the labelled videos (asked once, at the join)"""
 
 
 def join_videos(
@@ -64,9 +76,12 @@ def join_videos(
 ) -> Joined:
     """The labels joined to the cache; the families chosen; the videos some family lacks (or
     with no row in any) counted in the report and dropped."""
-    videos, report = join_labels(read_labels(labels, positive), cache)
-    chosen = select_families(cache, [v.video_id for v in videos], features, families)
-    return Joined(_drop_incomplete(cache, chosen, videos, report), report, chosen)
+    joined = match_labels(read_labels(labels, positive), cache)
+    videos, report, holdings = joined.videos, joined.report, joined.holdings
+    ids = [v.video_id for v in videos]
+    chosen = select_families(cache, ids, features, families, holdings=holdings)
+    kept = _drop_incomplete(chosen, videos, report, holdings)
+    return Joined(kept, report, chosen, holdings)
 
 
 def small_shards(cache: FeatureCache, chosen: dict[str, Family]) -> list[str]:
@@ -91,33 +106,57 @@ class Inputs:
         dims: dict[str, int],
         head: Head,
         videos: dict[str, list[LabeledVideo]],
+        *,
+        holdings: Holdings | None = None,
+        pooled: dict[str, dict[str, np.ndarray]] | None = None,
     ):
         self.cache, self.families, self.dims, self.head = cache, families, dims, head
+        self.holdings = holdings or Holdings.lookup(
+            cache, (v.video_id for part in videos.values() for v in part)
+        )
         self.videos = videos
         """train, val and test → their labelled videos"""
         self.ids = {name: [v.video_id for v in part] for name, part in videos.items()}
         self.y = {
             name: np.array([v.label for v in part], dtype=np.int64) for name, part in videos.items()
         }
-        self.val = self.part(self.ids["val"], self.y["val"])
+        self._pooled = pooled or {}
+        """side → extractor → its pooled rows, when the scan pooled them (`read_sides`)"""
+        self.val = self.side("val")
         self._val_sequences = self.val if isinstance(self.val, SequenceData) else None
 
     @classmethod
     def load(
         cls, cache: FeatureCache, joined: Joined, split: Split, head: Head, *, leave_out: bool
     ) -> Inputs:
-        """The inputs of each side, after the content guards (`check_parts`)."""
+        """The inputs of each side, after the content guards (`check_parts`): every side's
+        features are read in one pass per family, which also pools them for a pooled head."""
         videos = split.parts(joined.videos)
         ids = {name: [v.video_id for v in part] for name, part in videos.items()}
+        every = [vid for part in ids.values() for vid in part]
+        plans = {ex: joined.holdings.plan(fam, every) for ex, fam in joined.families.items()}
+        read = read_sides(plans, {name: len(part) for name, part in ids.items()}, head.pooled_stats)
+        scans = {name: read.scans[name] for name, part in ids.items() if part}
         families, dims = check_parts(
-            cache, joined.families, ids, joined.report, leave_out=leave_out
+            joined.families, scans, ids, joined.report, leave_out=leave_out
         )
-        return cls(cache, families, dims, head, videos)
+        return cls(
+            cache, families, dims, head, videos, holdings=joined.holdings, pooled=read.pooled
+        )
+
+    def side(self, name: str) -> SequenceData | PooledData:
+        """Side `name` whole, as the head reads it."""
+        if self.head.pooled_stats is not None and name in self._pooled:
+            pooled = {ex: self._pooled[name][ex] for ex in self.families}
+            return pooled_data(pooled, self.ids[name], self.head.pooled_stats, self.y[name])
+        return self.part(self.ids[name], self.y[name])
 
     def part(self, video_ids: list[str], labels: np.ndarray | None) -> SequenceData | PooledData:
+        """Some videos, read from the cache as the head reads them."""
         if self.head.pooled_stats is not None:
-            return pool_cache(self.cache, self.families, video_ids, self.head.pooled_stats, labels)
-        return load_sequences(self.cache, self.families, video_ids, labels)
+            plans = {ex: self.holdings.plan(fam, video_ids) for ex, fam in self.families.items()}
+            return read_pooled(plans, self.head.pooled_stats, labels)[0]
+        return load_sequences(self.cache, self.families, video_ids, labels, holdings=self.holdings)
 
     def fit_head(self, on_epoch: EpochCallback | None) -> None:
         """Fit the head on the training side, stopping early on validation."""
@@ -129,21 +168,22 @@ class Inputs:
                 self.y["train"],
                 batch_size=self.head.batch_size,
                 seed=self.head.seed,
+                holdings=self.holdings,
             )
             self.head.fit_stream(stream, eval_set=self.val, on_epoch=on_epoch)
         else:
-            train = self.part(self.ids["train"], self.y["train"])
-            self.head.fit(train, eval_set=self.val, on_epoch=on_epoch)
+            self.head.fit(self.side("train"), eval_set=self.val, on_epoch=on_epoch)
 
     def scores(self, name: str) -> np.ndarray:
         """The head's harmful probability of each video of side `name`, in split order."""
         if name == "val":
             return self.head.predict_proba(self.val)[:, 1]
+        if self.head.pooled_stats is not None:
+            return self.head.predict_proba(self.side(name))[:, 1]
         video_ids = self.ids[name]
-        step = len(video_ids) if self.head.pooled_stats is not None else SCORE_CHUNK
         parts = [
-            self.head.predict_proba(self.part(video_ids[i : i + step], None))[:, 1]
-            for i in range(0, len(video_ids), step)
+            self.head.predict_proba(self.part(video_ids[i : i + SCORE_CHUNK], None))[:, 1]
+            for i in range(0, len(video_ids), SCORE_CHUNK)
         ]
         return np.concatenate(parts) if parts else np.zeros(0)
 
@@ -151,29 +191,31 @@ class Inputs:
         """Side `name` as sequences, whatever the head reads: timelines need the rows' times.
         The validation sequences are loaded once (the pooled heads' validation input holds none)."""
         if name != "val":
-            return load_sequences(self.cache, self.families, self.ids[name], self.y[name])
+            return load_sequences(
+                self.cache, self.families, self.ids[name], self.y[name], holdings=self.holdings
+            )
         if self._val_sequences is None:
             self._val_sequences = load_sequences(
-                self.cache, self.families, self.ids["val"], self.y["val"]
+                self.cache, self.families, self.ids["val"], self.y["val"], holdings=self.holdings
             )
         return self._val_sequences
 
 
 def check_parts(
-    cache: FeatureCache,
     chosen: dict[str, Family],
+    scans: dict[str, dict[str, ModalityScan]],
     ids: dict[str, list[str]],
     report: JoinReport,
     *,
     leave_out: bool,
 ) -> tuple[dict[str, Family], dict[str, int]]:
-    """The content guards on the training and validation videos, scanned shard by shard;
-    the families left, and their feature widths. With the default feature set (`leave_out`),
-    a modality that carries nothing for the training videos is left out as long as another
-    remains: identical in every one (random-init YOLO that detects nothing), or without rows
-    in any (SlowFast on still images). `check_scans` refuses it when it was asked for, or when
-    nothing else is left. Videos without rows in a modality are counted in `report`."""
-    scans = {name: scan_cache(cache, chosen, part) for name, part in ids.items() if part}
+    """The content guards on the training and validation videos (`scans`: side → extractor →
+    its scan, for the sides with videos); the families left, and their feature widths. With
+    the default feature set (`leave_out`), a modality that carries nothing for the training
+    videos is left out as long as another remains: identical in every one (random-init YOLO
+    that detects nothing), or without rows in any (SlowFast on still images). `check_scans`
+    refuses it when it was asked for, or when nothing else is left. Videos without rows in a
+    modality are counted in `report`."""
     useless = constant_modalities(scans["train"])
     for name, scan in scans["train"].items():
         if not scan.has.any():
@@ -196,15 +238,16 @@ def check_parts(
 
 
 def _drop_incomplete(
-    cache: FeatureCache, chosen: dict[str, Family], videos: list[LabeledVideo], report: JoinReport
+    chosen: dict[str, Family], videos: list[LabeledVideo], report: JoinReport, holdings: Holdings
 ) -> list[LabeledVideo]:
     """Keep the videos every chosen family holds, with a row in at least one of them; count
     the others (per missing extractor, and those with no row anywhere, e.g. an audio-only
-    feature set and a video without a sound track)."""
+    feature set and a video without a sound track). Who holds what comes from `holdings`; the
+    rows from the video tables of the shards the index says may have rowless videos."""
     keep = []
-    committed = {ex: cache.committed(fam) for ex, fam in chosen.items()}
+    held = {ex: holdings.held(fam) for ex, fam in chosen.items()}
     for v in videos:
-        lacking = [ex for ex, ids in committed.items() if v.video_id not in ids]
+        lacking = [ex for ex, ids in held.items() if v.video_id not in ids]
         for ex in lacking:
             report.missing_features[ex] = report.missing_features.get(ex, 0) + 1
         if not lacking:
@@ -216,10 +259,16 @@ def _drop_incomplete(
             + "); pick fewer --features"
         )
     ids = [v.video_id for v in keep]
-    rows = [cache.row_counts(fam, ids) for fam in chosen.values()]
-    rowless = {vid for vid in ids if not any(counts[vid] for counts in rows)}
-    report.no_rows = len(rowless)
-    keep = [v for v in keep if v.video_id not in rowless]
+    has_rows = np.zeros(len(ids), dtype=bool)
+    for fam in chosen.values():
+        # Only the shards that may hold rowless videos are opened (the index says which).
+        suspect = holdings.cache.index.shards_with_rowless(fam.name)
+        where = holdings.held(fam)
+        check = [vid for vid in ids if where[vid] in suspect]
+        counts = holdings.plan(fam, check).row_counts() if check else {}
+        has_rows |= np.fromiter((counts.get(vid, 1) > 0 for vid in ids), bool, len(ids))
+    report.no_rows = int((~has_rows).sum())
+    keep = [v for v, rows in zip(keep, has_rows.tolist()) if rows]
     if not keep:
         raise DataError(
             "no labelled video has a row in any chosen family ("

@@ -10,15 +10,14 @@ side.
 from __future__ import annotations
 
 import csv
-import os
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harmcache.errors import DataError, UsageError
-from harmcache.paths import is_utf8, shown
 from harmcache.store.cache import FeatureCache
+from harmcache.train.holdings import Holdings
+from harmcache.train.matching import match_rows, no_match_message
 
 KEY_COLUMNS = ("path", "video", "file", "video_id", "sha256", "id")
 """Accepted names for the column that identifies a video: a path, or a video id (SHA-256)."""
@@ -27,10 +26,9 @@ VIDEO_SUFFIXES = {
     ".ts",
 }  # fmt: skip
 SPLIT_VALUES = ("train", "val", "test")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-@dataclass
+@dataclass(slots=True)
 class LabelRow:
     """One labelled video as the user wrote it."""
 
@@ -46,7 +44,7 @@ class LabelRow:
     """Related clips (same source video, same uploader) share a group and a side of the split."""
 
 
-@dataclass
+@dataclass(slots=True)
 class LabeledVideo:
     """A cached video with its label; several label rows (duplicate files) may share it."""
 
@@ -150,23 +148,34 @@ def _read_csv(path: Path) -> list[tuple[str, str, str | None, str, str | None]]:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read labels {path}: {exc}") from None
-    reader = csv.DictReader(text.splitlines())
-    columns = [c.strip().lower() for c in reader.fieldnames or []]
-    reader.fieldnames = columns
+    reader = csv.reader(text.splitlines())
+    columns = [c.strip().lower() for c in next(reader, [])]
     key_col = next((c for c in KEY_COLUMNS if c in columns), None)
     if key_col is None or "label" not in columns:
         raise DataError(
             f"{path.name} needs a header with columns path,label[,split][,group]; found: "
             f"{', '.join(columns) or 'nothing'}"
         )
+    # Columns by position (a plain reader: a dict per row costs more than the rest of the
+    # join over a million rows); a short row's missing cells read as empty.
+    at = {
+        name: columns.index(name)
+        for name in (key_col, "label", "split", "group")
+        if name in columns
+    }
+
+    def cell(row: list[str], name: str) -> str:
+        i = at.get(name)
+        return row[i].strip() if i is not None and i < len(row) else ""
+
     rows = []
     for line, row in enumerate(reader, start=2):
-        key = (row.get(key_col) or "").strip()
+        key = cell(row, key_col)
         if not key:
             continue
-        split = (row.get("split") or "").strip().lower() or None
-        group = (row.get("group") or "").strip() or None
-        rows.append((key, (row.get("label") or "").strip(), split, f"{path.name}:{line}", group))
+        split = cell(row, "split").lower() or None
+        group = cell(row, "group") or None
+        rows.append((key, cell(row, "label"), split, f"{path.name}:{line}", group))
     if "split" in columns:
         _check_split_column(rows, path)
     return rows
@@ -245,138 +254,76 @@ def _show(values: Counter) -> str:
 
 
 # --- joining -----------------------------------------------------------------------------------
+@dataclass
+class LabelJoin:
+    """The labelled cached videos, how the join went, and where each family holds them."""
+
+    videos: list[LabeledVideo]
+    report: JoinReport
+    holdings: Holdings
+
+
 def join_labels(rows: list[LabelRow], cache: FeatureCache) -> tuple[list[LabeledVideo], JoinReport]:
     """Match label rows to cached videos by path (resolved to absolute on both sides) or by
     video id. Raises DataError when nothing matches, or when one video gets two labels."""
-    index = CachedVideos.of(cache)
-    first_path: dict[str, str] = {}
-    for path, vid in sorted(index.sources.items()):
-        first_path.setdefault(vid, path)
+    joined = match_labels(rows, cache)
+    return joined.videos, joined.report
+
+
+def match_labels(rows: list[LabelRow], cache: FeatureCache) -> LabelJoin:
+    """`join_labels`, keeping the index's answers (`Holdings`) for the steps after it."""
+    matches = match_rows(rows, cache)
+    by_id = [m[0] for m in matches.found if m is not None and m[1] is None]
+    first_path = cache.index.first_paths(by_id) if by_id else {}
     report = JoinReport(label_rows=len(rows))
     videos: dict[str, LabeledVideo] = {}
     origin: dict[str, str] = {}
-    for row in rows:
-        vid, path = index.match(row)
-        if vid is None:
+    for row, match in zip(rows, matches.found):
+        if match is None:
             report.unmatched_rows += 1
             if len(report.unmatched_examples) < 5:
                 report.unmatched_examples.append(row.key)
             continue
         report.matched_rows += 1
+        vid, path = match
         path = path or first_path.get(vid, vid)
         if vid not in videos:
             videos[vid] = LabeledVideo(vid, row.label, [path], row.split, row.group)
             origin[vid] = row.where
             continue
         report.duplicate_rows += 1
-        known = videos[vid]
-        if known.label != row.label:
-            raise DataError(
-                f"{row.where} and {origin[vid]} are the same video ({vid[:12]}, identical bytes) "
-                f"with different labels ({row.label} vs {known.label}); fix one of them"
-            )
-        if known.split != row.split:
-            raise DataError(
-                f"{row.where} and {origin[vid]} are the same video ({vid[:12]}) but are put in "
-                f"different splits ({row.split} vs {known.split})"
-            )
-        if known.group != row.group:
-            raise DataError(
-                f"{row.where} and {origin[vid]} are the same video ({vid[:12]}) but are put in "
-                f"different groups ({row.group or '<none>'} vs {known.group or '<none>'}); "
-                "give identical files one group"
-            )
-        if path not in known.paths:
-            known.paths.append(path)
-    report.matched_videos = len(videos)
-    report.unlabelled_cached = len(index.committed - videos.keys())
+        _check_duplicate(row, videos[vid], origin[vid])
+        if path not in videos[vid].paths:
+            videos[vid].paths.append(path)
     if not videos:
-        raise DataError(_no_match_message(rows, index.sources, index.committed))
-    return sorted(videos.values(), key=lambda v: v.video_id), report
+        raise DataError(no_match_message(rows, cache))
+    report.matched_videos = len(videos)
+    # Every matched video is held by some family, so the rest of the cache is a difference of
+    # counts: no set of the cache's videos is built.
+    report.unlabelled_cached = cache.index.distinct_videos() - len(videos)
+    ordered = sorted(videos.values(), key=lambda v: v.video_id)
+    return LabelJoin(ordered, report, matches.holdings)
 
 
-def _norm(path: str | Path) -> str:
-    return os.path.normcase(os.path.normpath(os.path.abspath(os.path.expanduser(str(path)))))
-
-
-@dataclass
-class CachedVideos:
-    """A cache's videos as label and event keys name them: by a path the cache recorded (as
-    written, with symlinks resolved, or in its readable form) or by video id, for the videos
-    with committed features."""
-
-    sources: dict[str, str]
-    """path → video id, as the cache recorded them"""
-    committed: set[str]
-    """video ids with features in any family"""
-    by_path: dict[str, str]
-    """normalised form → the path the cache recorded"""
-
-    @classmethod
-    def of(cls, cache: FeatureCache) -> CachedVideos:
-        sources = cache.sources()
-        committed: set[str] = set()
-        for family in cache.families():
-            committed |= cache.committed(family)
-        return cls(sources, committed, _path_index(sources))
-
-    def match(self, row: LabelRow) -> tuple[str | None, str | None]:
-        """(video id, the cache's path for it) of a label row: by the path as written, resolved
-        against the labels file's folder or the working directory, or by video id. (None, None)
-        when it names no video with committed features."""
-        path = row.key if row.key in self.sources else None
-        for candidate in [] if path else _candidates(row):
-            forms = [_norm(candidate), _norm(os.path.realpath(candidate))]
-            if not is_utf8(candidate):  # a folder whose name is not UTF-8, the key written readably
-                forms.append(_norm(shown(candidate)))
-            for form in forms:
-                path = path or self.by_path.get(form)
-        if path is not None:
-            vid = self.sources[path]
-            return (vid, path) if vid in self.committed else (None, None)
-        lowered = row.key.lower()
-        if _SHA256.match(lowered) and lowered in self.committed:
-            return lowered, None
-        return None, None
-
-
-def _path_index(sources: dict[str, str]) -> dict[str, str]:
-    """Normalised form (as given, and with symlinks resolved) → the path the cache recorded. A
-    name that is not UTF-8 is also known by its readable form (`caf\\xe9.mp4`, how a UTF-8
-    labels file can write it), after every real name so that a real name always wins."""
-    index: dict[str, str] = {}
-    for path in sorted(sources):
-        index.setdefault(_norm(path), path)
-        index.setdefault(_norm(os.path.realpath(path)), path)
-    for path in sorted(p for p in sources if not is_utf8(p)):
-        index.setdefault(_norm(shown(path)), path)
-    return index
-
-
-def _candidates(row: LabelRow) -> list[str]:
-    key = os.path.expanduser(row.key)
-    if os.path.isabs(key):
-        return [key]
-    return [str(row.base / key), str(Path.cwd() / key)]
-
-
-def _no_match_message(rows: list[LabelRow], sources: dict[str, str], cached: set[str]) -> str:
-    first = rows[0]
-    label_side = f"{first.key!r}"
-    if not _SHA256.match(first.key.lower()):
-        label_side += f" (resolved: {_norm(_candidates(first)[0])!r})"
-    if sources:
-        some_id = sorted(cached or sources.values())[0]
-        cache_side = f"paths like {sorted(sources)[0]!r} or ids like {some_id!r}"
-    elif cached:
-        cache_side = f"ids like {sorted(cached)[0]!r} and no recorded paths"
-    else:
-        cache_side = "nothing: the cache holds no videos"
-    return (
-        f"0 of {len(rows)} labels matched a cached video. Label keys look like {label_side}; "
-        f"the cache has {cache_side}. Label each video by the path given to `harmcache extract` "
-        "(absolute, or relative to the labels file) or by its video id"
-    )
+def _check_duplicate(row: LabelRow, known: LabeledVideo, origin: str) -> None:
+    """A second row for the same bytes must agree with the first on label, split and group."""
+    vid = known.video_id
+    if known.label != row.label:
+        raise DataError(
+            f"{row.where} and {origin} are the same video ({vid[:12]}, identical bytes) "
+            f"with different labels ({row.label} vs {known.label}); fix one of them"
+        )
+    if known.split != row.split:
+        raise DataError(
+            f"{row.where} and {origin} are the same video ({vid[:12]}) but are put in "
+            f"different splits ({row.split} vs {known.split})"
+        )
+    if known.group != row.group:
+        raise DataError(
+            f"{row.where} and {origin} are the same video ({vid[:12]}) but are put in "
+            f"different groups ({row.group or '<none>'} vs {known.group or '<none>'}); "
+            "give identical files one group"
+        )
 
 
 def check_classes(videos: list[LabeledVideo]) -> None:

@@ -32,6 +32,7 @@ from harmcache.store.block import ShardBlock
 from harmcache.store.cache import FeatureCache
 from harmcache.store.family import Family
 from harmcache.store.plan import ReadPlan
+from harmcache.train.holdings import Holdings
 
 
 @dataclass(eq=False)
@@ -61,6 +62,8 @@ class StreamingLoader:
         videos across every slice that is in the buffer together.
     slice_videos : videos read per step; at most `buffer_videos`. Larger reads are faster.
     seed : with the epoch, fixes the order of slices and of the draws from the buffer.
+    holdings : where the families hold the videos, when already asked (the label join's);
+        without it the index is asked here.
     """
 
     def __init__(
@@ -74,6 +77,7 @@ class StreamingLoader:
         buffer_videos: int = 1024,
         slice_videos: int = 256,
         seed: int = 0,
+        holdings: Holdings | None = None,
     ):
         if min(batch_size, buffer_videos, slice_videos) < 1:
             raise UsageError("batch_size, buffer_videos and slice_videos must be at least 1")
@@ -99,7 +103,8 @@ class StreamingLoader:
         # Each family's shards are looked up once, here, not per slice. A slice is at most
         # `slice_videos` videos within one shard of the first family, so it is one read per
         # family when the families share their sharding.
-        self._plans = {name: cache.plan(fam, self.video_ids) for name, fam in self.families.items()}
+        plan = holdings.plan if holdings is not None else cache.plan
+        self._plans = {name: plan(fam, self.video_ids) for name, fam in self.families.items()}
         self._slices = next(iter(self._plans.values())).slices(self.slice_videos)
         self.max_blocks = 2 * -(-self.buffer_videos // self.slice_videos)
         """Blocks that buffered videos may keep alive; see `_Blocks`."""

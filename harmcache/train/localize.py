@@ -27,7 +27,8 @@ from harmcache.heads.timeline import Timeline
 from harmcache.store.cache import FeatureCache
 from harmcache.train.config import DEFAULT_SEGMENTS
 from harmcache.train.events import Interval, read_events
-from harmcache.train.labels import CachedVideos, LabelRow
+from harmcache.train.labels import LabelRow
+from harmcache.train.matching import match_rows
 
 
 @dataclass
@@ -54,15 +55,15 @@ def join_events(csv_path: str | Path, cache: FeatureCache) -> Events:
     when no key names a cached video."""
     path = Path(csv_path)
     raw = read_events(path)
-    index = CachedVideos.of(cache)
+    rows = [LabelRow(key, 1, None, f"{path.name}", path.parent) for key in raw]
+    found = match_rows(rows, cache).found
     by_video: dict[str, list[Interval]] = {}
     unmatched = []
-    for key, intervals in raw.items():
-        row = LabelRow(key, 1, None, f"{path.name}", path.parent)
-        vid, _ = index.match(row)
-        if vid is None:
+    for (key, intervals), match in zip(raw.items(), found):
+        if match is None:
             unmatched.append(key)
             continue
+        vid = match[0]
         by_video[vid] = sorted({*by_video.get(vid, []), *intervals})
     if not by_video:
         raise DataError(

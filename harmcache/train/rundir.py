@@ -41,8 +41,10 @@ from harmcache.paths import shown
 from harmcache.store.atomic import write_text_atomic
 from harmcache.store.cache import FeatureCache
 from harmcache.store.family import Family
-from harmcache.train.features import load_sequences
+from harmcache.train.features import check_features, check_scans, load_sequences
+from harmcache.train.holdings import Holdings
 from harmcache.train.labels import LabeledVideo
+from harmcache.train.reading import SCORE_CHUNK, read_pooled
 from harmcache.train.split import SPLIT_FILE, read_split
 
 CONFIG_FILE = "config.json"
@@ -190,22 +192,26 @@ class Run:
         """`cache_dir`, or the cache the run was trained from."""
         return FeatureCache(cache_dir or self.config["cache"])
 
-    def missing(self, cache: FeatureCache, video_ids: list[str]) -> dict[str, list[str]]:
+    def missing(
+        self, cache: FeatureCache, video_ids: list[str], holdings: Holdings | None = None
+    ) -> dict[str, list[str]]:
         """extractor → the videos lacking this run's features in `cache`."""
-        known = {f.name for f in cache.families()}
+        holdings = holdings or self.holdings(cache, video_ids)
         out = {}
         for ex, fam in self.families.items():
-            have = cache.committed(fam) if fam.name in known else set()
+            have = holdings.held(fam)
             lacking = [v for v in video_ids if v not in have]
             if lacking:
                 out[ex] = lacking
         return out
 
-    def load_data(
-        self, cache: FeatureCache, video_ids: list[str], labels: np.ndarray | None = None
-    ) -> SequenceData:
-        """The run's features of `video_ids`; a CacheError names what is missing."""
-        missing = self.missing(cache, video_ids)
+    def holdings(self, cache: FeatureCache, video_ids: list[str]) -> Holdings:
+        """Where the run's families hold `video_ids` in `cache`: one index question each."""
+        return Holdings.lookup(cache, video_ids, [f.name for f in self.families.values()])
+
+    def _require(self, cache: FeatureCache, video_ids: list[str]) -> Holdings:
+        holdings = self.holdings(cache, video_ids)
+        missing = self.missing(cache, video_ids, holdings)
         if missing:
             ex, lacking = next(iter(missing.items()))
             fam = self.families[ex]
@@ -214,15 +220,41 @@ class Run:
                 f"(family {fam.name}) in {cache.root}, e.g. {lacking[0][:12]}; extract them with "
                 "the run's specs (`harmcache predict` does) or point --cache at the run's cache"
             )
-        return load_sequences(cache, self.families, video_ids, labels)
+        return holdings
+
+    def load_data(
+        self, cache: FeatureCache, video_ids: list[str], labels: np.ndarray | None = None
+    ) -> SequenceData:
+        """The run's features of `video_ids`; a CacheError names what is missing."""
+        holdings = self._require(cache, video_ids)
+        return load_sequences(cache, self.families, video_ids, labels, holdings=holdings)
 
     def score(self, data: SequenceData) -> np.ndarray:
         """(N,) probability of harmful for each video."""
         return self.head.predict_proba(data)[:, 1]
 
-    def score_cache(self, cache: FeatureCache, video_ids: list[str]) -> np.ndarray:
-        """(N,) probability of harmful for cached videos."""
-        return self.score(self.load_data(cache, video_ids))
+    def score_cache(
+        self, cache: FeatureCache, video_ids: list[str], *, check: bool = False
+    ) -> np.ndarray:
+        """(N,) probability of harmful for cached videos, read shard by shard: a pooled head
+        pools each shard once (never the sequences), a sequence head reads `SCORE_CHUNK`
+        videos at a time. `check`: the content guards first (`check_scans`, per video)."""
+        holdings = self._require(cache, video_ids)
+        stats = self.head.pooled_stats
+        if stats is not None:
+            plans = {ex: holdings.plan(fam, video_ids) for ex, fam in self.families.items()}
+            data, scans = read_pooled(plans, stats)
+            if check:
+                check_scans(scans, video_ids, across_videos=False)
+            return self.head.predict_proba(data)[:, 1]
+        parts = []
+        for start in range(0, len(video_ids), SCORE_CHUNK):
+            ids = video_ids[start : start + SCORE_CHUNK]
+            data = load_sequences(cache, self.families, ids, holdings=holdings)
+            if check:
+                check_features(data, across_videos=False)
+            parts.append(self.score(data))
+        return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def read_json(path: Path) -> Any:

@@ -6,6 +6,7 @@ index this one replaced."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 
 import pytest
@@ -14,6 +15,7 @@ from harmcache.store.cache import FeatureCache
 from harmcache.store.family import Family
 from harmcache.store.index import Index
 from harmcache.store.keys import id_of, key_of
+from harmcache.store.ledger import JsonLog
 from harmcache.store.maintenance import compact, verify
 from tests.running import ok
 from tests.store.test_cache import item, spec
@@ -28,11 +30,9 @@ def test_statements_over_many_videos_search_an_index_never_scan_the_family(tmp_p
     lookups = {
         "DELETE FROM entries WHERE shard = ?": (1,),  # compaction and a vanished shard
         "SELECT video_id FROM entries WHERE shard = ?": (1,),  # a family streamed by shard
-        "SELECT video_id, shard FROM entries WHERE family = ? AND video_id IN (?, ?)": (
-            1,
-            b"a",
-            b"b",
-        ),
+        "SELECT e.video_id, s.file FROM entries e JOIN shards s ON s.id = e.shard "
+        "WHERE e.family = ? AND e.video_id IN (?, ?)": (1, b"a", b"b"),
+        "SELECT video_id, path FROM sources WHERE video_id IN (?, ?)": (b"a", b"b"),
         "SELECT path, video_id FROM sources WHERE path IN (?, ?)": ("a", "b"),
         "SELECT path, size, mtime_ns, inode, video_id FROM memo WHERE path IN (?, ?)": (
             "a",
@@ -44,6 +44,20 @@ def test_statements_over_many_videos_search_an_index_never_scan_the_family(tmp_p
         plan = plan_of(index.db, sql, args)
         assert "SEARCH" in plan and "SCAN" not in plan, (sql, plan)
     index.close()
+
+
+def test_a_few_lookups_never_read_the_family_s_shard_list(tmp_path, monkeypatch):
+    """`verify` asks where one shard's videos live once per shard: a question that walked
+    every shard of the family would make it quadratic in shards."""
+    fam = Family.from_spec(spec())
+    with FeatureCache(tmp_path / "c", create=True) as cache:
+        for i in range(3):
+            cache.commit(fam, [item(f"{i:064x}")])
+        walked = []
+        for name in ("_shard_names", "_held"):
+            monkeypatch.setattr(cache.index, name, lambda *a, name=name: walked.append(name))
+        where = cache.index.shards_of(fam.name, [f"{1:064x}", "nope"])
+    assert list(where) == [f"{1:064x}"] and not walked
 
 
 def test_a_video_id_is_kept_as_its_32_bytes_and_any_other_id_as_text():
@@ -93,26 +107,30 @@ def test_new_sightings_are_read_from_where_the_index_left_off(tmp_path, monkeypa
     root = tmp_path / "c"
     with FeatureCache(root, create=True) as cache:
         cache.record_sources([("/v/a.mp4", "a" * 64)])
-    with open(root / "sources.jsonl", "a") as f:  # another writer's sighting, not yet indexed
-        f.write(json.dumps({"path": "/v/b.mp4", "video_id": "b" * 64}) + "\n")
-    offsets = []
-    real = type(FeatureCache(root).sightings).read_from
-    monkeypatch.setattr(
-        type(FeatureCache(root).sightings),
-        "read_from",
-        lambda self, offset: offsets.append(offset) or real(self, offset),
-    )
-    (root / "sources.jsonl").open("a").write(
-        json.dumps({"path": "/v/c.mp4", "video_id": "c" * 64}) + "\n"
-    )
+    log = root / "sources.jsonl"
+    indexed = log.stat().st_size
+    line = json.dumps({"path": "/v/b.mp4", "video_id": "b" * 64}) + "\n"
+    with open(log, "a") as f:  # another writer's sighting, and half of one being written
+        f.write(line + '{"path": "/v/c.mp4", "vid')
+    starts = []
+    real = JsonLog.rows_from
+
+    def spy(self, start, end):
+        starts.append(start)
+        return real(self, start, end)
+
+    monkeypatch.setattr(JsonLog, "rows_from", spy)
     with FeatureCache(root) as cache:
-        assert cache.index.sources_of(["/v/a.mp4", "/v/b.mp4", "/v/c.mp4"]) == {
+        assert cache.index.sources_of(["/v/a.mp4", "/v/b.mp4"]) == {
             "/v/a.mp4": "a" * 64,
             "/v/b.mp4": "b" * 64,
-            "/v/c.mp4": "c" * 64,
         }
-    first_line = len(json.dumps({"path": "/v/b.mp4", "video_id": "b" * 64})) + 1
-    assert offsets and offsets[0] > 0 and offsets[-1] >= first_line  # never from the start
+    assert starts == [indexed]  # never from the start
+    with open(log, "a") as f:  # the half line completed
+        f.write('eo_id": "' + "c" * 64 + '"}\n')
+    with FeatureCache(root) as cache:
+        assert cache.index.sources_of(["/v/c.mp4"]) == {"/v/c.mp4": "c" * 64}
+    assert starts == [indexed, indexed + len(line)]
 
 
 def test_verify_sample_checks_that_many_shards_and_finds_a_broken_one(tmp_path):
@@ -155,3 +173,28 @@ def test_compaction_repoints_entries_without_scanning_the_family_per_shard(tmp_p
         assert verify(cache, {"clip": 4}) == []
     # 32 shards merged: a family-wide scan per shard would visit 32 x 64 rows (and more).
     assert len(steps) * 100 < 40_000, len(steps) * 100
+
+
+def test_a_question_about_most_paths_scans_and_answers_the_same(tmp_path, monkeypatch):
+    from harmcache.store import path_tables
+
+    with FeatureCache(tmp_path / "c", create=True) as cache:
+        pairs = [(f"/videos/v{i:03d}.mp4", f"{i:064x}") for i in range(50)]
+        pairs.append((os.fsdecode(b"/videos/caf\xe9.mp4"), "ab" * 32))
+        cache.record_sources(pairs)
+        asked = [p for p, _ in pairs[::2]] + ["/videos/never.mp4"]
+        looked_up = cache.index.sources_of(asked)
+        scans = []
+        real = cache.index.db
+        monkeypatch.setattr(path_tables, "SCAN_MIN", 1)
+
+        class Spy:
+            def execute(self, sql, *args):
+                scans.append(sql)
+                return real.execute(sql, *args)
+
+        cache.index.db = Spy()
+        scanned = cache.index.sources_of(asked)
+        cache.index.db = real
+    assert scanned == looked_up and len(scanned) == 26
+    assert any("WHERE" not in sql and "COUNT" not in sql for sql in scans)
