@@ -522,8 +522,10 @@ def code_metadata(code: Path) -> dict:
         return out.stdout.strip()
 
     commit = git("rev-parse", "HEAD") or None
-    dirty = bool(git("status", "--porcelain", "--untracked-files=no")) if commit else None
-    return {"path": str(code), "commit": commit, "dirty": dirty}
+    # As bench/meta.py: results written in that checkout are not the code measured.
+    changed = git("diff", "--name-only", "HEAD", "--", ".", ":(exclude)bench/results")
+    files = changed.splitlines() if commit else []
+    return {"path": str(code), "commit": commit, "dirty": bool(files), "dirty_files": files}
 
 
 def benchmark(

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from harmcache.hashing import canonical_json
 from harmcache.store.family import Family
-from harmcache.store.keys import CHUNK, SCAN_SHARE, id_of, key_of, sort_key
+from harmcache.store.keys import CHUNK, SCAN_MIN, SCAN_SHARE, id_of, key_of, sort_key
 from harmcache.store.path_tables import FileStamp, PathTables
 
 SCHEMA_VERSION = "4"
@@ -317,7 +317,7 @@ class Index(PathTables):
         if fam is None:
             return {}
         keys = {key_of(v) for v in video_ids}
-        if len(keys) > CHUNK and len(keys) * SCAN_SHARE > self._held(fam):
+        if len(keys) >= SCAN_MIN and len(keys) * SCAN_SHARE > self._held(fam):
             names = self._shard_names(fam)
             rows = self.db.execute("SELECT video_id, shard FROM entries WHERE family = ?", (fam,))
             return {id_of(k): names[s] for k, s in rows if k in keys}
