@@ -2,9 +2,10 @@
 chosen family, the content guards on them, and how each kind of head reads them from the cache.
 
 The index is asked once per family where the labelled videos are (`Holdings`, at the join);
-every later step reads through plans made from that answer. The shards are read twice: their
-video tables for the completeness check (a video with no row anywhere is dropped before the
-split), then every side's features in one pass (`reading.read_sides`) for the content guards.
+every later step reads through plans made from that answer. The completeness check opens
+only the video tables of shards the index says hold videos without rows (a video with no row
+anywhere is dropped before the split); then every side's features are read in one pass
+(`reading.read_sides`) for the content guards.
 LightGBM and logreg use pooled statistics only: that same pass pools their rows, so they never
 read the shards again (nor hold the sequences). The Transformer trains from a `StreamingLoader`
 (a shuffle buffer, never the whole split). Every sequence head scores a split `SCORE_CHUNK`

@@ -13,7 +13,6 @@ concatenated rows.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -25,7 +24,6 @@ from harmcache.heads.data import (
     Moments,
     PooledData,
     SequenceData,
-    pooled_rows,
     stage_two_duration,
 )
 from harmcache.store.block import ShardBlock
@@ -33,6 +31,7 @@ from harmcache.store.cache import FeatureCache
 from harmcache.store.family import Family
 from harmcache.store.plan import ReadPlan
 from harmcache.train.holdings import Holdings
+from harmcache.train.reading import read_pooled
 
 
 @dataclass(eq=False)
@@ -290,20 +289,14 @@ def pooled_from_cache(
     """`heads.data.pooled_statistics` of `video_ids` computed shard by shard from the cache:
     (N, columns) float32 in `video_ids` order, modalities in sorted name order, and the column
     names. Memory is one shard's rows plus the (N, columns) result."""
-    position = {vid: i for i, vid in enumerate(video_ids)}
-    blocks, names = [], []
-    for name, fam in sorted(families.items()):
-        out: np.ndarray | None = None
-        dim = 0
-        for block in cache.plan(fam, video_ids).blocks(info=()):
-            dim = block.features.shape[1]
-            if out is None:
-                out = np.full((len(video_ids), len(stats) * dim), np.nan, dtype=np.float32)
-            where = np.array([position[v] for v in block.video_ids], dtype=np.int64)
-            out[where] = pooled_rows(block.features, block.lengths, stats)
-        blocks.append(out if out is not None else np.zeros((len(video_ids), 0), np.float32))
-        names += [f"{name}.{stat}.{j}" for stat in stats for j in range(dim)]
-    return np.concatenate(blocks, axis=1), names
+    data = pool_cache(cache, families, video_ids, stats)
+    names = [
+        f"{ex}.{stat}.{j}"
+        for ex in sorted(families)
+        for stat in stats
+        for j in range(data.dims[ex])
+    ]
+    return data.values, names
 
 
 def pool_cache(
@@ -313,8 +306,7 @@ def pool_cache(
     stats: tuple[str, ...],
     labels: np.ndarray | None = None,
 ) -> PooledData:
-    """`pooled_from_cache` as the `PooledData` that LightGBM and logreg take."""
-    values, names = pooled_from_cache(cache, families, video_ids, stats)
-    columns = Counter(name.split(".", 1)[0] for name in names)
-    dims = {name: columns[name] // len(stats) for name in sorted(families)}
-    return PooledData(list(video_ids), values, tuple(stats), dims, labels)
+    """`pooled_from_cache` as the `PooledData` that LightGBM and logreg take: one pass over
+    each family's shards (`reading.read_pooled`, what training uses)."""
+    plans = {ex: cache.plan(fam, list(video_ids)) for ex, fam in families.items()}
+    return read_pooled(plans, tuple(stats), labels)[0]
