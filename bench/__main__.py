@@ -39,6 +39,8 @@ BENCHMARKS = {
     "audio": "bench.audio_bench",
     "image-memory": "bench.image_memory_bench",
     "scale": "bench.scale_bench",
+    "policy": "bench.policy_sim",
+    "categories": "bench.categories_bench",
 }
 
 

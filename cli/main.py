@@ -23,6 +23,7 @@ from . import (  # noqa: E402
     evaluate_cmd,
     extract_cmd,
     predict_cmd,
+    queue_cmd,
     sweep_cmd,
     train_cmd,
     weights_cmd,
@@ -45,6 +46,7 @@ COMMANDS = (
     sweep_cmd,
     evaluate_cmd,  # evaluate and compare
     predict_cmd,
+    queue_cmd,
 )
 """One module per command (or pair of commands reading the same run)."""
 

@@ -31,8 +31,10 @@ def train_cmd(
     labels: Path = typer.Option(
         ...,
         "--labels",
-        help="CSV path,label[,split][,group], or a folder with one subfolder per class.",
+        help="CSV path,label[,split][,group] or path,<category>,...[,split][,group] (0/1, "
+        "blank: not labelled), or a folder with one subfolder per class.",
     ),
+    taxonomy: Path = option(TrainConfig, "taxonomy"),
     head: str = option(TrainConfig, "head"),
     out: Path = typer.Option(..., "--out", help="Run directory to write, e.g. runs/NAME."),
     features: str = option(TrainConfig, "features"),
@@ -48,16 +50,37 @@ def train_cmd(
     calibrate: str = option(TrainConfig, "calibrate"),
     head_params: list[str] = option(TrainConfig, "head_params", "--param"),
     events: Path = option(TrainConfig, "events"),
+    prompts: Path = typer.Option(
+        None, "--prompts", help="With --head prompts: YAML category: [prompt, ...]."
+    ),
+    weights_dir: Path = typer.Option(
+        None, "--weights-dir", help="With --prompts: the folder holding the CLIP weights file."
+    ),
     force: bool = option(TrainConfig, "force"),
     json_out: bool = typer.Option(False, "--json", help="Last stdout line: one JSON object."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Train a head on cached features; write a run directory."""
     from harmcache import train
+    from harmcache.errors import UsageError
     from harmcache.heads.base import parse_params
     from harmcache.train.rundir import plain
 
     setup_logging(verbose)
+    params = parse_params(head, head_params or [])
+    if (head == "prompts") != (prompts is not None):
+        raise UsageError("--prompts goes with --head prompts, and --head prompts needs it")
+    if prompts is not None:
+        from harmcache.prompting import RANDOM_INIT_NOTE, prompt_settings
+
+        params.update(
+            prompt_settings(
+                cache, prompts, families=families_option(families), weights_dir=weights_dir
+            )
+        )
+        features = features or "clip"
+        if params["text_weights"].get("kind") == "random-init":
+            typer.echo(f"warning: {RANDOM_INIT_NOTE}", err=True)
     config = TrainConfig(
         head=head,
         features=split_list(features),
@@ -71,8 +94,9 @@ def train_cmd(
         val_fraction=val_fraction,
         test_fraction=test_fraction,
         calibrate=calibrate,
-        head_params=parse_params(head, head_params or []),
+        head_params=params,
         events=events,
+        taxonomy=taxonomy,
         force=force,
     )
     result = train(cache, labels, config, out, on_join=_show_join, on_epoch=_show_epoch)

@@ -10,6 +10,7 @@ The library in a few calls (see docs/python-api.md):
     evaluate(run_dir, ...)             metrics at the run's threshold
     compare(run_dirs)                  runs side by side
     predict(videos, run_dir, ...)      score new videos (extracting them with the run's specs)
+    review_queue(run_dir, ...)         what a run would remove or review, over a whole cache
 
 The names are imported on first use, so `import harmcache` stays light. `extract`, `train` and
 `predict` are also the names of modules (`harmcache/extract/`, `harmcache/train/`,
@@ -35,6 +36,7 @@ _PUBLIC = {
     "evaluate": "harmcache.train.evaluate:evaluate",
     "compare": "harmcache.train.evaluate:compare",
     "predict": "harmcache.predict:predict",
+    "review_queue": "harmcache.queue:review_queue",
 }
 """public name → "module:attribute"."""
 

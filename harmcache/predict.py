@@ -18,6 +18,11 @@ one scale, and the video logit is the mean of the top-k snippet logits, so a vid
 harmful always has a span (its best snippet scores at least the video score). A safe video may
 still show short spans; a video's label decides, its spans say where to look.
 
+A run with several categories gives, per video, each category's score, probability, action
+(remove, review or allow, under the run's certified policy or else each category's threshold:
+`harmcache.verdicts`) and spans, and the video's overall action: the most severe over its
+categories, with the category that decided it.
+
 Every prediction states its operating point: the threshold, the objective it was chosen for
 and, when `sweep-threshold --confidence` certified it, the guarantee. The label compares the
 raw score with the threshold; `probability` is the calibrated score, for people to read.
@@ -37,6 +42,7 @@ from harmcache.heads.timeline import merge_spans
 from harmcache.train.config import PredictConfig
 from harmcache.train.localize import DEFAULT_SEGMENTS, segment_table
 from harmcache.train.rundir import Run, load_run
+from harmcache.verdicts import CategoryVerdict, verdicts
 from harmcache.video.image import is_image
 
 
@@ -75,6 +81,12 @@ class Prediction:
     """Merged intervals where the timeline is at or above the threshold: start, end, peak."""
     reason: str | None = None
     message: str | None = None
+    categories: list[CategoryVerdict] | None = None
+    """A run with several categories: one verdict each (then score and label are None)."""
+    action: str | None = None
+    """remove | review | allow: the most severe over the categories"""
+    decided_by: str | None = None
+    """The category that decided `action` (the highest score among those at its severity)."""
 
     def to_json(self) -> dict:
         """A JSON-ready dict (the timeline as a list of dicts)."""
@@ -85,6 +97,8 @@ class Prediction:
         spans at or above the threshold, and the timeline with a bar per entry."""
         if self.status != "scored":
             return [f"{self.path}: failed ({self.reason}: {self.message})"]
+        if self.categories is not None:
+            return self._category_lines()
         out = [f"{self.path}: {self.label} {self.operating_point()}"]
         if self.spans:
             out.append(f"  spans at or above {self.threshold:.4g}:")
@@ -101,6 +115,17 @@ class Prediction:
             else:
                 bar = "#" * round(s.score * 20)
                 out.append(f"  {_clock(s.start)}-{_clock(s.end)} {s.score:.3f} {bar}")
+        return out
+
+    def _category_lines(self) -> list[str]:
+        out = [f"{self.path}: {self.action} (decided by {self.decided_by})"]
+        for v in self.categories or []:
+            prob = "uncalibrated" if v.probability is None else f"p={v.probability:.4f}"
+            spans = ", ".join(f"{_clock(s['start'])}-{_clock(s['end'])}" for s in v.spans)
+            out.append(
+                f"  {v.category}: {v.action} {prob} (score {v.score:.4f})"
+                + (f" at {spans}" if spans else "")
+            )
         return out
 
     def operating_point(self) -> str:
@@ -170,9 +195,14 @@ def predict(
             out[position].status, out[position].reason = p.status, p.reason
             out[position].message = p.message
             continue
-        for name in ("score", "probability", "label", "threshold", "objective", "guarantee"):
+        for name in (
+            "score", "probability", "label", "threshold", "objective", "guarantee",
+            "categories", "action", "decided_by",
+        ):  # fmt: skip
             setattr(out[position], name, getattr(p, name))
-        if is_image(out[position].path):
+        if p.categories is not None:
+            out[position].duration = p.duration
+        elif is_image(out[position].path):
             still(out[position])
         else:
             out[position].duration = p.duration
@@ -192,6 +222,8 @@ def still(p: Prediction) -> None:
 def score_videos(run: Run, cache, video_ids: list[str], segments: int = DEFAULT_SEGMENTS) -> dict:
     """video id → Prediction (score, label and segment timeline) for cached videos."""
     data = run.load_data(cache, video_ids)
+    if len(run.rules) > 1:
+        return _category_predictions(run, data, segments)
     point = OperatingPoint.from_json(run.threshold)
     threshold = point.threshold
     scores = run.score(data)
@@ -233,6 +265,23 @@ def score_videos(run: Run, cache, video_ids: list[str], segments: int = DEFAULT_
             "video without a sound track for an audio-only run",
         )
     return out
+
+
+def _category_predictions(run: Run, data: SequenceData, segments: int) -> dict:
+    """video id → Prediction with a verdict per category and the overall action."""
+    per_video, actions = verdicts(run, data, segments)
+    return {
+        vid: Prediction(
+            path="",
+            video_id=vid,
+            status="scored",
+            duration=float(data.duration[i]),
+            categories=per_video[i],
+            action=str(actions.action[i]),
+            decided_by=str(actions.decided_by[i]),
+        )
+        for i, vid in enumerate(data.video_ids)
+    }
 
 
 def video_timelines(run: Run, data: SequenceData, segments: int) -> list[list[Segment]]:

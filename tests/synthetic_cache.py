@@ -52,17 +52,28 @@ class Synthetic:
     paths: list[str]
     labels: list[int]
     families: dict[str, Family] = field(default_factory=dict)
+    targets: np.ndarray | None = None
+    """(n, categories) 0/1 truth, when built with `categories`"""
 
 
 def make_record(
-    rng: np.random.Generator, label: int, rows: int, dim: int, duration: float, signal: float
+    rng: np.random.Generator,
+    label: int | tuple[int, ...],
+    rows: int,
+    dim: int,
+    duration: float,
+    signal: float,
 ) -> FeatureRecord:
+    """A video's rows; a positive carries the signal in dims 0-1, or, for a tuple of
+    category labels, category k's signal in dims 2k and 2k+1."""
     features = rng.normal(size=(rows, dim)).astype(np.float32)
-    if label and rows:
+    planted = [k for k, y in enumerate(label) if y == 1] if isinstance(label, tuple) else [0]
+    if (label if not isinstance(label, tuple) else planted) and rows:
         # The signal sits in some rows only, so a time-aware head has something to localise.
         hot = rng.random(rows) < 0.75
         hot[rng.integers(rows)] = True
-        features[hot, :2] += signal
+        for k in planted:
+            features[hot, 2 * k : 2 * k + 2] += signal
     stamps = (np.arange(rows) + 0.5) * duration / max(rows, 1)
     fps = 25.0
     return FeatureRecord(features, np.round(stamps * fps).astype(np.int64), stamps)
@@ -84,8 +95,11 @@ def build(
     zero: tuple[str, ...] = (),
     tag: str = "v",
     shard_size: int = 25,
+    categories: dict[str, float] | None = None,
 ) -> Synthetic:
-    """A cache at root/cache with n videos, their paths under root/videos, and labels.csv."""
+    """A cache at root/cache with n videos, their paths under root/videos, and labels.csv.
+    `categories` (name → prevalence, drawn independently) plants one signal per category and
+    writes labels.csv as path,<category>,...; `Synthetic.targets` holds the truth."""
     dims = dims or SMALL_DIMS
     rng = np.random.default_rng(seed)
     cache = FeatureCache(root / "cache", create=True)
@@ -93,6 +107,11 @@ def build(
     videos.mkdir(parents=True, exist_ok=True)
     n_pos = max(1, round(n * prevalence))
     labels = [1] * n_pos + [0] * (n - n_pos)
+    targets = None
+    if categories:
+        draw = np.random.default_rng(seed + 1)
+        targets = np.stack([(draw.random(n) < p).astype(int) for p in categories.values()], axis=1)
+        labels = [int(row.any()) for row in targets]
     ids = [video_id(f"{tag}-{seed}-{i}") for i in range(n)]
     paths = [str((videos / f"{tag}{i:04d}.mp4").resolve()) for i in range(n)]
     durations = rng.uniform(4.0, 12.0, size=n)
@@ -110,7 +129,8 @@ def build(
                 rows = int(rng.integers(1, rows + 1))
             if empty and i in empty.get(extractor, []):
                 rows = 0
-            record = make_record(rng, labels[i], rows, dim, durations[i], signal)
+            label = labels[i] if targets is None else tuple(int(y) for y in targets[i])
+            record = make_record(rng, label, rows, dim, durations[i], signal)
             if extractor in zero:
                 record.features[:] = 0
             info = VideoInfo(int(durations[i] * 25), 25.0, float(durations[i]), 64, 32, "synthetic")
@@ -120,7 +140,10 @@ def build(
     labels_csv = root / "labels.csv"
     with open(labels_csv, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["path", "label"])
-        for p, y in zip(paths, labels):
-            writer.writerow([p, y])
-    return Synthetic(cache, labels_csv, ids, paths, labels, families)
+        if targets is None:
+            writer.writerow(["path", "label"])
+            writer.writerows(zip(paths, labels))
+        else:
+            writer.writerow(["path", *categories])
+            writer.writerows([p, *row] for p, row in zip(paths, targets.tolist()))
+    return Synthetic(cache, labels_csv, ids, paths, labels, families, targets)

@@ -35,7 +35,11 @@ ALLOWED: dict[str, set[str]] = {
     "extract": LEAVES | {"video", "store", "extractors"},
     "train": DECIDING | {"store", "heads"},
     "demo": LEAVES | {"video"},
-    "predict": DECIDING | {"video", "store", "extractors", "extract", "heads", "train"},
+    "demo_multi": LEAVES | {"video", "demo"},
+    "predict": DECIDING | {"video", "store", "extractors", "extract", "heads", "train", "verdicts"},
+    "verdicts": DECIDING | {"store", "heads", "train"},
+    "prompting": LEAVES | {"extractors", "video", "store"},
+    "queue": DECIDING | {"store", "heads", "train", "verdicts"},
 }
 """Layer → the layers it may import (besides itself and the lazy top-level package)."""
 

@@ -13,7 +13,7 @@ import pytest
 import harmcache
 
 PUBLIC = ["extract", "FeatureCache", "train", "load_run", "sweep_threshold", "evaluate",
-          "compare", "predict"]  # fmt: skip
+          "compare", "predict", "review_queue"]  # fmt: skip
 
 
 def imported_after(code: str) -> list[str]:

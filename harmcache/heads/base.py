@@ -1,16 +1,22 @@
 """The head contract: a scikit-learn estimator every head implements, with its checks and saving.
 
-A head is a binary classifier over `SequenceData` that follows scikit-learn's conventions:
+A head scores videos over `SequenceData`, for one moderation category or several at once, and
+follows scikit-learn's conventions:
 
 - its settings are keyword arguments of `__init__`, stored as given and checked in `fit`, so
   `clone`, `get_params` and `set_params` work;
 - `fit(X, y=None, *, eval_set=None)` returns self. X is a `SequenceData` (it has `len()` and
-  integer-array indexing, so `cross_val_score` can split it); y is a 0/1 array, X's own labels
-  when left out. With `eval_set` the head stops early on it; without, it trains the configured
-  epochs or rounds;
-- learned state ends in `_`; `classes_` is `[0, 1]` (safe, harmful);
-- `predict_proba` gives (n, 2); `predict` cuts at `threshold_` when set (`load_run` sets it
-  from the run's threshold.json) or else at 0.5; both raise `NotFittedError` before `fit`.
+  integer-array indexing, so `cross_val_score` can split it); y is X's own labels when left
+  out, either (n,) 0/1 (one category) or (n, K) 0/1 with NaN where a category is not labelled
+  for a video (masked, never read as 0; see `harmcache.heads.targets`). With `eval_set` the
+  head stops early on it; without, it trains the configured epochs or rounds;
+- learned state ends in `_`; `classes_` is `[0, 1]` (safe, harmful); `n_outputs_` is K, the
+  number of categories (1 for a 1-D y);
+- `predict_categories` gives (n, K) probabilities, one column per category. For K = 1,
+  `predict_proba` gives (n, 2) and `predict` cuts at `threshold_` when set (`load_run` sets it
+  from the run's threshold.json) or else at 0.5; for K > 1 both raise UsageError, since one
+  pair of columns or one threshold cannot stand for several categories. All raise
+  `NotFittedError` before `fit`.
 
 Heads that only need pooled statistics (LightGBM, logreg: `pooled_stats` set) also take a
 `PooledData` for X, so stage two can pool shard by shard and never hold the sequences.
@@ -25,11 +31,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
-import logging
 import types
 import typing
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -37,135 +40,24 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from harmcache import metrics
-from harmcache.decisions import table
 from harmcache.decisions.operating_point import DEFAULT_THRESHOLD, OperatingPoint
 from harmcache.errors import DataError, UsageError
 from harmcache.heads.data import PooledData, SequenceData, check_finite
 from harmcache.heads.registry import HEADS
-
-log = logging.getLogger(__name__)
+from harmcache.heads.report import EpochCallback, log_epoch
+from harmcache.heads.report import EpochReport as EpochReport  # re-exported: the heads' API
+from harmcache.heads.targets import check_targets
 
 HEAD_FILE = "head.json"
 
 
-@dataclass
-class EpochReport:
-    """What one epoch (or a whole non-iterative fit) did; the validation fields are None (and
-    `rows` empty) when the head was fitted without an `eval_set`."""
-
-    epoch: int
-    epochs: int
-    train_loss: float
-    seconds: float
-    val_loss: float | None = None
-    rows: list[dict] = field(default_factory=list)
-    """`table.threshold_rows` at 0.30..0.70."""
-    best_f1: float | None = None
-    """Best F1 over the 0.01..0.99 grid."""
-    best_threshold: float | None = None
-    monitor: float | None = None
-    """The early-stopping value this epoch."""
-    improved: bool = False
-    localization: dict | None = None
-    """Per-second segment AUROC/AP of the validation timelines against an events file, when
-    training was given one (`train --events`); filled by the epoch callback."""
-
-    @classmethod
-    def validated(
-        cls,
-        epoch: int,
-        epochs: int,
-        train_loss: float,
-        seconds: float,
-        *,
-        y_val: np.ndarray,
-        scores: np.ndarray,
-        val_loss: float,
-        monitor: float,
-        improved: bool,
-    ) -> EpochReport:
-        """A report with the validation table and best F1 computed from `scores`."""
-        f1, threshold = metrics.best_f1(y_val, scores)
-        rows = table.threshold_rows(y_val, scores)
-        return cls(
-            epoch, epochs, train_loss, seconds, val_loss, rows, f1, threshold, monitor, improved
-        )
-
-    @classmethod
-    def single_fit(
-        cls,
-        train_loss: float,
-        seconds: float,
-        val: tuple | None = None,
-        scores: np.ndarray | None = None,
-        val_loss: float | None = None,
-    ) -> EpochReport:
-        """The one report of a head fitted in one go (LightGBM, logreg): its training loss,
-        and the validation table when a validation set was given."""
-        if val is None:
-            return cls(1, 1, train_loss, seconds)
-        return cls.validated(1, 1, train_loss, seconds, y_val=val[1], scores=scores,
-                             val_loss=val_loss, monitor=val_loss, improved=True)  # fmt: skip
-
-    def format(self) -> str:
-        val = "" if self.val_loss is None else f"  val loss {self.val_loss:.4f}"
-        head = (
-            f"epoch {self.epoch}/{self.epochs}  train loss {self.train_loss:.4f}{val}  "
-            f"({self.seconds:.1f}s)"
-        )
-        if not self.rows:
-            return head
-        best = table.best_row(self.rows)
-        tail = (
-            f"  best in table: F1 {best['f1']:.4f} at {best['threshold']:.2f};"
-            f" best on 0.01 grid: F1 {self.best_f1:.4f} at {self.best_threshold:.2f}"
-            + ("  *" if self.improved else "")
-        )
-        lines = [head, table.format_rows(self.rows, best), tail]
-        if self.localization is not None:
-            lines.append(localization_line(self.localization))
-        return "\n".join(lines)
-
-    def to_json(self) -> dict:
-        return {
-            "epoch": self.epoch,
-            "train_loss": self.train_loss,
-            "val_loss": self.val_loss,
-            "best_f1": self.best_f1,
-            "best_threshold": self.best_threshold,
-            "monitor": self.monitor,
-            "improved": self.improved,
-            "seconds": self.seconds,
-            **({} if self.localization is None else {"localization": self.localization}),
-        }
-
-
-def localization_line(loc: dict) -> str:
-    """'  per second on validation: AUROC 0.97, AP 0.91 (412 s, 38 harmful)'."""
-    auroc, ap = loc.get("segment_auroc"), loc.get("segment_ap")
-    shown = ", ".join(
-        f"{name} {value:.4f}" if value is not None else f"{name} n/a"
-        for name, value in (("AUROC", auroc), ("AP", ap))
-    )
-    return (
-        f"  per second on validation: {shown} ({loc.get('n_seconds', 0)} s, "
-        f"{loc.get('n_positive_seconds', 0)} harmful)"
-    )
-
-
-EpochCallback = Callable[[EpochReport], None]
 Validation = tuple[SequenceData, np.ndarray]
-"""A validation set: the videos and their 0/1 labels."""
-
-
-def log_epoch(report: EpochReport) -> None:
-    """The default epoch callback: the table goes to the log."""
-    log.info("%s", report.format())
+"""A validation set: the videos and their (n, K) labels (`check_targets`)."""
 
 
 class Head(ClassifierMixin, BaseEstimator):
-    """Binary classifier over cached feature sequences (see the module docstring)."""
+    """Classifier over cached feature sequences, for one category or several (see the module
+    docstring)."""
 
     name: ClassVar[str]
     pooled_stats: tuple[str, ...] | None = None
@@ -180,29 +72,47 @@ class Head(ClassifierMixin, BaseEstimator):
         eval_set: SequenceData | tuple[SequenceData, np.ndarray] | None = None,
         on_epoch: EpochCallback | None = None,
     ) -> Head:
-        """Learn from the videos `X` and their labels `y` (default: `X.labels`).
+        """Learn from the videos `X` and their labels `y` (default: `X.labels`): (n,) 0/1, or
+        (n, K) 0/1/NaN for K categories.
 
-        `eval_set`, a labelled `SequenceData` or an `(X_val, y_val)` pair, drives early
-        stopping; without it the head trains its configured epochs or rounds. `on_epoch`
-        receives each epoch's report (default: logged). Returns self."""
+        `eval_set`, a labelled `SequenceData` or an `(X_val, y_val)` pair with the same
+        categories, drives early stopping; without it the head trains its configured epochs or
+        rounds. `on_epoch` receives each epoch's report (default: logged). Returns self."""
         self._check_params()
         X, y = check_labelled(X, y, "X", self._inputs())
         val = None
         if eval_set is not None:
-            val = check_labelled(*_as_pair(eval_set), "eval_set", self._inputs())
+            val = check_labelled(*_as_pair(eval_set), "eval_set", self._inputs(), training=False)
+            check_same_categories(y, val[1])
         self._forget_learned()
         self.dims_ = X.dims
+        self.n_outputs_ = y.shape[1]
         self._fit(X, y, val, on_epoch or log_epoch)
         self.classes_ = np.array([0, 1])
         return self
 
+    def predict_categories(self, X: SequenceData) -> np.ndarray:
+        """(n, K): each video's probability of being harmful in each category (column k is
+        column k of the labels it was fitted on)."""
+        return self._category_proba(self._check_input(X))
+
     def predict_proba(self, X: SequenceData) -> np.ndarray:
-        """(n, 2): each video's probability of being safe (column 0) and harmful (column 1)."""
-        harmful = self._harmful_proba(self._check_input(X))
+        """(n, 2): each video's probability of being safe (column 0) and harmful (column 1).
+        One-category heads only: a head fitted on K > 1 categories raises UsageError (use
+        `predict_categories`)."""
+        X = self._check_input(X)
+        if self.n_outputs_ != 1:
+            raise UsageError(
+                f"this {self.name} head scores {self.n_outputs_} categories; predict_proba and "
+                "predict are for one category: use predict_categories(X) for the "
+                f"(n, {self.n_outputs_}) probabilities"
+            )
+        harmful = self._category_proba(X)[:, 0]
         return np.column_stack([1.0 - harmful, harmful])
 
     def predict(self, X: SequenceData) -> np.ndarray:
-        """(n,) 0/1: harmful where the probability reaches `threshold_` (else 0.5)."""
+        """(n,) 0/1: harmful where the probability reaches `threshold_` (else 0.5). One-category
+        heads only, as `predict_proba`."""
         harmful = self.predict_proba(X)[:, 1]
         return OperatingPoint(getattr(self, "threshold_", DEFAULT_THRESHOLD)).apply(harmful)
 
@@ -220,8 +130,8 @@ class Head(ClassifierMixin, BaseEstimator):
     ) -> None:
         raise NotImplementedError
 
-    def _harmful_proba(self, X: SequenceData) -> np.ndarray:
-        """(n,) probability of harmful, for checked input."""
+    def _category_proba(self, X: SequenceData) -> np.ndarray:
+        """(n, K) probability of harmful in each category, for checked input."""
         raise NotImplementedError
 
     def _save_state(self, folder: Path) -> None:
@@ -241,7 +151,7 @@ class Head(ClassifierMixin, BaseEstimator):
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self._save_state(folder)
-        state = {"dims": self.dims_, **self._state()}
+        state = {"dims": self.dims_, "n_outputs": self.n_outputs_, **self._state()}
         meta = {"head": self.name, "config": self.get_params(), "state": state}
         (folder / HEAD_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
@@ -253,6 +163,7 @@ class Head(ClassifierMixin, BaseEstimator):
         head = cls(**meta["config"])
         state = meta.get("state", {})
         head.dims_ = {k: int(v) for k, v in state["dims"].items()}
+        head.n_outputs_ = int(state.get("n_outputs", 1))  # heads saved before categories: one
         head._load_state(folder, state)
         head.classes_ = np.array([0, 1])
         return head
@@ -275,10 +186,11 @@ class Head(ClassifierMixin, BaseEstimator):
 
 
 def check_labelled(
-    X: Any, y: Any, what: str, kinds: tuple[type, ...] = (SequenceData,)
+    X: Any, y: Any, what: str, kinds: tuple[type, ...] = (SequenceData,), *, training: bool = True
 ) -> Validation:
     """`X` as one of `kinds`, holding videos with finite features, and `y` (default `X.labels`)
-    as int64 0/1 with both classes."""
+    as the (n, K) float64 0/1/NaN labels of `check_targets` (which says what `training`
+    demands of the classes)."""
     if not isinstance(X, kinds):
         raise UsageError(f"{what} must be a {_kinds(kinds)}, got {type(X).__name__}")
     if len(X) == 0:
@@ -290,14 +202,23 @@ def check_labelled(
     if y is None:
         raise UsageError(f"{what} has no labels: pass y, or build the SequenceData with labels")
     y = np.asarray(y)
-    if y.shape != (len(X),):
-        raise UsageError(f"{what} holds {len(X)} videos but the labels have shape {y.shape}")
-    if not np.isin(y, (0, 1)).all():
-        raise UsageError(f"{what} labels must be 0 (safe) or 1 (harmful)")
-    if len(np.unique(y)) < 2:
-        raise DataError(f"{what} needs both classes; all {len(y)} videos are labelled {y[0]}")
+    if y.ndim not in (1, 2) or len(y) != len(X) or y.size == 0:
+        raise UsageError(
+            f"{what} holds {len(X)} videos but the labels have shape {y.shape}; expected "
+            f"({len(X)},) or ({len(X)}, categories)"
+        )
+    y = check_targets(y, what, training=training)
     check_finite(X, what)
-    return X, y.astype(np.int64)
+    return X, y
+
+
+def check_same_categories(y: np.ndarray, y_val: np.ndarray) -> None:
+    """The validation labels have one column per training category."""
+    if y_val.shape[1] != y.shape[1]:
+        raise UsageError(
+            f"eval_set has labels for {y_val.shape[1]} categories, X for {y.shape[1]}; "
+            "they must be the same categories in the same columns"
+        )
 
 
 def _kinds(kinds: tuple[type, ...]) -> str:

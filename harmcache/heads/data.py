@@ -51,7 +51,9 @@ class SequenceData:
     video_ids: list[str]
     modalities: dict[str, Modality]
     labels: np.ndarray | None = None
-    """(N,) int64 0/1, or None when scoring unlabelled videos."""
+    """(N,) int64 0/1; or (N, K) float 0/1 with NaN where a category is not labelled for a video
+    (one column per moderation category, `harmcache.heads.targets`); or None when scoring
+    unlabelled videos."""
     duration: np.ndarray = field(default_factory=lambda: np.zeros(0))
     """(N,) seconds."""
 
@@ -174,6 +176,7 @@ class PooledData:
     """extractor → feature width; columns are modalities in sorted name order, each
     `len(stats) * width` wide."""
     labels: np.ndarray | None = None
+    """As `SequenceData.labels`."""
 
     def __len__(self) -> int:
         return len(self.video_ids)

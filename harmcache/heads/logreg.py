@@ -1,6 +1,10 @@
 """The sanity baseline: mean-pooled features, standardised, logistic regression with balanced
 class weights. If this cannot beat chance, the labels or the features are wrong (see
-docs/design-notes.md#sanity-baseline)."""
+docs/design-notes.md#sanity-baseline).
+
+With K categories the columns are standardised once, on every training video, and each
+category gets its own coefficient row, fitted on its labelled videos; one category is one row,
+the same code."""
 
 from __future__ import annotations
 
@@ -14,12 +18,14 @@ import numpy as np
 from harmcache.errors import UsageError
 from harmcache.heads.base import EpochCallback, EpochReport, Head, Validation
 from harmcache.heads.data import PooledData, SequenceData, pooled_statistics
+from harmcache.heads.targets import labelled, masked_log_loss
 
 STATE_FILE = "logreg.json"
 
 
 class LogRegHead(Head):
-    """StandardScaler + LogisticRegression(class_weight="balanced") on mean-pooled rows.
+    """StandardScaler + LogisticRegression(class_weight="balanced") on mean-pooled rows, one
+    per category: `coef_` is (K, columns), `intercept_` (K,).
 
     Parameters
     ----------
@@ -59,18 +65,24 @@ class LogRegHead(Head):
         self.scale_ = np.where(std < 1e-12, 1.0, std)
         x -= self.mean_
         x /= self.scale_
-        model = LogisticRegression(
-            C=self.C, class_weight="balanced", max_iter=self.max_iter, random_state=self.seed
-        ).fit(x, y)
+        coef, intercept = [], []
+        for k in range(y.shape[1]):
+            rows, labels = labelled(y, k)
+            model = LogisticRegression(
+                C=self.C, class_weight="balanced", max_iter=self.max_iter, random_state=self.seed
+            ).fit(x if len(rows) == len(x) else x[rows], labels)
+            coef.append(model.coef_[0].astype(np.float64))
+            intercept.append(float(model.intercept_[0]))
         del x
-        self.coef_ = model.coef_[0].astype(np.float64)
-        self.intercept_ = float(model.intercept_[0])
-        train_loss = _log_loss(y, self._harmful_proba(X))
+        self.coef_ = np.stack(coef)
+        self.intercept_ = np.array(intercept)
+        # One report for the whole fit; the losses are means over the categories.
+        train_loss = masked_log_loss(y, self._category_proba(X))
         if val is None:
             on_epoch(EpochReport.single_fit(train_loss, time.perf_counter() - start))
             return
-        scores = self._harmful_proba(val[0])
-        val_loss = _log_loss(val[1], scores)
+        scores = self._category_proba(val[0])
+        val_loss = masked_log_loss(val[1], scores)
         seconds = time.perf_counter() - start
         on_epoch(EpochReport.single_fit(train_loss, seconds, val, scores, val_loss))
 
@@ -81,14 +93,15 @@ class LogRegHead(Head):
             np.float64
         )
 
-    def _harmful_proba(self, X: SequenceData) -> np.ndarray:
+    def _category_proba(self, X: SequenceData) -> np.ndarray:
         x = self._pooled(X)
         # A modality with no rows in a video (or in a predict segment): use the training mean.
         np.copyto(x, self.mean_, where=np.isnan(x))
         x -= self.mean_
         x /= self.scale_
-        z = x @ self.coef_ + self.intercept_
-        return 1.0 / (1.0 + np.exp(-z))
+        # One product per category row: the same arithmetic whatever the number of categories.
+        z = [x @ coef + intercept for coef, intercept in zip(self.coef_, self.intercept_)]
+        return 1.0 / (1.0 + np.exp(-np.column_stack(z).reshape(len(x), len(self.coef_))))
 
     def _save_state(self, folder: Path) -> None:
         # JSON, not pickle: readable, and independent of the scikit-learn version.
@@ -96,7 +109,7 @@ class LogRegHead(Head):
             "mean": self.mean_.tolist(),
             "scale": self.scale_.tolist(),
             "coef": self.coef_.tolist(),
-            "intercept": self.intercept_,
+            "intercept": self.intercept_.tolist(),
         }
         (folder / STATE_FILE).write_text(json.dumps(state))
 
@@ -104,10 +117,6 @@ class LogRegHead(Head):
         saved = json.loads((folder / STATE_FILE).read_text())
         self.mean_ = np.asarray(saved["mean"], dtype=np.float64)
         self.scale_ = np.asarray(saved["scale"], dtype=np.float64)
-        self.coef_ = np.asarray(saved["coef"], dtype=np.float64)
-        self.intercept_ = float(saved["intercept"])
-
-
-def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
-    p = np.clip(p, 1e-12, 1 - 1e-12)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+        # One row and one number in heads saved before categories.
+        self.coef_ = np.atleast_2d(np.asarray(saved["coef"], dtype=np.float64))
+        self.intercept_ = np.atleast_1d(np.asarray(saved["intercept"], dtype=np.float64))

@@ -4,7 +4,8 @@ The videos are put on a snippet grid (`harmcache.heads.grid`, one snippet per
 `snippet_seconds`). Each modality's snippet row is standardised with training statistics and
 projected to `d_model`; a modality that does not cover a snippet contributes a learned "absent"
 vector instead. The projections are summed (order-free), then a few residual 1-D temporal
-convolutions mix neighbouring snippets and a linear layer gives one logit per snippet.
+convolutions mix neighbouring snippets and a linear layer gives one logit per snippet and
+category: one trunk for every category, each pooled to its video logit on its own.
 
 Why convolutions and not attention: their cost is linear in the number of snippets (an hour is
 3,600), they treat an event the same wherever it happens, and their receptive field is short
@@ -15,14 +16,16 @@ noisy snippets and to see a short event whole.
 
 Top-k pooling (XD-Violence's HL-Net baseline): a video's logit is the mean of its k highest
 snippet logits, k = ⌊T/16⌋ + 1 with T its number of covered snippets, and the loss is
-`BCEWithLogitsLoss(pos_weight = n_neg / n_pos)` on that logit. k grows with the video, so a long
-video is not judged on one snippet (max pooling: one noisy snippet flags a safe video), while
-only about 6% of it must look harmful (mean pooling: a short event is diluted by the rest, and
-the scorer learns to raise whole harmful videos instead of their events). `pooling="mean"` and
-`"max"` are there to compare.
+`BCEWithLogitsLoss(pos_weight = n_neg / n_pos)` on that logit (per category, over the labelled
+cells: see `harmcache.heads.neural`). k grows with the video, so a long video is not judged on
+one snippet (max pooling: one noisy snippet flags a safe video), while only about 6% of it must
+look harmful (mean pooling: a short event is diluted by the rest, and the scorer learns to
+raise whole harmful videos instead of their events). `pooling="mean"` and `"max"` are there to
+compare.
 
-The video score (`predict_proba`, and so the threshold) is the sigmoid of the pooled logit;
-`snippet_scores` and `timelines` give the per-snippet probabilities: the localization. As in
+The video score (`predict_categories`, `predict_proba`, and so the threshold) is the sigmoid of
+the pooled logit; `snippet_scores` and `timelines` give the per-snippet probabilities: the
+localization, of one category (`category=k`, needed when the head scores several). As in
 the Transformer, everything per modality is stored under the modality's name and summed in
 sorted name order, so the input's modality order changes nothing.
 """
@@ -95,7 +98,8 @@ class TemporalBlock(nn.Module):
 
 
 class SnippetScorer(nn.Module):
-    """Per-modality snippet rows → summed projections → temporal convolutions → (B, S) logits."""
+    """Per-modality snippet rows → summed projections → temporal convolutions → (B, S, K)
+    logits."""
 
     def __init__(
         self,
@@ -105,6 +109,7 @@ class SnippetScorer(nn.Module):
         layers: int = 2,
         kernel_size: int = 3,
         dropout: float = 0.2,
+        n_outputs: int = 1,
     ):
         super().__init__()
         self.names = sorted(dims)
@@ -114,18 +119,18 @@ class SnippetScorer(nn.Module):
             TemporalBlock(d_model, kernel_size, 2**i, dropout) for i in range(layers)
         )
         self.norm = nn.LayerNorm(d_model)
-        self.out = nn.Linear(d_model, 1)
+        self.out = nn.Linear(d_model, n_outputs)
 
     def forward(
         self, values: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], inside: torch.Tensor
     ) -> torch.Tensor:
-        """Logits (B, S) from each modality's (B, S, D) rows and (B, S) masks; `inside` (B, S)
-        marks the snippets within each video."""
+        """Logits (B, S, K) from each modality's (B, S, D) rows and (B, S) masks; `inside`
+        (B, S) marks the snippets within each video."""
         h = sum(self.inputs[n].covered(values[n], masks[n]) for n in self.names)
         h = self.drop(h) * inside[..., None]
         for block in self.blocks:
             h = block(h, inside)
-        return self.out(self.norm(h)).squeeze(-1)
+        return self.out(self.norm(h))
 
 
 class _GridTensors:
@@ -174,9 +179,10 @@ class MILHead(NeuralHead):
     epochs : most epochs; all of them when `fit` gets no `eval_set`.
     patience : with an `eval_set`, stop after this many epochs without a better validation
         value; the best epoch's weights are restored.
-    monitor : loss (default), f1 or ap on validation videos. Loss, because video F1 on a small
-        validation set reaches 1.0 within a few epochs and would then keep the earliest such
-        epoch, while the loss keeps rewarding the sharper snippet scores that follow.
+    monitor : loss (default), f1 or ap on validation videos (with K categories, the mean over
+        them, as the Transformer's). Loss, because video F1 on a small validation set reaches
+        1.0 within a few epochs and would then keep the earliest such epoch, while the loss
+        keeps rewarding the sharper snippet scores that follow.
     grad_clip : gradient norm clip; 0 turns it off.
     seed : seeds initialisation, shuffling and dropout.
     threads : torch intra-op threads while fitting and scoring (None: torch's default).
@@ -249,19 +255,35 @@ class MILHead(NeuralHead):
         """X on this head's snippet grid."""
         return snippet_grid(X, self.snippet_seconds, window_reach=self.window_reach)
 
-    def snippet_scores(self, X: SequenceData) -> list[np.ndarray]:
+    def snippet_scores(self, X: SequenceData, category: int | None = None) -> list[np.ndarray]:
         """Per video, the probability of harm of each snippet a modality covers, in time order
-        (the times are in `timelines`)."""
-        return [t.score for t in self.timelines(X)]
+        (the times are in `timelines`); of `category` as in `timelines`."""
+        return [t.score for t in self.timelines(X, category)]
 
-    def timelines(self, X: SequenceData) -> list[Timeline]:
-        """Per video, its covered snippets' start, end and probability of harm."""
+    def timelines(self, X: SequenceData, category: int | None = None) -> list[Timeline]:
+        """Per video, its covered snippets' start, end and probability of harm in `category`
+        (a column index of the labels; may be left out when the head scores one category)."""
         grid = self.grid(self._check_input(X))
-        proba = self._snippet_proba(_GridTensors(grid))
+        k = self._category_index(category)
+        proba = self._snippet_proba(_GridTensors(grid))[..., k]
         return [
             Timeline(grid.start[i, m], grid.end[i, m], proba[i, m].astype(np.float64))
             for i, m in enumerate(grid.mask)
         ]
+
+    def _category_index(self, category: int | None) -> int:
+        if category is None and self.n_outputs_ == 1:
+            return 0
+        if category is None:
+            raise UsageError(
+                f"this mil head scores {self.n_outputs_} categories: pass category=k "
+                f"(0 to {self.n_outputs_ - 1}) for one category's timelines"
+            )
+        if not 0 <= category < self.n_outputs_:
+            raise UsageError(
+                f"category must be 0 to {self.n_outputs_ - 1} for this head, got {category}"
+            )
+        return int(category)
 
     # --- fitting ------------------------------------------------------------------------------
     def _new_model(self) -> SnippetScorer:
@@ -271,6 +293,7 @@ class MILHead(NeuralHead):
             layers=self.layers,
             kernel_size=self.kernel_size,
             dropout=self.dropout,
+            n_outputs=self.n_outputs_,
         )
 
     def _tensors(self, X: SequenceData) -> _GridTensors:
@@ -284,10 +307,16 @@ class MILHead(NeuralHead):
 
     def _forward(self, batch: tuple[tuple, torch.Tensor]) -> torch.Tensor:
         inputs, valid = batch
-        return pool_logits(self.model_(*inputs), valid, self.pooling, self.topk_divisor)
+        snippets = self.model_(*inputs)  # (B, S, K)
+        b, s, k = snippets.shape
+        # Each (video, category) pair pooled as a row of its own: (B * K, S), video-major.
+        rows = snippets.transpose(1, 2).reshape(b * k, s)
+        valid = valid.repeat_interleave(k, dim=0)
+        pooled = pool_logits(rows, valid, self.pooling, self.topk_divisor)
+        return pooled.view(b, k)
 
     # --- scoring ------------------------------------------------------------------------------
-    def _harmful_proba(self, X: SequenceData) -> np.ndarray:
+    def _category_proba(self, X: SequenceData) -> np.ndarray:
         tensors = self._tensors(X)
         with torch_threads(self.threads):
             logits = self._logits(tensors).numpy()
@@ -295,8 +324,8 @@ class MILHead(NeuralHead):
 
     @torch.no_grad()
     def _snippet_proba(self, tensors: _GridTensors, batch: int = 64) -> np.ndarray:
-        """(N, S) snippet probabilities on the grid (0 past each video's end)."""
-        out = np.zeros(tensors.grid.inside.shape, dtype=np.float32)
+        """(N, S, K) snippet probabilities on the grid (0 past each video's end)."""
+        out = np.zeros((*tensors.grid.inside.shape, self.n_outputs_), dtype=np.float32)
         with torch_threads(self.threads):
             self.model_.eval()
             for s in range(0, tensors.n, batch):
@@ -304,4 +333,4 @@ class MILHead(NeuralHead):
                 inputs, _ = tensors.batch(idx)
                 proba = torch.sigmoid(self.model_(*inputs)).numpy()
                 out[idx, : proba.shape[1]] = proba
-        return np.where(tensors.grid.inside, out, 0)
+        return np.where(tensors.grid.inside[..., None], out, 0)

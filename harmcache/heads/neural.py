@@ -9,7 +9,14 @@ A neural head brings only its model and its data shaping:
 - `_new_model()`: the torch module, with a `ModalityInput` per modality in `.inputs`;
 - `_tensors(X)`: a `SequenceData` as the model's input, with `.n` videos and `.batch(idx)`;
 - `_training_set(X)`: those tensors and the per-modality `Moments` that standardise them;
-- `_forward(batch)`: one batch's (B,) video logits.
+- `_forward(batch)`: one batch's (B, K) video logits, one column per category.
+
+One trunk scores every category: the model's last layer has `n_outputs_` outputs. The loss is
+taken over the labelled cells only (`harmcache.heads.losses`), with a class weight per category;
+a batch with no labelled cell is skipped. Early stopping watches the mean over the categories
+of each one's validation value on its labelled videos (categories whose validation videos hold
+one class only are left out of F1 and AP); the loss is the masked mean loss. With one category
+this is the one-column case of the same code, and fits what a one-category head always fitted.
 
 Everything draws on torch's generator in one order (seed, model initialisation, the dropout
 of each step), and on a NumPy generator of the same seed for the batch order, so a seed
@@ -32,6 +39,8 @@ from torch import nn
 from harmcache import metrics
 from harmcache.heads.base import EpochCallback, EpochReport, Head, Validation
 from harmcache.heads.data import Moments, SequenceData
+from harmcache.heads.losses import MaskedBCE, labelled_cells
+from harmcache.heads.targets import class_counts, pos_weights, scorable
 from harmcache.threads import torch_threads
 
 log = logging.getLogger(__name__)
@@ -65,7 +74,8 @@ class Tensors(Protocol):
 
 
 class Batches(Protocol):
-    """A training set, epoch by epoch: `(batch, 0/1 targets)` pairs."""
+    """A training set, epoch by epoch: `(batch, (B, K) targets)` pairs, NaN where a category is
+    not labelled."""
 
     def epoch(self, epoch: int) -> Iterator[tuple[Any, torch.Tensor]]: ...
 
@@ -75,7 +85,7 @@ class ShuffledBatches:
 
     def __init__(self, tensors: Tensors, y: np.ndarray, seed: int, size: int):
         self.tensors = tensors
-        self.target = torch.from_numpy(y.astype(np.float32))
+        self.target = torch.from_numpy(y.reshape(len(y), -1).astype(np.float32))
         self.order = np.random.default_rng(seed)
         self.size = size
 
@@ -121,7 +131,10 @@ def adamw(params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
 class NeuralHead(Head):
     """A head trained by AdamW on torch tensors (see the module docstring). Subclasses hold the
     settings `lr`, `weight_decay`, `batch_size`, `epochs`, `patience`, `monitor`, `grad_clip`,
-    `seed` and `threads`."""
+    `seed` and `threads`.
+
+    Learned: `model_`, `pos_weight_` ((K,) n_neg / n_pos of each category's labelled training
+    videos), `best_epoch_` and `history_` (each epoch's `EpochReport.to_json`)."""
 
     scoring_batch = 256
     """Videos per forward pass when scoring."""
@@ -155,15 +168,14 @@ class NeuralHead(Head):
         val: Validation | None,
         on_epoch: EpochCallback,
     ) -> None:
-        """Fit on `batches`, standardised by `moments`, with early stopping on `val`."""
+        """Fit on `batches`, standardised by `moments`, with early stopping on `val`; `y` is
+        the (n, K) training labels (their class counts weigh the loss)."""
         with torch_threads(self.threads):
             torch.manual_seed(self.seed)
             self.model_ = self._new_model()
             self._set_statistics(moments)
-            n_pos = float(y.sum())
-            n_neg = float(len(y) - n_pos)
-            self.pos_weight_ = n_neg / max(n_pos, 1.0)
-            loss_fn = self._loss_fn(n_pos, n_neg)
+            self.pos_weight_ = pos_weights(y)
+            loss_fn = self._loss_fn(*class_counts(y))
             opt = adamw(self.model_.parameters(), self.lr, self.weight_decay)
             if val is not None:
                 val_tensors = self._tensors(val[0])
@@ -176,14 +188,17 @@ class NeuralHead(Head):
                 self.model_.train()
                 total, seen = 0.0, 0
                 for batch, target in batches.epoch(epoch):
+                    cells = int(labelled_cells(target).sum())
+                    if not cells:  # nothing labelled in this batch: nothing to learn
+                        continue
                     loss = loss_fn(self._forward(batch), target)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     if self.grad_clip:
                         nn.utils.clip_grad_norm_(self.model_.parameters(), self.grad_clip)
                     opt.step()
-                    total += loss.item() * len(target)
-                    seen += len(target)
+                    total += loss.item() * cells
+                    seen += cells
                 train_loss = total / max(seen, 1)
                 # Validate and remember the best epoch (without a validation set: just report).
                 if val is None:
@@ -230,40 +245,47 @@ class NeuralHead(Head):
                 inputs.mean.copy_(torch.from_numpy(m.mean.astype(np.float32)))
                 inputs.scale.copy_(torch.from_numpy(std.astype(np.float32)))
 
-    def _loss_fn(self, n_pos: float, n_neg: float):
-        """BCEWithLogitsLoss(pos_weight = n_neg / n_pos): the classes weigh the same."""
-        return nn.BCEWithLogitsLoss(pos_weight=torch.tensor(n_neg / max(n_pos, 1.0)))
+    def _loss_fn(self, n_pos: np.ndarray, n_neg: np.ndarray):
+        """Masked BCEWithLogitsLoss with pos_weight = n_neg / n_pos per category ((K,) counts of
+        the labelled training videos): in each category the classes weigh the same."""
+        return MaskedBCE(n_neg / np.maximum(n_pos, 1.0))
 
     def _monitor_value(self, y: np.ndarray, scores: np.ndarray, val_loss: float) -> float:
+        """The masked validation loss, or the mean over the categories with both classes in
+        `y` (n, K) of their F1 or AP on their labelled rows."""
         if self.monitor == "loss":
             return val_loss
-        if self.monitor == "ap":
-            from sklearn.metrics import average_precision_score
+        from sklearn.metrics import average_precision_score
 
-            return float(average_precision_score(y, scores))
-        return metrics.best_f1(y, scores)[0]
+        values = [
+            float(average_precision_score(labels, scores[rows, k]))
+            if self.monitor == "ap"
+            else metrics.best_f1(labels, scores[rows, k])[0]
+            for k, rows, labels in scorable(y)
+        ]
+        return float(np.mean(values))
 
     # --- scoring ------------------------------------------------------------------------------
-    def _harmful_proba(self, X: SequenceData) -> np.ndarray:
+    def _category_proba(self, X: SequenceData) -> np.ndarray:
         with torch_threads(self.threads):
             logits = self._logits(self._tensors(X))
         return torch.sigmoid(logits).numpy().astype(np.float64)
 
     @torch.no_grad()
     def _logits(self, tensors: Tensors) -> torch.Tensor:
-        """(N,) video logits, `scoring_batch` videos at a time, in eval mode."""
+        """(N, K) video logits, `scoring_batch` videos at a time, in eval mode."""
         self.model_.eval()
         n, size = tensors.n, self.scoring_batch
         out = [
             self._forward(tensors.batch(np.arange(s, min(s + size, n)))) for s in range(0, n, size)
         ]
-        return torch.cat(out) if out else torch.zeros(0)
+        return torch.cat(out) if out else torch.zeros(0, self.n_outputs_)
 
     # --- saving -------------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
         return {
             "best_epoch": self.best_epoch_,
-            "pos_weight": self.pos_weight_,
+            "pos_weight": self.pos_weight_.tolist(),
             "history": self.history_,
         }
 
@@ -272,7 +294,8 @@ class NeuralHead(Head):
 
     def _load_state(self, folder: Path, state: dict[str, Any]) -> None:
         self.best_epoch_ = state.get("best_epoch")
-        self.pos_weight_ = state.get("pos_weight")
+        # A list per category; a float in heads saved before categories.
+        self.pos_weight_ = np.atleast_1d(np.asarray(state.get("pos_weight"), dtype=np.float64))
         self.history_ = state.get("history", [])
         weights = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
         self._check_weights(folder, weights)

@@ -7,5 +7,6 @@ HEADS: dict[str, str] = {
     "lightgbm": "harmcache.heads.gbm:LightGBMHead",
     "logreg": "harmcache.heads.logreg:LogRegHead",
     "mil": "harmcache.heads.mil:MILHead",
+    "prompts": "harmcache.heads.prompts:PromptHead",
 }
 """name → "module:Class"; imported on demand so that LightGBM runs never import torch."""

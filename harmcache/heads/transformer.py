@@ -5,7 +5,8 @@ training statistics, projected to `d_model`, and given a modality embedding plus
 embedding (a sinusoid of the row's timestamp divided by the video's duration, so videos of any
 length share one time axis). A CLS token is prepended; padded rows are masked. The CLS token is
 never masked, so a video with no rows in some (or every) modality still yields a finite logit.
-The model outputs logits; the sigmoid lives in the loss and in `predict_proba`.
+The model outputs one logit per category from the CLS token (one trunk for every category);
+the sigmoid lives in the loss and in `predict_categories`.
 
 Long videos: before projection each modality is mean-pooled, video by video, to at most
 `max_rows` tokens (default 256: consecutive rows averaged, masked rows left out), so the
@@ -31,9 +32,17 @@ import torch
 from torch import nn
 
 from harmcache.errors import DataError, UsageError
-from harmcache.heads.base import EpochCallback, _as_pair, check_labelled, log_epoch
+from harmcache.heads.base import (
+    EpochCallback,
+    _as_pair,
+    check_labelled,
+    check_same_categories,
+    log_epoch,
+)
 from harmcache.heads.data import Modality, Moments, SequenceData, modality_moments
+from harmcache.heads.losses import MaskedFocal
 from harmcache.heads.neural import MONITORS, ModalityInput, NeuralHead
+from harmcache.heads.targets import check_targets
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +60,7 @@ def find_nhead(d_model: int, max_heads: int = 10) -> int:
 
 
 class SequenceClassifier(nn.Module):
-    """CLS + per-modality tokens → TransformerEncoder → one logit per video."""
+    """CLS + per-modality tokens → TransformerEncoder → one logit per video and category."""
 
     def __init__(
         self,
@@ -63,6 +72,7 @@ class SequenceClassifier(nn.Module):
         dim_feedforward: int = 512,
         dropout: float = 0.4,
         attention_dropout: float = 0.0,
+        n_outputs: int = 1,
     ):
         super().__init__()
         # Tokens in sorted name order, whatever order the data arrives in.
@@ -87,7 +97,7 @@ class SequenceClassifier(nn.Module):
         # No nested-tensor fast path: it changes numerics between train and eval batches.
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d_model)
-        self.out = nn.Linear(d_model, 1)
+        self.out = nn.Linear(d_model, n_outputs)
 
     def time_embedding(self, position: torch.Tensor) -> torch.Tensor:
         angles = position[..., None] * self.freqs
@@ -102,7 +112,8 @@ class SequenceClassifier(nn.Module):
         masks: dict[str, torch.Tensor],
         positions: dict[str, torch.Tensor],
     ) -> torch.Tensor:
-        """Logits (B,) from each modality's (B, L, D) rows, (B, L) masks and (B, L) positions."""
+        """Logits (B, K) from each modality's (B, L, D) rows, (B, L) masks and (B, L)
+        positions."""
         batch = next(iter(values.values())).shape[0] if values else 1
         tokens = [self.cls.expand(batch, -1, -1)]
         padding = [torch.zeros(batch, 1, dtype=torch.bool)]
@@ -111,7 +122,7 @@ class SequenceClassifier(nn.Module):
             padding.append(~masks[name])
         h = self.drop(torch.cat(tokens, dim=1))
         h = self.encoder(h, src_key_padding_mask=torch.cat(padding, dim=1))
-        return self.out(self.norm(h[:, 0])).squeeze(-1)
+        return self.out(self.norm(h[:, 0]))
 
 
 class _Tensors:
@@ -179,16 +190,9 @@ def _pool_rows(m: Modality, max_rows: int | None) -> Modality:
     )
 
 
-def _focal_loss(logits, target, gamma: float, alpha: float) -> torch.Tensor:
-    ce = nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    p = torch.sigmoid(logits)
-    p_t = p * target + (1 - p) * (1 - target)
-    alpha_t = alpha * target + (1 - alpha) * (1 - target)
-    return (alpha_t * (1 - p_t) ** gamma * ce).mean()
-
-
 class TransformerHead(NeuralHead):
-    """Transformer over masked variable-length sequences of every modality.
+    """Transformer over masked variable-length sequences of every modality, scoring one
+    category or K at once (one logit per category; see `harmcache.heads.neural`).
 
     Defaults follow earlier experiments where they say something (see
     docs/design-notes.md#transformer-defaults); the width is kept small so an epoch over 4,000
@@ -209,11 +213,14 @@ class TransformerHead(NeuralHead):
     patience : with an `eval_set`, stop after this many epochs without a better validation
         value; the best epoch's weights are restored (see
         docs/design-notes.md#early-stopping-and-the-best-epoch).
-    monitor : early-stopping value on validation: f1 (best F1 over the 0.01 grid), ap, or loss.
+    monitor : early-stopping value on validation: f1 (best F1 over the 0.01 grid), ap, or loss;
+        with K categories, the mean over them (see `harmcache.heads.neural`).
     loss : bce, BCEWithLogitsLoss(pos_weight = n_neg / n_pos) (see
-        docs/design-notes.md#class-imbalance-and-pos-weight), or focal.
+        docs/design-notes.md#class-imbalance-and-pos-weight), or focal; either per category,
+        over the labelled cells only.
     focal_gamma : focal loss focusing exponent (see docs/design-notes.md#focal-loss).
-    focal_alpha : focal loss weight of the positive class; None balances it as n_neg / n.
+    focal_alpha : focal loss weight of the positive class; None balances it as n_neg / n in
+        each category (over its labelled videos).
     max_rows : the most tokens per modality and video (the sequence cap, `max_len`): a longer
         video mean-pools consecutive rows, each video on its own, masked rows left out, before
         projection, so attention stays O(max_rows²) for videos of thousands of rows (an hour at
@@ -297,6 +304,7 @@ class TransformerHead(NeuralHead):
             dim_feedforward=self.dim_feedforward,
             dropout=self.dropout,
             attention_dropout=self.attention_dropout,
+            n_outputs=self.n_outputs_,
         )
 
     # --- data shaping ------------------------------------------------------------------------
@@ -320,11 +328,17 @@ class TransformerHead(NeuralHead):
         """Learn from a `harmcache.train.loader.StreamingLoader` (cached videos read shard by
         shard into a seeded shuffle buffer, never all in memory) instead of a `SequenceData`.
         The normalisation statistics come from the stream's one pass over the cache; the
-        batch order is the stream's, seeded by its seed and the epoch. Returns self."""
+        batch order is the stream's, seeded by its seed and the epoch. The stream's labels are
+        (n,) or (n, K), as `fit` takes them. Returns self."""
         self._check_params()
-        val = None if eval_set is None else check_labelled(*_as_pair(eval_set), "eval_set")
+        y = check_targets(stream.labels, "the stream")
+        val = None
+        if eval_set is not None:
+            val = check_labelled(*_as_pair(eval_set), "eval_set", training=False)
+            check_same_categories(y, val[1])
         self._forget_learned()
         self.dims_ = dict(stream.dims)
+        self.n_outputs_ = y.shape[1]
         moments = stream.moments()
         unusable = sorted(n for n, m in moments.items() if not np.isfinite([m.mean, m.m2]).all())
         if unusable:
@@ -333,7 +347,7 @@ class TransformerHead(NeuralHead):
                 f"{', '.join(unusable)}; features must be finite numbers"
             )
         batches = _StreamBatches(stream, self.max_rows)
-        self._train(batches, moments, stream.labels, val, on_epoch or log_epoch)
+        self._train(batches, moments, y, val, on_epoch or log_epoch)
         self.classes_ = np.array([0, 1])
         return self
 
@@ -342,11 +356,11 @@ class TransformerHead(NeuralHead):
         self.statistics_ = {name: m.to_json() for name, m in sorted(moments.items())}
         super()._set_statistics(moments)
 
-    def _loss_fn(self, n_pos: float, n_neg: float):
+    def _loss_fn(self, n_pos: np.ndarray, n_neg: np.ndarray):
         if self.loss == "focal":
-            alpha = self.focal_alpha if self.focal_alpha is not None else n_neg / (n_pos + n_neg)
-            gamma = self.focal_gamma
-            return lambda logits, target: _focal_loss(logits, target, gamma, alpha)
+            if self.focal_alpha is None:
+                return MaskedFocal(self.focal_gamma, n_neg / (n_pos + n_neg))
+            return MaskedFocal(self.focal_gamma, np.full(len(n_pos), self.focal_alpha))
         return super()._loss_fn(n_pos, n_neg)
 
     def _state(self) -> dict[str, Any]:
@@ -375,5 +389,5 @@ class _StreamBatches:
     def epoch(self, epoch: int) -> Iterator[tuple[tuple[dict, dict, dict], torch.Tensor]]:
         for part in self.stream.epoch(epoch):
             tensors = _Tensors(part, self.max_rows)
-            target = torch.from_numpy(part.labels.astype(np.float32))
+            target = torch.from_numpy(part.labels.reshape(len(part), -1).astype(np.float32))
             yield tensors.batch(np.arange(tensors.n)), target

@@ -91,6 +91,9 @@ class TrainConfig:
     head_params: dict[str, Any] | None = setting(
         None, help="Any head setting as KEY=VALUE (repeatable), e.g. d_model=64."
     )
+    taxonomy: Path | None = setting(
+        None, help="YAML parent: [child, ...]: a missing parent column is derived."
+    )
     events: Path | None = setting(
         None, help="Events CSV: per-second AUROC/AP on validation and test at the end."
     )

@@ -18,7 +18,7 @@ from harmcache import metrics
 from harmcache.calibration import brier_score, expected_calibration_error, reliability_diagram
 from harmcache.decisions.operating_point import OperatingPoint, describe_check
 from harmcache.decisions.report import fmt
-from harmcache.errors import DataError
+from harmcache.errors import DataError, UsageError
 from harmcache.heads.data import SequenceData
 from harmcache.train.config import EvaluateConfig
 from harmcache.train.features import check_features
@@ -30,7 +30,15 @@ from harmcache.train.localize import (
     timeline_kind,
 )
 from harmcache.train.report import describe_localization, headline
-from harmcache.train.rundir import RELIABILITY_FILE, Run, load_run
+from harmcache.train.rundir import (
+    RELIABILITY_FILE,
+    TEST_SCORES_FILE,
+    VAL_SCORES_FILE,
+    CategoryRule,
+    Run,
+    load_run,
+    read_val_scores,
+)
 
 
 @dataclass
@@ -133,7 +141,14 @@ def evaluate(
         labels=labels, cache_dir=cache_dir, positive=positive, subset=subset, events=events
     )
     run = load_run(run_dir)
-    threshold = float(run.threshold["threshold"])
+    if len(run.rules) > 1:
+        if events is not None:
+            raise UsageError("--events localizes a one-category run; this run has several")
+        from harmcache.train.evaluate_categories import evaluate_categories
+
+        return evaluate_categories(
+            run, labels=labels, cache_dir=cache_dir, subset=subset, plot=plot
+        )
     data = None
     if labels is not None:
         y, scores, name, notes, data = _on_labels(
@@ -162,16 +177,32 @@ def evaluate(
             notes = [
                 "the threshold was chosen on these videos: expect these numbers to be optimistic"
             ]
-    result = Evaluation(run.path, name, metrics.summary(y, scores, threshold), notes)
-    result.objective = run.threshold.get("objective")
-    if name != "validation":
-        _, _, y_val, s_val = run.val_scores()
-        result.tuned_on = metrics.summary(y_val, s_val, threshold)
-    result.calibration = _calibration(run, y, scores, name, plot, result.notes)
-    result.guarantee = OperatingPoint.from_json(run.threshold).check(y, scores, name)
+    result = category_evaluation(run, run.rules[0], y, scores, name, notes, plot)
     if events is not None:
         result.localization = _localization(run, Path(events), cache_dir, data, name)
         result.notes += result.localization.pop("notes")
+    return result
+
+
+def category_evaluation(
+    run: Run,
+    rule: CategoryRule,
+    y: np.ndarray,
+    scores: np.ndarray,
+    name: str,
+    notes: list[str],
+    plot: str | Path | bool,
+) -> Evaluation:
+    """One category's numbers at its threshold: the metrics, what its threshold was tuned on,
+    calibration and, for a certified threshold, whether its targets held."""
+    threshold = rule.cut
+    result = Evaluation(run.path, name, metrics.summary(y, scores, threshold), notes)
+    result.objective = rule.threshold.get("objective")
+    if name != "validation":
+        _, _, y_val, s_val = read_val_scores(rule.path / VAL_SCORES_FILE)
+        result.tuned_on = metrics.summary(y_val, s_val, threshold)
+    result.calibration = _calibration(rule, y, scores, name, plot, result.notes)
+    result.guarantee = OperatingPoint.from_json(rule.threshold).check(y, scores, name)
     return result
 
 
@@ -192,17 +223,22 @@ def _localization(run: Run, events: Path, cache_dir, data, subset: str) -> dict:
 
 
 def _calibration(
-    run: Run, y: np.ndarray, scores: np.ndarray, subset: str, plot: str | Path | bool, notes
+    rule: CategoryRule,
+    y: np.ndarray,
+    scores: np.ndarray,
+    subset: str,
+    plot: str | Path | bool,
+    notes,
 ) -> dict:
     out: dict = {
-        "method": run.calibrator.method if run.calibrator else "none",
+        "method": rule.calibrator.method if rule.calibrator else "none",
         "brier_raw": brier_score(y, scores),
         "ece_raw": expected_calibration_error(y, scores),
         "plot": None,
     }
-    if run.calibrator is None:
+    if rule.calibrator is None:
         return out
-    p = run.calibrator.transform(scores)
+    p = rule.calibrator.transform(scores)
     out.update(brier=brier_score(y, p), ece=expected_calibration_error(y, p))
     if subset == "validation":
         notes.append("the calibrator was fitted on these videos: its ECE here is optimistic")
@@ -211,7 +247,7 @@ def _calibration(
     if len(set(y.tolist())) < 2:
         notes.append("no reliability diagram: these videos hold one class only")
         return out
-    path = run.path / RELIABILITY_FILE if plot is True else Path(plot)
+    path = rule.path / RELIABILITY_FILE if plot is True else Path(plot)
     out["plot"] = str(reliability_diagram(y, scores, p, path))
     return out
 
@@ -270,7 +306,11 @@ class Comparison:
             f"ranked by {self.ranked_by}",
             f"{'run':30} {'head':12} " + " ".join(f"{c:>7}" for c in columns),
         ]
+        category = None
         for r in self.rows:
+            if r.get("category") != category:
+                category = r.get("category")
+                out.append(f"category {category}:")
             out.append(
                 f"{Path(r['run']).name[:30]:30} {str(r['head'])[:12]:12} {r['threshold']:7.3f} "
                 f"{r['precision']:7.4f} {r['recall']:7.4f} {r['f1']:7.4f} {fmt(r['auroc']):>7} "
@@ -287,31 +327,14 @@ class Comparison:
 def compare(run_dirs: list[str | Path]) -> Comparison:
     """Each run's test metrics at its own threshold (and the validation F1 it was tuned on),
     ranked by test F1; warnings when the runs were not split the same way or used different
-    features. Runs without a test split are ranked by validation F1, and the result says so."""
+    features. Runs without a test split are ranked by validation F1, and the result says so.
+    A run with several categories gives a row per category, each category ranked on its own."""
     rows, splits, fingerprints = [], {}, {}
     for run_dir in run_dirs:
         run = load_run(run_dir)
-        threshold = float(run.threshold["threshold"])
-        _, _, y, scores = run.val_scores()
-        val = metrics.summary(y, scores, threshold)
-        test_scores = run.test_scores()
-        test = metrics.summary(test_scores[2], test_scores[3], threshold) if test_scores else None
-        shown = test or val
-        rows.append(
-            {
-                "run": str(run.path),
-                "head": run.config.get("head"),
-                "features": ",".join(sorted(run.features)),
-                "objective": run.threshold.get("objective"),
-                "certified": bool((run.threshold.get("certificate") or {}).get("certified")),
-                "subset": "test" if test else "validation",
-                **{k: shown[k] for k in ("threshold", "precision", "recall", "f1", "auroc", "ap")},
-                "n": shown["n"],
-                "val_f1": val["f1"],
-                "val_precision": val["precision"],
-                "val_recall": val["recall"],
-            }
-        )
+        several = len(run.rules) > 1
+        for rule in run.rules:
+            rows.append({**_compare_row(run, rule), **({"category": rule.name} if several else {})})
         splits[str(run.path)] = {(r["video_id"], r["split"]) for r in run.split()}
         fingerprints[str(run.path)] = {k: v["fingerprint"] for k, v in run.features.items()}
     warnings = []
@@ -334,5 +357,35 @@ def compare(run_dirs: list[str | Path]) -> Comparison:
             f"{', '.join(lacking)} have no test split: ranked by validation F1, which the "
             "thresholds were tuned on (train with --test-fraction above 0)"
         )
-    order = sorted(range(len(rows)), key=lambda i: (-(rows[i][key] or 0.0), i))
+    # With categories, each category is ranked on its own (runs without one are left out of it).
+    order = sorted(
+        range(len(rows)), key=lambda i: (rows[i].get("category", ""), -(rows[i][key] or 0.0), i)
+    )
     return Comparison([rows[i] for i in order], warnings, ranked_by)
+
+
+def _compare_row(run: Run, rule: CategoryRule) -> dict:
+    """One category of a run: its test metrics at its threshold (validation without a test
+    split) and the validation numbers it was tuned on."""
+    threshold = rule.cut
+    _, _, y, scores = read_val_scores(rule.path / VAL_SCORES_FILE)
+    val = metrics.summary(y, scores, threshold)
+    test_path = rule.path / TEST_SCORES_FILE
+    test = None
+    if test_path.exists():
+        _, _, y_test, s_test = read_val_scores(test_path)
+        test = metrics.summary(y_test, s_test, threshold)
+    shown = test or val
+    return {
+        "run": str(run.path),
+        "head": run.config.get("head"),
+        "features": ",".join(sorted(run.features)),
+        "objective": rule.threshold.get("objective"),
+        "certified": bool((rule.threshold.get("certificate") or {}).get("certified")),
+        "subset": "test" if test else "validation",
+        **{k: shown[k] for k in ("threshold", "precision", "recall", "f1", "auroc", "ap")},
+        "n": shown["n"],
+        "val_f1": val["f1"],
+        "val_precision": val["precision"],
+        "val_recall": val["recall"],
+    }

@@ -21,15 +21,15 @@ from typing import Any
 import numpy as np
 
 import harmcache
-from harmcache import metrics
-from harmcache.calibration import ScoreCalibrator, brier_score, expected_calibration_error
-from harmcache.decisions.grid import DEFAULT_GRID
-from harmcache.decisions.sweep import sweep
+from harmcache.decisions.category_scores import CATEGORY_SCORES_FILE
+from harmcache.errors import UsageError
 from harmcache.heads.base import EpochCallback, Head, make_head
 from harmcache.store.cache import FeatureCache
+from harmcache.train.categories import Taxonomy
 from harmcache.train.config import TrainConfig
 from harmcache.train.inputs import Inputs, Joined, join_videos, small_shards
-from harmcache.train.labels import JoinReport, check_classes
+from harmcache.train.join_report import JoinReport
+from harmcache.train.labels import check_classes
 from harmcache.train.localize import (
     Events,
     head_timelines,
@@ -38,20 +38,32 @@ from harmcache.train.localize import (
     timeline_kind,
     with_localization,
 )
+from harmcache.train.per_category import (
+    CategoryOutcome,
+    averages,
+    check_category_sides,
+    labelled_part,
+    tune_categories,
+)
 from harmcache.train.result import RunResult
 from harmcache.train.rundir import (
     CALIBRATION_FILE,
+    CATEGORIES_FILE,
     CONFIG_FILE,
     FEATURES_FILE,
     HEAD_DIR,
     METRICS_FILE,
+    TEST_CATEGORY_SCORES_FILE,
     TEST_SCORES_FILE,
     THRESHOLD_FILE,
     VAL_SCORES_FILE,
+    categories_json,
+    category_dir,
     check_out,
     features_json,
     incomplete,
     threshold_json,
+    write_category_scores,
     write_json,
     write_val_scores,
 )
@@ -77,7 +89,8 @@ def train(
     `val_fraction`, `test_fraction`, `calibrate` (isotonic, sigmoid or none: the map from raw
     scores to probabilities, fitted on the validation scores), `head_params`, `epochs`,
     `batch_size`, `loss`, `events` (an events CSV: the run's metrics then hold per-second
-    segment AUROC/AP of the validation and test timelines), `force`. Or `head` is a whole
+    segment AUROC/AP of the validation and test timelines), `taxonomy` (parents and children
+    of the labels' categories), `force`. Or `head` is a whole
     `TrainConfig`. `on_join` receives the join report, `on_epoch` each epoch's (default: both
     logged)."""
     if isinstance(head, TrainConfig) and options:
@@ -90,7 +103,10 @@ def train(
     cache = FeatureCache(cache_dir)
 
     # Join the labels to the cache (and the events, if any), then split.
-    joined = join_videos(cache, labels, config.positive, config.features, config.families)
+    taxonomy = None if config.taxonomy is None else Taxonomy.read(config.taxonomy)
+    joined = join_videos(cache, labels, config.positive, config.features, config.families, taxonomy)
+    if config.events is not None and len(joined.categories) > 1:
+        raise UsageError("--events localizes a one-category run; these labels have several")
     timer = {"join": time.perf_counter() - started}
     (on_join or _log_join)(joined.report)
     events = None if config.events is None else join_events(config.events, cache)
@@ -106,8 +122,11 @@ def train(
 
     # Load the features and fit the head, stopping early on validation.
     model = make_head(config.head, **settings)
+    _align_prompts(model, joined)
     loading = time.perf_counter()
     inputs = Inputs.load(cache, joined, split, model, leave_out=config.features is None)
+    for k, name in enumerate(joined.categories):
+        check_category_sides(name, labelled_part(inputs.videos, inputs.targets, k)[1])
     timer["load"] = time.perf_counter() - loading
     if events is not None:
         on_epoch = with_localization(model, on_epoch, events.by_video, inputs.sequences("val"))
@@ -115,40 +134,63 @@ def train(
     inputs.fit_head(on_epoch)
     timer["fit"] = time.perf_counter() - fitting
 
-    # Tune the threshold and calibrate on validation; score the test split once; localize.
+    # Per category: tune the threshold and calibrate on validation; score the test split once;
+    # localize.
     scores = {"val": inputs.scores("val")}
     scores["test"] = inputs.scores("test") if inputs.ids["test"] else None
-    choice = sweep(inputs.y["val"], scores["val"], "f1", DEFAULT_GRID)
-    calibrator = _fit_calibrator(config.calibrate, scores["val"], inputs.y["val"])
+    outcomes = tune_categories(
+        joined.categories, inputs.videos, inputs.targets, scores, config.calibrate
+    )
     localized = None if events is None else _localize(model, events, inputs)
     notes += [] if events is None else events.notes()
     timer["total"] = time.perf_counter() - started
 
     # Write the run directory.
-    run_metrics = _run_metrics(model, inputs, joined.report, choice.threshold, calibrator, scores)
+    run_metrics = _run_metrics(model, inputs, joined.report, outcomes)
     run_metrics["seconds"] = timer
     if localized is not None:
         run_metrics["localization"] = localized
-    threshold = threshold_json(choice)
+    thresholds = {o.name: threshold_json(o.choice) for o in outcomes}
     record = _run_config(cache_dir, labels, config, model, inputs, split)
     with incomplete(out) as tmp:
-        _write_run(tmp, record, joined, split, inputs, scores, calibrator)
+        _write_run(tmp, record, joined, split, inputs, scores, outcomes)
         write_json(tmp / METRICS_FILE, run_metrics)
-        write_json(tmp / THRESHOLD_FILE, threshold)
+        for o in outcomes:
+            write_json(
+                category_dir(tmp, o.name, len(outcomes)) / THRESHOLD_FILE, thresholds[o.name]
+            )
     return RunResult(
-        out, joined.report, inputs.families, run_metrics["counts"], run_metrics, threshold,
-        timer, notes, head=config.head,
+        out, joined.report, inputs.families, run_metrics["counts"], run_metrics,
+        thresholds[outcomes[0].name] if len(outcomes) == 1 else {"threshold": None},
+        timer, notes, head=config.head, thresholds=thresholds,
     )  # fmt: skip
+
+
+def _align_prompts(model: Head, joined: Joined) -> None:
+    """A head that names the categories it scores (the prompts head) must name the labels'
+    categories, and its text must come from the weights of the CLIP family it will read."""
+    named = getattr(model, "categories", None)
+    if named is None:
+        return
+    if set(named) != set(joined.categories):
+        raise UsageError(
+            f"the prompts name {', '.join(named)}; the labels' categories are "
+            f"{', '.join(joined.categories)}: give each labelled category its prompts"
+        )
+    family = joined.families.get("clip")
+    if family is None:
+        raise UsageError("the prompts head scores CLIP frames: train it with --features clip")
+    if model.text_weights != family.spec.get("weights"):
+        raise UsageError(
+            f"the prompts' text embeddings come from other CLIP weights ({model.text_weights}) "
+            f"than the family {family.name} ({family.spec.get('weights')}); make them from it"
+        )
+    model.set_params(text={c: model.text[c] for c in joined.categories})
 
 
 def _log_join(report: JoinReport) -> None:
     for line in report.lines():
         log.info("%s", line)
-
-
-def _fit_calibrator(method: str, scores: np.ndarray, y: np.ndarray) -> ScoreCalibrator | None:
-    """The score → probability map, fitted on the validation scores (None for "none")."""
-    return None if method == "none" else ScoreCalibrator(method).fit(scores, y)
 
 
 def _localize(model: Head, events: Events, inputs: Inputs) -> dict:
@@ -167,20 +209,13 @@ def _localize(model: Head, events: Events, inputs: Inputs) -> dict:
 
 
 def _run_metrics(
-    model: Head,
-    inputs: Inputs,
-    report: JoinReport,
-    threshold: float,
-    calibrator: ScoreCalibrator | None,
-    scores: dict[str, np.ndarray | None],
+    model: Head, inputs: Inputs, report: JoinReport, outcomes: list[CategoryOutcome]
 ) -> dict:
     """metrics.json: test (None without a test split), then validation ("tuned on"), with
-    calibration, the counts, the join and the training history."""
-    y, test = inputs.y, scores["test"]
-    return {
-        "test": None if test is None else metrics.summary(y["test"], test, threshold),
-        "val": metrics.summary(y["val"], scores["val"], threshold),
-        "calibration": _calibration_report(calibrator, y["val"], scores["val"], y["test"], test),
+    calibration, the counts, the join and the training history. With one category these are
+    its numbers; with several, each category's are under "categories" and test and val hold
+    their macro and micro averages."""
+    out = {
         "counts": {
             name: {"videos": len(part), "harmful": int(sum(v.label for v in part))}
             for name, part in inputs.videos.items()
@@ -189,28 +224,15 @@ def _run_metrics(
         "history": getattr(model, "history_", []),
         "best_epoch": getattr(model, "best_epoch_", None),
     }
-
-
-def _calibration_report(
-    calibrator: ScoreCalibrator | None,
-    y_val: np.ndarray,
-    val_scores: np.ndarray,
-    y_test: np.ndarray,
-    test_scores: np.ndarray | None,
-) -> dict:
-    """Brier score and ECE of the raw and the calibrated scores, on the test split (the honest
-    figure) and on validation (where the calibrator was fitted: optimistic)."""
-    out: dict[str, Any] = {"method": calibrator.method if calibrator else "none"}
-    sets = {"val": (y_val, val_scores)}
-    if test_scores is not None:
-        sets["test"] = (y_test, test_scores)
-    for name, (y, s) in sets.items():
-        row = {"brier_raw": brier_score(y, s), "ece_raw": expected_calibration_error(y, s)}
-        if calibrator is not None:
-            p = calibrator.transform(s)
-            row.update(brier=brier_score(y, p), ece=expected_calibration_error(y, p))
-        out[name] = row
-    return out
+    if len(outcomes) == 1:
+        return {**outcomes[0].metrics, **out, "counts": out["counts"]}
+    return {
+        "test": averages(outcomes, "test"),
+        "val": averages(outcomes, "val"),
+        "calibration": {"method": outcomes[0].metrics["calibration"]["method"]},
+        "categories": {o.name: o.metrics for o in outcomes},
+        **out,
+    }
 
 
 def _run_config(
@@ -245,15 +267,28 @@ def _write_run(
     split: Split,
     inputs: Inputs,
     scores: dict[str, np.ndarray | None],
-    calibrator: ScoreCalibrator | None,
+    outcomes: list[CategoryOutcome],
 ) -> None:
-    """The run's configuration, split, features, head, scores and calibrator."""
+    """The run's configuration, split, features and head; every category's scores as one
+    table per side; and each category's own scores and calibrator, in its folder."""
     write_json(folder / CONFIG_FILE, record)
     split.write(folder, joined.videos)
     write_json(folder / FEATURES_FILE, features_json(inputs.families, inputs.dims))
+    write_json(folder / CATEGORIES_FILE, categories_json(joined.categories, joined.taxonomy))
     inputs.head.save(folder / HEAD_DIR)
-    write_val_scores(folder / VAL_SCORES_FILE, inputs.videos["val"], scores["val"])
-    if scores["test"] is not None:
-        write_val_scores(folder / TEST_SCORES_FILE, inputs.videos["test"], scores["test"])
-    if calibrator is not None:
-        write_json(folder / CALIBRATION_FILE, calibrator.to_json())
+    for side, name in (("val", CATEGORY_SCORES_FILE), ("test", TEST_CATEGORY_SCORES_FILE)):
+        if scores[side] is not None:
+            write_category_scores(
+                folder / name, inputs.videos[side], joined.categories, inputs.targets[side],
+                scores[side],
+            )  # fmt: skip
+    for o in outcomes:
+        where = category_dir(folder, o.name, len(outcomes))
+        where.mkdir(parents=True, exist_ok=True)
+        write_val_scores(where / VAL_SCORES_FILE, o.videos["val"], o.scores["val"], o.y["val"])
+        if o.scores["test"] is not None:
+            write_val_scores(
+                where / TEST_SCORES_FILE, o.videos["test"], o.scores["test"], o.y["test"]
+            )
+        if o.calibrator is not None:
+            write_json(where / CALIBRATION_FILE, o.calibrator.to_json())

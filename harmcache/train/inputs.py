@@ -16,7 +16,7 @@ in memory.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ from harmcache.heads.base import EpochCallback, Head
 from harmcache.heads.data import PooledData, SequenceData
 from harmcache.store.cache import FeatureCache
 from harmcache.store.family import Family
+from harmcache.train.categories import HARMFUL, Taxonomy
 from harmcache.train.features import (
     check_scans,
     constant_modalities,
@@ -33,13 +34,8 @@ from harmcache.train.features import (
     select_families,
 )
 from harmcache.train.holdings import Holdings
-from harmcache.train.labels import (
-    JoinReport,
-    LabeledVideo,
-    match_labels,
-    read_labels,
-    without_rows_line,
-)
+from harmcache.train.join_report import JoinReport, without_rows_line
+from harmcache.train.labels import LabeledVideo, match_labels, read_label_set, targets_of
 from harmcache.train.loader import StreamingLoader
 from harmcache.train.reading import (
     SCORE_CHUNK,
@@ -66,6 +62,9 @@ class Joined:
     """extractor → the one family its features come from"""
     holdings: Holdings
     """where each family holds the labelled videos (asked once, at the join)"""
+    categories: list[str] = field(default_factory=lambda: [HARMFUL])
+    """what each video's `targets` say, in order"""
+    taxonomy: Taxonomy | None = None
 
 
 def join_videos(
@@ -74,15 +73,17 @@ def join_videos(
     positive: list[str] | None,
     features: list[str] | None,
     families: list[str] | None,
+    taxonomy: Taxonomy | None = None,
 ) -> Joined:
     """The labels joined to the cache; the families chosen; the videos some family lacks (or
     with no row in any) counted in the report and dropped."""
-    joined = match_labels(read_labels(labels, positive), cache)
+    label_set = read_label_set(labels, positive, taxonomy)
+    joined = match_labels(label_set.rows, cache, label_set.categories)
     videos, report, holdings = joined.videos, joined.report, joined.holdings
     ids = [v.video_id for v in videos]
     chosen = select_families(cache, ids, features, families, holdings=holdings)
     kept = _drop_incomplete(chosen, videos, report, holdings)
-    return Joined(kept, report, chosen, holdings)
+    return Joined(kept, report, chosen, holdings, label_set.categories, taxonomy)
 
 
 def small_shards(cache: FeatureCache, chosen: dict[str, Family]) -> list[str]:
@@ -121,6 +122,9 @@ class Inputs:
         self.y = {
             name: np.array([v.label for v in part], dtype=np.int64) for name, part in videos.items()
         }
+        """side → each video's one bit (for one category: its label)"""
+        self.targets = {name: targets_of(part) for name, part in videos.items()}
+        """side → (videos, categories): 0, 1 or NaN where not labelled"""
         self._pooled = pooled or {}
         """side → extractor → its pooled rows, when the scan pooled them (`read_sides`)"""
         self.val = self.side("val")
@@ -145,12 +149,19 @@ class Inputs:
             cache, families, dims, head, videos, holdings=joined.holdings, pooled=read.pooled
         )
 
+    def fit_labels(self, name: str) -> np.ndarray:
+        """What the head learns from on side `name`: the 0/1 labels of a one-category run,
+        else the (videos, categories) targets with NaN where not labelled."""
+        targets = self.targets[name]
+        return self.y[name] if targets.shape[1] == 1 else targets
+
     def side(self, name: str) -> SequenceData | PooledData:
         """Side `name` whole, as the head reads it."""
+        labels = self.fit_labels(name)
         if self.head.pooled_stats is not None and name in self._pooled:
             pooled = {ex: self._pooled[name][ex] for ex in self.families}
-            return pooled_data(pooled, self.ids[name], self.head.pooled_stats, self.y[name])
-        return self.part(self.ids[name], self.y[name])
+            return pooled_data(pooled, self.ids[name], self.head.pooled_stats, labels)
+        return self.part(self.ids[name], labels)
 
     def part(self, video_ids: list[str], labels: np.ndarray | None) -> SequenceData | PooledData:
         """Some videos, read from the cache as the head reads them."""
@@ -166,7 +177,7 @@ class Inputs:
                 self.cache,
                 self.families,
                 self.ids["train"],
-                self.y["train"],
+                self.fit_labels("train"),
                 batch_size=self.head.batch_size,
                 seed=self.head.seed,
                 holdings=self.holdings,
@@ -176,17 +187,18 @@ class Inputs:
             self.head.fit(self.side("train"), eval_set=self.val, on_epoch=on_epoch)
 
     def scores(self, name: str) -> np.ndarray:
-        """The head's harmful probability of each video of side `name`, in split order."""
+        """(videos, categories): the head's probability of each category for each video of
+        side `name`, in split order."""
         if name == "val":
-            return self.head.predict_proba(self.val)[:, 1]
+            return self.head.predict_categories(self.val)
         if self.head.pooled_stats is not None:
-            return self.head.predict_proba(self.side(name))[:, 1]
+            return self.head.predict_categories(self.side(name))
         video_ids = self.ids[name]
         parts = [
-            self.head.predict_proba(self.part(video_ids[i : i + SCORE_CHUNK], None))[:, 1]
+            self.head.predict_categories(self.part(video_ids[i : i + SCORE_CHUNK], None))
             for i in range(0, len(video_ids), SCORE_CHUNK)
         ]
-        return np.concatenate(parts) if parts else np.zeros(0)
+        return np.concatenate(parts) if parts else np.zeros((0, self.targets[name].shape[1]))
 
     def sequences(self, name: str) -> SequenceData:
         """Side `name` as sequences, whatever the head reads: timelines need the rows' times.

@@ -1,6 +1,8 @@
 """Labels, read from a CSV or a folder of class folders, and joined to cached videos.
 
 Labels live outside the cache and are joined at train time (see docs/cache-format.md#no-labels).
+A file holds one category (`path,label`) or several, one 0/1 column each, with blank cells not
+labelled (`harmcache.train.categories`).
 The join is where an earlier experiment went wrong (see docs/design-notes.md#joining-labels): its
 label keys never matched the clip ids, 0 labels matched, and the model learned from zeros. So every
 join reports its counts, and a join that matches nothing stops with an example of the keys on each
@@ -10,13 +12,24 @@ side.
 from __future__ import annotations
 
 import csv
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from harmcache.errors import DataError, UsageError
 from harmcache.store.cache import FeatureCache
+from harmcache.train.categories import (
+    HARMFUL,
+    Taxonomy,
+    apply_taxonomy,
+    count_categories,
+    overall_label,
+)
 from harmcache.train.holdings import Holdings
+from harmcache.train.join_report import JoinReport
 from harmcache.train.matching import match_rows, no_match_message
 
 KEY_COLUMNS = ("path", "video", "file", "video_id", "sha256", "id")
@@ -26,6 +39,7 @@ VIDEO_SUFFIXES = {
     ".ts",
 }  # fmt: skip
 SPLIT_VALUES = ("train", "val", "test")
+META_COLUMNS = ("split", "group")
 
 
 @dataclass(slots=True)
@@ -42,108 +56,79 @@ class LabelRow:
     """Folder that relative paths are resolved against first."""
     group: str | None = None
     """Related clips (same source video, same uploader) share a group and a side of the split."""
+    targets: tuple[float, ...] = ()
+    """One 0/1 per category (NaN: not labelled); `(label,)` for a one-category file."""
+
+    def __post_init__(self) -> None:
+        if not self.targets:
+            self.targets = (float(self.label),)
 
 
 @dataclass(slots=True)
 class LabeledVideo:
-    """A cached video with its label; several label rows (duplicate files) may share it."""
+    """A cached video with its label; several label rows (duplicate files) may share it.
+    `label` is the video's one bit (harmful in some category), `targets` its categories."""
 
     video_id: str
     label: int
     paths: list[str]
     split: str | None = None
     group: str | None = None
+    targets: tuple[float, ...] = ()
 
-
-@dataclass
-class JoinReport:
-    """How labels met the cache."""
-
-    label_rows: int = 0
-    matched_rows: int = 0
-    matched_videos: int = 0
-    unmatched_rows: int = 0
-    unmatched_examples: list[str] = field(default_factory=list)
-    unlabelled_cached: int = 0
-    """Cached videos (in any family) that no label names."""
-    duplicate_rows: int = 0
-    """Matched rows whose bytes another row already labelled (same video id)."""
-    missing_features: dict[str, int] = field(default_factory=dict)
-    """Matched videos dropped because a chosen family lacks them, per extractor."""
-    left_out: dict[str, str] = field(default_factory=dict)
-    """Extractors left out of a default feature set, and why (e.g. identical for all videos)."""
-    no_rows: int = 0
-    """Matched videos dropped because no chosen family holds a row for them (an audio-only
-    feature set and a video without a sound track)."""
-    without_rows: dict[str, int] = field(default_factory=dict)
-    """Kept videos with no rows in a modality (no sound track; SlowFast on a still image),
-    per extractor: masked in stage two, never zeros presented as data."""
-
-    def lines(self) -> list[str]:
-        out = [
-            f"labels: {self.label_rows} rows; {self.matched_rows} matched "
-            f"{self.matched_videos} cached videos",
-            f"labels with no cached video: {self.unmatched_rows}"
-            + (f" (e.g. {', '.join(self.unmatched_examples[:3])})" if self.unmatched_rows else ""),
-            f"cached videos with no label: {self.unlabelled_cached}",
-        ]
-        if self.duplicate_rows:
-            out.append(
-                f"rows that are byte-identical to another labelled row: {self.duplicate_rows}"
-            )
-        for extractor, n in sorted(self.missing_features.items()):
-            out.append(f"dropped for lacking {extractor} features: {n}")
-        if self.no_rows:
-            out.append(f"dropped for having no rows in any chosen modality: {self.no_rows}")
-        for extractor, n in sorted(self.without_rows.items()):
-            out.append(without_rows_line(extractor, n))
-        for extractor, why in sorted(self.left_out.items()):
-            out.append(
-                f"warning: left {extractor} features out: {why}; they carry no information "
-                f"(check its extraction, or pass --features to choose explicitly)"
-            )
-        return out
-
-    def to_json(self) -> dict:
-        return {
-            "label_rows": self.label_rows,
-            "matched_rows": self.matched_rows,
-            "matched_videos": self.matched_videos,
-            "unmatched_rows": self.unmatched_rows,
-            "unmatched_examples": self.unmatched_examples[:5],
-            "unlabelled_cached": self.unlabelled_cached,
-            "duplicate_rows": self.duplicate_rows,
-            "missing_features": dict(sorted(self.missing_features.items())),
-            "left_out": dict(sorted(self.left_out.items())),
-            "no_rows": self.no_rows,
-            "without_rows": dict(sorted(self.without_rows.items())),
-        }
-
-
-def without_rows_line(extractor: str, n: int) -> str:
-    return f"videos with no {extractor} rows (masked): {n}"
+    def __post_init__(self) -> None:
+        if not self.targets:
+            self.targets = (float(self.label),)
 
 
 # --- reading -----------------------------------------------------------------------------------
+@dataclass
+class LabelSet:
+    """The rows of a labels source and the categories their `targets` follow."""
+
+    rows: list[LabelRow]
+    categories: list[str]
+    taxonomy: Taxonomy | None = None
+
+
 def read_labels(source: str | Path, positive: list[str] | None = None) -> list[LabelRow]:
-    """Label rows from a CSV (`path,label[,split][,group]`) or a folder with one subfolder per
-    class.
+    """Label rows from a CSV (`path,label[,split][,group]`, or one 0/1 column per category) or
+    a folder with one subfolder per class.
 
     Labels are 0/1, or names: with `positive` (case-insensitive) the listed names are 1 and
     every other name is 0."""
+    return read_label_set(source, positive).rows
+
+
+def read_label_set(
+    source: str | Path, positive: list[str] | None = None, taxonomy: Taxonomy | None = None
+) -> LabelSet:
+    """`read_labels` with the categories: `harmful` for a `label` column or a folder, else the
+    file's category columns, with the parents of `taxonomy` derived or checked."""
     source = Path(source)
     if not source.exists():
         raise UsageError(f"labels not found: {source}")
     if source.is_dir():
-        raw = _read_folder(source)
+        raw, columns = _read_folder(source), [HARMFUL]
     else:
-        raw = _read_csv(source)
+        raw, columns = _read_csv(source)
     if not raw:
         raise DataError(f"no labels in {source}")
-    return _binarise(raw, positive, source)
+    if columns == [HARMFUL]:
+        if taxonomy is not None:
+            raise UsageError(
+                "--taxonomy needs one label column per category; this file has one label column"
+            )
+        return LabelSet(_binarise(raw, positive, source), [HARMFUL])
+    if positive:
+        raise UsageError(
+            "--positive names the harmful values of a label column; this file has one 0/1 "
+            f"column per category ({', '.join(columns)})"
+        )
+    return _category_rows(raw, columns, source, taxonomy)
 
 
-def _read_csv(path: Path) -> list[tuple[str, str, str | None, str, str | None]]:
+def _read_csv(path: Path) -> tuple[list[tuple], list[str]]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -151,34 +136,70 @@ def _read_csv(path: Path) -> list[tuple[str, str, str | None, str, str | None]]:
     reader = csv.reader(text.splitlines())
     columns = [c.strip().lower() for c in next(reader, [])]
     key_col = next((c for c in KEY_COLUMNS if c in columns), None)
-    if key_col is None or "label" not in columns:
+    label_cols = (
+        ["label"]
+        if "label" in columns
+        else [c for c in columns if c and c not in KEY_COLUMNS and c not in META_COLUMNS]
+    )
+    if key_col is None or not label_cols:
         raise DataError(
-            f"{path.name} needs a header with columns path,label[,split][,group]; found: "
-            f"{', '.join(columns) or 'nothing'}"
+            f"{path.name} needs a header with columns path,label[,split][,group] (or one 0/1 "
+            f"column per category); found: {', '.join(columns) or 'nothing'}"
         )
     # Columns by position (a plain reader: a dict per row costs more than the rest of the
     # join over a million rows); a short row's missing cells read as empty.
-    at = {
-        name: columns.index(name)
-        for name in (key_col, "label", "split", "group")
-        if name in columns
-    }
+    at = {name: columns.index(name) for name in (key_col, *META_COLUMNS) if name in columns}
+    label_at = [columns.index(c) for c in label_cols]
 
-    def cell(row: list[str], name: str) -> str:
-        i = at.get(name)
+    def cell(row: list[str], i: int | None) -> str:
         return row[i].strip() if i is not None and i < len(row) else ""
 
     rows = []
     for line, row in enumerate(reader, start=2):
-        key = cell(row, key_col)
+        key = cell(row, at[key_col])
         if not key:
             continue
-        split = cell(row, "split").lower() or None
-        group = cell(row, "group") or None
-        rows.append((key, cell(row, "label"), split, f"{path.name}:{line}", group))
+        split = cell(row, at.get("split")).lower() or None
+        group = cell(row, at.get("group")) or None
+        cells = [cell(row, i) for i in label_at]
+        label = cells[0] if len(cells) == 1 else tuple(cells)
+        rows.append((key, label, split, f"{path.name}:{line}", group))
     if "split" in columns:
         _check_split_column(rows, path)
-    return rows
+    return rows, [HARMFUL] if label_cols == ["label"] else label_cols
+
+
+def _category_rows(
+    raw: list[tuple], columns: list[str], source: Path, taxonomy: Taxonomy | None
+) -> LabelSet:
+    """Rows of a file with one 0/1 column per category (blank: not labelled)."""
+    values = np.full((len(raw), len(columns)), math.nan)
+    for i, (_, cells, _, where, _) in enumerate(raw):
+        cells = cells if isinstance(cells, tuple) else (cells,)
+        for k, value in enumerate(cells):
+            if value == "":
+                continue
+            number = _as_binary(value)
+            if number is None:
+                raise DataError(
+                    f"{where}: {columns[k]} must be 0, 1 or blank (not labelled), got {value!r}; "
+                    "every column but path, split and group is a category (for class names, "
+                    "call the column label and pass --positive NAME)"
+                )
+            values[i, k] = number
+    where = [r[3] for r in raw]
+    if taxonomy is not None:
+        columns, values = apply_taxonomy(columns, values, where, taxonomy)
+    labelled = ~np.isnan(values).all(axis=1)
+    if not labelled.any():
+        raise DataError(f"every category cell of {source.name} is blank; nothing is labelled")
+    base = source.parent
+    rows = [
+        LabelRow(key, overall_label(t), split, w, base, group, tuple(t.tolist()))
+        for (key, _, split, w, group), t, keep in zip(raw, values, labelled)
+        if keep
+    ]
+    return LabelSet(rows, columns, taxonomy)
 
 
 def _check_split_column(rows: list, path: Path) -> None:
@@ -194,7 +215,7 @@ def _check_split_column(rows: list, path: Path) -> None:
         )
 
 
-def _read_folder(folder: Path) -> list[tuple[str, str, str | None, str, str | None]]:
+def _read_folder(folder: Path) -> list[tuple]:
     rows = []
     for class_dir in sorted(
         p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
@@ -261,6 +282,7 @@ class LabelJoin:
     videos: list[LabeledVideo]
     report: JoinReport
     holdings: Holdings
+    categories: list[str] = field(default_factory=lambda: [HARMFUL])
 
 
 def join_labels(rows: list[LabelRow], cache: FeatureCache) -> tuple[list[LabeledVideo], JoinReport]:
@@ -270,8 +292,12 @@ def join_labels(rows: list[LabelRow], cache: FeatureCache) -> tuple[list[Labeled
     return joined.videos, joined.report
 
 
-def match_labels(rows: list[LabelRow], cache: FeatureCache) -> LabelJoin:
-    """`join_labels`, keeping the index's answers (`Holdings`) for the steps after it."""
+def match_labels(
+    rows: list[LabelRow], cache: FeatureCache, categories: list[str] | None = None
+) -> LabelJoin:
+    """`join_labels`, keeping the index's answers (`Holdings`) for the steps after it.
+    `categories` name the rows' targets (default: the one category `harmful`)."""
+    categories = categories or [HARMFUL]
     matches = match_rows(rows, cache)
     by_id = [m[0] for m in matches.found if m is not None and m[1] is None]
     first_path = cache.index.first_paths(by_id) if by_id else {}
@@ -288,7 +314,7 @@ def match_labels(rows: list[LabelRow], cache: FeatureCache) -> LabelJoin:
         vid, path = match
         path = path or first_path.get(vid, vid)
         if vid not in videos:
-            videos[vid] = LabeledVideo(vid, row.label, [path], row.split, row.group)
+            videos[vid] = LabeledVideo(vid, row.label, [path], row.split, row.group, row.targets)
             origin[vid] = row.where
             continue
         report.duplicate_rows += 1
@@ -302,13 +328,21 @@ def match_labels(rows: list[LabelRow], cache: FeatureCache) -> LabelJoin:
     # counts: no set of the cache's videos is built.
     report.unlabelled_cached = cache.index.distinct_videos() - len(videos)
     ordered = sorted(videos.values(), key=lambda v: v.video_id)
-    return LabelJoin(ordered, report, matches.holdings)
+    report.categories = count_categories(categories, targets_of(ordered))
+    return LabelJoin(ordered, report, matches.holdings, categories)
+
+
+def targets_of(videos: list[LabeledVideo]) -> np.ndarray:
+    """(videos, categories) float: 0, 1, or NaN where not labelled."""
+    if not videos:
+        return np.zeros((0, 1))
+    return np.array([v.targets for v in videos], dtype=np.float64)
 
 
 def _check_duplicate(row: LabelRow, known: LabeledVideo, origin: str) -> None:
     """A second row for the same bytes must agree with the first on label, split and group."""
     vid = known.video_id
-    if known.label != row.label:
+    if not _same_targets(known.targets, row.targets):
         raise DataError(
             f"{row.where} and {origin} are the same video ({vid[:12]}, identical bytes) "
             f"with different labels ({row.label} vs {known.label}); fix one of them"
@@ -324,6 +358,10 @@ def _check_duplicate(row: LabelRow, known: LabeledVideo, origin: str) -> None:
             f"different groups ({row.group or '<none>'} vs {known.group or '<none>'}); "
             "give identical files one group"
         )
+
+
+def _same_targets(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return all((x == y) or (math.isnan(x) and math.isnan(y)) for x, y in zip(a, b))
 
 
 def check_classes(videos: list[LabeledVideo]) -> None:

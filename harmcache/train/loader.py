@@ -3,8 +3,8 @@
 `StreamingLoader` reads the cache shard slice by shard slice (the slices of a `ReadPlan`: a few
 large reads per slice), in an order shuffled per epoch, into a buffer of at most
 `buffer_videos` videos, and yields batches drawn at random from the buffer as padded float32
-`SequenceData` with masks: the form every head consumes. Nothing holds the whole cache, and
-the order depends only on the seed and the epoch.
+`SequenceData` with masks: the form every head consumes, labels included ((B,) or (B, K), as
+given). Nothing holds the whole cache, and the order depends only on the seed and the epoch.
 
 `moments` (per-modality normalisation statistics) and `pooled_from_cache` (the fixed-size
 features of LightGBM and logreg) are one streaming pass each, vectorised over a shard's
@@ -37,7 +37,8 @@ from harmcache.train.reading import read_pooled
 @dataclass(eq=False)
 class _Video:
     video_id: str
-    label: int
+    label: int | float | np.ndarray
+    """0/1 (NaN: not labelled), or one such per category."""
     duration: float
     rows: dict[str, tuple[np.ndarray, np.ndarray]]
     """modality → (features (L, D) float32, timestamps (L,) float64): views into the block
@@ -55,7 +56,9 @@ class StreamingLoader:
     Parameters
     ----------
     cache, families : the cache and extractor → family, as `load_sequences` takes them.
-    video_ids, labels : the videos to stream and their 0/1 labels (None: unlabelled).
+    video_ids, labels : the videos to stream and their labels: (n,) 0/1, or (n, K) with one
+        0/1 column per category and NaN where a category is not labelled (None: unlabelled,
+        read as all 0). Each batch's `labels` are the same rows.
     batch_size : videos per batch.
     buffer_videos : the most videos held at once (read, not yet yielded). The shuffle mixes
         videos across every slice that is in the buffer together.
@@ -87,18 +90,13 @@ class StreamingLoader:
         self.video_ids = list(video_ids)
         if len(set(self.video_ids)) != len(self.video_ids):
             raise UsageError("video_ids holds duplicates")
-        self.labels = (
-            np.zeros(len(self.video_ids), dtype=np.int64)
-            if labels is None
-            else np.asarray(labels, dtype=np.int64)
-        )
-        if len(self.labels) != len(self.video_ids):
-            raise UsageError(f"{len(self.labels)} labels for {len(self.video_ids)} videos")
+        self.labels = _labels(labels, len(self.video_ids))
+
         self.batch_size = batch_size
         self.buffer_videos = buffer_videos
         self.slice_videos = min(slice_videos, buffer_videos)
         self.seed = seed
-        self._label = dict(zip(self.video_ids, self.labels.tolist()))
+        self._label = dict(zip(self.video_ids, self.labels))
         # Each family's shards are looked up once, here, not per slice. A slice is at most
         # `slice_videos` videos within one shard of the first family, so it is one read per
         # family when the families share their sharding.
@@ -250,6 +248,19 @@ class _Blocks:
         del self._free[: max(0, len(self._free) - self.max_blocks * self._spare)]
 
 
+def _labels(labels: np.ndarray | None, n: int) -> np.ndarray:
+    """(n,) int64 0/1 labels as given (all 0 when None), or float64 ones ((n,) or (n, K)) where
+    they may hold NaN."""
+    if labels is None:
+        return np.zeros(n, dtype=np.int64)
+    labels = np.asarray(labels)
+    if labels.ndim not in (1, 2):
+        raise UsageError(f"labels must be (videos,) or (videos, categories), got {labels.shape}")
+    if len(labels) != n:
+        raise UsageError(f"{len(labels)} labels for {n} videos")
+    return labels.astype(np.int64 if labels.dtype.kind in "biu" else np.float64)
+
+
 def _duration(block: ShardBlock, i: int) -> float:
     """Video `i`'s `stage_two_duration`, as `load_sequences` takes it."""
     a, n = int(block.offsets[i]), int(block.lengths[i])
@@ -276,7 +287,7 @@ def _batch(videos: list[_Video], names: list[str]) -> SequenceData:
         modalities[name] = Modality(
             values, mask, stamp, np.where(mask, position, 0).astype(np.float32)
         )
-    labels = np.array([v.label for v in videos], dtype=np.int64)
+    labels = np.array([v.label for v in videos])
     return SequenceData([v.video_id for v in videos], modalities, labels, duration)
 
 

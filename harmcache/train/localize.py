@@ -99,17 +99,23 @@ def segment_timelines(score, data: SequenceData, segments: int) -> list[Timeline
 def segment_table(score, data: SequenceData, segments: int):
     """(starts, ends, scores, has_rows), each (N, segments): the equal parts of each video's
     duration and the score of each on its own rows (the last part is closed on the right, so
-    a row at exactly the duration is kept)."""
+    a row at exactly the duration is kept). A `score` that gives (N, categories) makes
+    `scores` (N, segments, categories)."""
     n = len(data)
     edges = data.duration[:, None] * np.linspace(0, 1, segments + 1)[None, :]
-    scores = np.zeros((n, segments))
+    scores = None
     has = np.zeros((n, segments), dtype=bool)
     for k in range(segments):
         end = edges[:, k + 1] if k < segments - 1 else np.full(n, np.inf)
         part = data.window(edges[:, k], end)
         for m in part.modalities.values():
             has[:, k] |= m.mask.any(axis=1)
-        scores[:, k] = score(part)
+        got = np.asarray(score(part))
+        if scores is None:
+            scores = np.zeros((n, segments, *got.shape[1:]))
+        scores[:, k] = got
+    if scores is None:
+        scores = np.zeros((n, 0))
     return edges[:, :-1], edges[:, 1:], scores, has
 
 

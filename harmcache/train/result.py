@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harmcache.store.family import Family
-from harmcache.train.labels import JoinReport
+from harmcache.train.join_report import JoinReport
 from harmcache.train.report import describe_localization, headline
 
 
@@ -28,6 +28,8 @@ class RunResult:
     """What the user should know about the split (videos assigned anew, a class missing)."""
     head: str = ""
     """The head's name: transformer, lightgbm, logreg, mil."""
+    thresholds: dict[str, dict] = field(default_factory=dict)
+    """category → its threshold.json"""
 
     def lines(self) -> list[str]:
         """The summary, one line each: what was left out, the notes, the split, the test
@@ -43,7 +45,9 @@ class RunResult:
             + ", ".join(f"{part} {c[part]['videos']} ({c[part]['harmful']} harmful)" for part in c)
         )
         families = ", ".join(f.name for f in self.families.values())
-        if test is not None:
+        if "categories" in self.metrics:
+            out += self._category_lines(families)
+        elif test is not None:
             out.append(
                 f"{self.head} on {families}: test {headline(test)} at threshold "
                 f"{t['threshold']:.2f}"
@@ -55,7 +59,7 @@ class RunResult:
                 f"{headline(val)} at threshold {t['threshold']:.2f}"
             )
         cal = self.metrics["calibration"]
-        if cal["method"] != "none" and "test" in cal:
+        if cal["method"] != "none" and "test" in cal and "categories" not in self.metrics:
             out.append(
                 f"calibration ({cal['method']}, fitted on validation): test ECE "
                 f"{cal['test']['ece_raw']:.4f} -> {cal['test']['ece']:.4f}, Brier "
@@ -69,10 +73,48 @@ class RunResult:
         out.append(f"run written to {self.run_dir}; next: harmcache sweep-threshold {self.run_dir}")
         return out
 
+    def _category_lines(self, families: str) -> list[str]:
+        """One line per category: its test numbers (validation without a test split) at its
+        own threshold, then the macro and micro averages."""
+        per = self.metrics["categories"]
+        subset = "test" if self.metrics["test"] is not None else "validation (tuned on)"
+        out = [f"{self.head} on {families}: {len(per)} categories, {subset} at their thresholds"]
+        width = max(len(c) for c in per)
+        for name, m in per.items():
+            shown = m["test"] if m["test"] is not None else m["val"]
+            out.append(
+                f"  {name:{width}} {headline(shown)} at {self.thresholds[name]['threshold']:.2f}"
+            )
+        a = self.metrics["test"] or self.metrics["val"]
+        out.append(
+            f"  macro F1 {a['macro']['f1']:.4f}, AUROC {a['macro']['auroc']:.4f}; micro F1 "
+            f"{a['micro']['f1']:.4f}"
+        )
+        return out
+
     def to_json(self) -> dict:
         """The headline numbers (test, or validation without a test split) and the rest."""
         val, test = self.metrics["val"], self.metrics["test"]
         shown = test if test is not None else val
+        if "categories" in self.metrics:
+            return {
+                "run": str(self.run_dir),
+                "subset": "test" if test is not None else "validation",
+                **shown,
+                "categories": {
+                    name: {
+                        **(m["test"] if m["test"] is not None else m["val"]),
+                        "tuned_on": m["val"],
+                        "calibration": m["calibration"],
+                        "counts": m["counts"],
+                    }
+                    for name, m in self.metrics["categories"].items()
+                },
+                "thresholds": {name: t["threshold"] for name, t in self.thresholds.items()},
+                "join": self.join.to_json(),
+                "counts": self.counts,
+                "notes": self.notes,
+            }
         return {
             "run": str(self.run_dir),
             "subset": "test" if test is not None else "validation",

@@ -5,6 +5,13 @@
                            path; it and config.json's "split" are `harmcache.train.split.Split`
     RUN/features.json      per extractor: family, fingerprint, random_init, dim and the full spec
     RUN/head/              head.json (kind, settings, learned facts) + the head's weights
+    RUN/categories.json    the categories the head scores, in order, and their taxonomy
+    RUN/val_category_scores.csv
+                           path,video_id, then per category its label (blank: not labelled)
+                           and its score: one row per validation video; the input of
+                           `sweep-threshold --policy`
+    RUN/test_category_scores.csv
+                           the same for the test split
     RUN/val_scores.csv     video_id,path,label,score: one row per validation video
     RUN/test_scores.csv    the same for the test split (never used to choose anything)
     RUN/calibration.json   the score → probability map fitted on the validation scores
@@ -13,6 +20,10 @@
                            (`harmcache.decisions.operating_point`)
     RUN/threshold.png      written by `sweep-threshold`
     RUN/reliability.png    written by `evaluate`
+
+A run with several categories keeps the files from val_scores.csv to threshold.png once per
+category, in RUN/categories/<name>/ (`category_dir`): each category has its own threshold and
+calibrator, tuned on the videos labelled in it. A one-category run keeps them at the top.
 
 Nothing here opens a video: every later command needs only the run directory and the cache.
 The directory is written as RUN.incomplete and renamed when complete.
@@ -25,13 +36,14 @@ import json
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from harmcache.calibration import ScoreCalibrator
+from harmcache.decisions.category_scores import CategoryScores
 from harmcache.decisions.operating_point import OperatingPoint
 from harmcache.decisions.sweep import SweepResult
 from harmcache.errors import CacheError, UsageError
@@ -41,6 +53,7 @@ from harmcache.paths import shown
 from harmcache.store.atomic import write_text_atomic
 from harmcache.store.cache import FeatureCache
 from harmcache.store.family import Family
+from harmcache.train.categories import HARMFUL
 from harmcache.train.features import check_features, check_scans, load_sequences
 from harmcache.train.holdings import Holdings
 from harmcache.train.labels import LabeledVideo
@@ -57,6 +70,30 @@ RELIABILITY_FILE = "reliability.png"
 METRICS_FILE = "metrics.json"
 THRESHOLD_FILE = "threshold.json"
 PLOT_FILE = "threshold.png"
+CATEGORIES_FILE = "categories.json"
+CATEGORIES_DIR = "categories"
+TEST_CATEGORY_SCORES_FILE = "test_category_scores.csv"
+
+
+def category_dir(run: Path, name: str, n_categories: int) -> Path:
+    """Where category `name`'s threshold, calibrator and scores live: the run itself when it
+    has one category, else RUN/categories/<name>/."""
+    return run if n_categories == 1 else run / CATEGORIES_DIR / name
+
+
+def categories_json(categories: list[str], taxonomy) -> dict:
+    return {
+        "categories": list(categories),
+        "taxonomy": None if taxonomy is None else taxonomy.to_json(),
+    }
+
+
+def read_categories(run: Path) -> list[str]:
+    """The run's categories, in the head's order (a run from before categories: `harmful`)."""
+    path = run / CATEGORIES_FILE
+    if not path.exists():
+        return [HARMFUL]
+    return list(read_json(path)["categories"])
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -123,14 +160,31 @@ def threshold_json(result: SweepResult, plot: str | None = None) -> dict:
     return OperatingPoint.record(result, VAL_SCORES_FILE, plot)
 
 
-def write_val_scores(path: Path, videos: list[LabeledVideo], scores: np.ndarray) -> None:
+def write_val_scores(
+    path: Path, videos: list[LabeledVideo], scores: np.ndarray, labels: np.ndarray | None = None
+) -> None:
     """val_scores.csv (or test_scores.csv): video_id,path,label,score, one row per video (a
-    path in its readable form: the file is UTF-8 text)."""
+    path in its readable form: the file is UTF-8 text). `labels`: the category's labels of
+    `videos` (default: each video's one bit)."""
+    labels = [v.label for v in videos] if labels is None else labels
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["video_id", "path", "label", "score"])
-        for v, s in zip(videos, scores):
-            writer.writerow([v.video_id, shown(v.paths[0]), v.label, repr(float(s))])
+        for v, y, s in zip(videos, labels, scores):
+            writer.writerow([v.video_id, shown(v.paths[0]), int(y), repr(float(s))])
+
+
+def write_category_scores(
+    path: Path,
+    videos: list[LabeledVideo],
+    categories: list[str],
+    targets: np.ndarray,
+    scores: np.ndarray,
+) -> None:
+    """val_category_scores.csv (`CategoryScores`' format): path, then <category> (blank: not
+    labelled) and <category>_score for each category."""
+    paths = [shown(v.paths[0]) for v in videos]
+    CategoryScores(list(categories), paths, targets, scores).write_csv(path)
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -152,6 +206,24 @@ def read_val_scores(path: Path) -> tuple[list[str], list[str], np.ndarray, np.nd
 
 
 @dataclass
+class CategoryRule:
+    """One category of a run: the folder of its files, its threshold and its calibrator."""
+
+    name: str
+    path: Path
+    threshold: dict
+    calibrator: ScoreCalibrator | None = None
+
+    def probability(self, scores: np.ndarray) -> np.ndarray | None:
+        """Calibrated probabilities for raw scores, or None without a calibrator."""
+        return None if self.calibrator is None else self.calibrator.transform(scores)
+
+    @property
+    def cut(self) -> float:
+        return float(self.threshold["threshold"])
+
+
+@dataclass
 class Run:
     """A run directory, loaded: its head scores cached features the way training did."""
 
@@ -160,8 +232,25 @@ class Run:
     features: dict
     head: Head
     threshold: dict
+    """The operating point of a one-category run (of the first category otherwise: see
+    `rules`)."""
     calibrator: ScoreCalibrator | None = None
     """Raw score → probability, fitted on the validation scores; None if trained without."""
+    rules: list[CategoryRule] = field(default_factory=list)
+    """Every category's threshold and calibrator, in the head's order."""
+
+    @property
+    def categories(self) -> list[str]:
+        return [r.name for r in self.rules]
+
+    def rule(self, name: str) -> CategoryRule:
+        """Category `name`'s threshold and calibrator; a UsageError names the run's categories."""
+        for r in self.rules:
+            if r.name == name:
+                return r
+        raise UsageError(
+            f"{self.path} has no category {name!r}; its categories: {', '.join(self.categories)}"
+        )
 
     @property
     def families(self) -> dict[str, Family]:
@@ -233,10 +322,21 @@ class Run:
         """(N,) probability of harmful for each video."""
         return self.head.predict_proba(data)[:, 1]
 
+    def score_categories(self, data: SequenceData) -> np.ndarray:
+        """(N, categories): the head's score of each category for each video."""
+        return self.head.predict_categories(data)
+
     def score_cache(
         self, cache: FeatureCache, video_ids: list[str], *, check: bool = False
     ) -> np.ndarray:
-        """(N,) probability of harmful for cached videos, read shard by shard: a pooled head
+        """(N,) probability of harmful for cached videos (`category_scores_cache` of a
+        one-category run)."""
+        return self.category_scores_cache(cache, video_ids, check=check)[:, 0]
+
+    def category_scores_cache(
+        self, cache: FeatureCache, video_ids: list[str], *, check: bool = False
+    ) -> np.ndarray:
+        """(N, categories) scores of cached videos, read shard by shard: a pooled head
         pools each shard once (never the sequences), a sequence head reads `SCORE_CHUNK`
         videos at a time. `check`: the content guards first (`check_scans`, per video)."""
         holdings = self._require(cache, video_ids)
@@ -246,15 +346,15 @@ class Run:
             data, scans = read_pooled(plans, stats)
             if check:
                 check_scans(scans, video_ids, across_videos=False)
-            return self.head.predict_proba(data)[:, 1]
+            return self.score_categories(data)
         parts = []
         for start in range(0, len(video_ids), SCORE_CHUNK):
             ids = video_ids[start : start + SCORE_CHUNK]
             data = load_sequences(cache, self.families, ids, holdings=holdings)
             if check:
                 check_features(data, across_videos=False)
-            parts.append(self.score(data))
-        return np.concatenate(parts) if parts else np.zeros(0)
+            parts.append(self.score_categories(data))
+        return np.concatenate(parts) if parts else np.zeros((0, len(self.rules) or 1))
 
 
 def read_json(path: Path) -> Any:
@@ -268,16 +368,27 @@ def read_json(path: Path) -> Any:
 def load_run(run_dir: str | Path) -> Run:
     """Load a run directory written by `train`; its head predicts at the run's threshold."""
     path = Path(run_dir)
-    for name in (CONFIG_FILE, FEATURES_FILE, THRESHOLD_FILE, VAL_SCORES_FILE):
+    for name in (CONFIG_FILE, FEATURES_FILE):
         if not (path / name).exists():
             raise UsageError(f"{path} is not a run directory: {name} is missing")
     config = read_json(path / CONFIG_FILE)
     features = read_json(path / FEATURES_FILE)
-    threshold = read_json(path / THRESHOLD_FILE)
+    names = read_categories(path)
+    rules = [_read_rule(path, name, len(names)) for name in names]
     head = load_head(path / HEAD_DIR)
-    # The run's threshold.json is the one source of truth: a sweep rewrites only it.
-    head.threshold_ = float(threshold["threshold"])
+    if len(rules) == 1:
+        # The run's threshold.json is the one source of truth: a sweep rewrites only it.
+        head.threshold_ = rules[0].cut
+    first = rules[0]
+    return Run(path, config, features, head, first.threshold, first.calibrator, rules)
+
+
+def _read_rule(run: Path, name: str, n_categories: int) -> CategoryRule:
+    where = category_dir(run, name, n_categories)
+    for file in (THRESHOLD_FILE, VAL_SCORES_FILE):
+        if not (where / file).exists():
+            raise UsageError(f"{run} is not a run directory: {where / file} is missing")
     calibrator = None
-    if (path / CALIBRATION_FILE).exists():
-        calibrator = ScoreCalibrator.from_json(read_json(path / CALIBRATION_FILE))
-    return Run(path, config, features, head, threshold, calibrator)
+    if (where / CALIBRATION_FILE).exists():
+        calibrator = ScoreCalibrator.from_json(read_json(where / CALIBRATION_FILE))
+    return CategoryRule(name, where, read_json(where / THRESHOLD_FILE), calibrator)

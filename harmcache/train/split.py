@@ -11,7 +11,8 @@ Within each class the hash is uniform, so each side gets its fraction of every c
 average (stratified). Small sets need more: with 30 videos a 15 % test split may draw no
 harmful video. So, per class, a side with none of that class takes the unit of the class whose
 hash lies nearest its interval, from a side that has two or more (train first, then val, then
-test). Only sets that small are touched; `--split-from` keeps every existing assignment.
+test); with several categories, the positives of each category are a class of their own.
+Only sets that small are touched; `--split-from` keeps every existing assignment.
 
 `Split` is a run's split record, and this module its one reader and writer: split.csv (the
 sides) and config.json's "split" entry (where they came from, and the rule for new videos).
@@ -78,9 +79,13 @@ def stratified_split(
         "train": (test_fraction + val_fraction, 1.0),
     }
     wanted = ["train", "val"] + (["test"] if test_fraction > 0 else [])
-    for cls in (0, 1):
+    classes = [sorted(n for n in units if label[n] == cls) for cls in (0, 1)]
+    # With several categories, each one's positives must reach every side too.
+    n_categories = len(videos[0].targets) if videos else 1
+    for k in range(n_categories if n_categories > 1 else 0):
+        classes.append(sorted(n for n, vs in units.items() if any(v.targets[k] == 1 for v in vs)))
+    for members in classes:
         for part in wanted:
-            members = [n for n in sorted(units) if label[n] == cls]
             count = Counter(side[n] for n in members)
             if count[part]:
                 continue

@@ -28,6 +28,8 @@ from harmcache.train.rundir import (
     TEST_SCORES_FILE,
     THRESHOLD_FILE,
     VAL_SCORES_FILE,
+    category_dir,
+    read_categories,
     read_val_scores,
     write_json,
 )
@@ -39,6 +41,7 @@ def sweep_threshold(
     *,
     spec: SweepSpec | None = None,
     plot: bool = True,
+    category: str | None = None,
     **options,
 ) -> SweepResult:
     """Choose the threshold of the run in `run_dir` on its saved validation scores.
@@ -51,12 +54,23 @@ def sweep_threshold(
     `NotCertifiedError` (a DataError) says how many more harmful videos would be needed when
     none passes (threshold.json is then left as it was).
 
-    Rewrites threshold.json and the metrics in metrics.json, draws threshold.png unless `plot`
-    is False, and returns the sweep."""
+    `category`: which category of a run with several (`sweep_categories` sweeps them all);
+    a one-category run needs none. Rewrites the category's threshold.json and its metrics in
+    metrics.json, draws threshold.png unless `plot` is False, and returns the sweep."""
     spec = SweepSpec.build(spec, objective=objective, **options)
-    path = Path(run_dir)
+    run = Path(run_dir)
+    names = read_categories(run)
+    if category is None and len(names) > 1:
+        raise UsageError(
+            f"{run} has {len(names)} categories ({', '.join(names)}): name one with "
+            "--category, or sweep them all (sweep_categories)"
+        )
+    if category is not None and category not in names:
+        raise UsageError(f"{run} has no category {category!r}; its categories: {', '.join(names)}")
+    name = category or names[0]
+    path = category_dir(run, name, len(names))
     if not (path / VAL_SCORES_FILE).exists():
-        raise UsageError(f"{path} is not a run directory: {VAL_SCORES_FILE} is missing")
+        raise UsageError(f"{run} is not a run directory: {VAL_SCORES_FILE} is missing")
     _, _, y, scores = read_val_scores(path / VAL_SCORES_FILE)
     result = spec.choose(y, scores)
     picture = None
@@ -64,15 +78,27 @@ def sweep_threshold(
         plot_sweep(result, y, scores, path / PLOT_FILE)
         picture = PLOT_FILE
     write_json(path / THRESHOLD_FILE, OperatingPoint.record(result, VAL_SCORES_FILE, picture))
-    metrics_path = path / METRICS_FILE
+    metrics_path = run / METRICS_FILE
     if metrics_path.exists():
         data = json.loads(metrics_path.read_text())
-        data["val"] = metrics.summary(y, scores, result.threshold)
+        entry = data if len(names) == 1 else data["categories"][name]
+        entry["val"] = metrics.summary(y, scores, result.threshold)
         if (path / TEST_SCORES_FILE).exists():
             _, _, y_test, s_test = read_val_scores(path / TEST_SCORES_FILE)
-            data["test"] = metrics.summary(y_test, s_test, result.threshold)
+            entry["test"] = metrics.summary(y_test, s_test, result.threshold)
         write_json(metrics_path, data)
     return result
+
+
+def sweep_categories(
+    run_dir: str | Path, *, spec: SweepSpec | None = None, plot: bool = True, **options
+) -> dict[str, SweepResult]:
+    """`sweep_threshold` for every category of the run, with the same settings."""
+    names = read_categories(Path(run_dir))
+    return {
+        name: sweep_threshold(run_dir, spec=spec, plot=plot, category=name, **options)
+        for name in names
+    }
 
 
 # --- scores from anywhere ------------------------------------------------------------------------

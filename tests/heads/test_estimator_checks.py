@@ -31,8 +31,8 @@ EXPECTED_FAILURES = {
     "check_classifier_data_not_an_array": LABELS,
     "check_classifiers_classes": LABELS,
     "check_fit2d_1feature": LABELS,
-    "check_supervised_y_2d": "a column-vector y of shape (n, 1) is refused, not raveled with a "
-    "warning: the labels must hold one entry per video",
+    "check_supervised_y_2d": "a column-vector y of shape (n, 1) is read as one category of "
+    "(n, K) labels, without the DataConversionWarning of an estimator that takes 1-D y only",
     "check_classifiers_regression_target": "a continuous y is refused in the heads' words "
     "('labels must be 0 (safe) or 1 (harmful)'), not with 'Unknown label type'",
     "check_classifier_not_supporting_multiclass": "a third class is refused in the heads' words "

@@ -16,15 +16,15 @@ from tests.heads.test_input import videos
 
 
 class MeanRows(nn.Module):
-    """Each video's mean CLIP row → one logit."""
+    """Each video's mean CLIP row → one logit per category."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, n_outputs: int = 1):
         super().__init__()
         self.inputs = nn.ModuleDict({"clip": ModalityInput(dim, 4)})
-        self.out = nn.Linear(4, 1)
+        self.out = nn.Linear(4, n_outputs)
 
     def forward(self, rows: torch.Tensor) -> torch.Tensor:
-        return self.out(self.inputs["clip"](rows)).squeeze(-1)
+        return self.out(self.inputs["clip"](rows))
 
 
 class _Means:
@@ -50,7 +50,7 @@ class MeanHead(NeuralHead):
         self.grad_clip, self.seed, self.threads = grad_clip, seed, threads
 
     def _new_model(self):
-        return MeanRows(self.dims_["clip"])
+        return MeanRows(self.dims_["clip"], self.n_outputs_)
 
     def _tensors(self, X):
         return _Means(X)

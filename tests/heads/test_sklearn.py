@@ -91,7 +91,7 @@ def test_without_eval_set_every_epoch_and_round_is_trained(data):
     assert reports[0].val_loss is None and reports[0].rows == []
     assert reports[0].format().startswith("epoch 1/3  train loss")
     gbm = make_head("lightgbm", n_estimators=25, early_stopping_rounds=1).fit(data, on_epoch=quiet)
-    assert gbm.best_iteration_ == 25
+    assert gbm.best_iterations_ == [25]
 
 
 def test_eval_set_as_a_pair_or_labelled_data(data):

@@ -91,6 +91,9 @@ def test_label_names_need_positive(tmp_path):
 
 def test_csv_without_label_column(tmp_path):
     labels = write_csv(tmp_path / "l.csv", [("a.mp4", "x")], header=("file", "class"))
+    with pytest.raises(DataError, match=r"class must be 0, 1 or blank.*call the column label"):
+        read_labels(labels)
+    labels = write_csv(tmp_path / "l.csv", [("x",)], header=("file",))
     with pytest.raises(DataError, match=r"needs a header with columns path,label"):
         read_labels(labels)
 

@@ -108,6 +108,30 @@ def test_bad_settings_are_refused(synth):
         loader(synth, buffer_videos=0)
     with pytest.raises(UsageError, match="2 labels for 90 videos"):
         StreamingLoader(synth.cache, synth.families, synth.ids, np.array([0, 1]))
+    with pytest.raises(UsageError, match=r"labels must be \(videos,\) or \(videos, categories\)"):
+        StreamingLoader(synth.cache, synth.families, synth.ids, np.zeros((90, 2, 1)))
+
+
+def category_labels(n: int, k: int, seed: int = 0) -> np.ndarray:
+    """(n, k) 0/1 labels with a fifth of the cells NaN (not labelled)."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random((n, k)) < 0.5).astype(np.float64)
+    return np.where(rng.random((n, k)) < 0.2, np.nan, y)
+
+
+def test_batches_carry_each_videos_row_of_category_labels(synth):
+    y = category_labels(len(synth.ids), 3)
+    stream = StreamingLoader(
+        synth.cache, synth.families, synth.ids, y, batch_size=4, buffer_videos=24, slice_videos=10
+    )
+    row = dict(zip(synth.ids, y))
+    seen = 0
+    for batch in stream.epoch(1):
+        assert batch.labels.shape == (len(batch), 3) and batch.labels.dtype == np.float64
+        for vid, labels in zip(batch.video_ids, batch.labels):
+            np.testing.assert_array_equal(labels, row[vid])  # NaN where NaN
+        seen += len(batch)
+    assert seen == len(synth.ids)
 
 
 def test_streaming_moments_equal_numpy_over_the_concatenated_rows(synth):
@@ -215,6 +239,21 @@ def test_a_transformer_trained_through_the_loader_learns_the_planted_signal(tmp_
         )
     streamed.save(tmp_path / "head")
     assert (tmp_path / "head" / "statistics.json").exists()
+
+
+def test_a_transformer_trained_through_the_loader_scores_many_categories(tmp_path):
+    synth = synthetic_cache.build(tmp_path, n=40, shard_size=20)
+    y = category_labels(40, 2, seed=1)
+    y[:, 0] = np.where(np.isnan(y[:, 0]), np.nan, synth.labels)  # one learnable category
+    stream = StreamingLoader(synth.cache, synth.families, synth.ids, y, batch_size=8, seed=0)
+    head = TransformerHead(d_model=16, layers=1, dim_feedforward=32, epochs=2, batch_size=8)
+    reports = []
+    data = load_sequences(synth.cache, synth.families, synth.ids)
+    head.fit_stream(stream, eval_set=(data, y), on_epoch=reports.append)
+    assert head.n_outputs_ == 2 and len(head.pos_weight_) == 2
+    scores = head.predict_categories(data)
+    assert scores.shape == (40, 2) and np.isfinite(scores).all()
+    assert [c["category"] for c in reports[-1].categories] == [0, 1]
 
 
 def test_old_layout_caches_still_train(tmp_path):
