@@ -21,7 +21,7 @@ from harmcache.errors import DataError
 from harmcache.train.categories import Taxonomy
 from harmcache.train.evaluate import Evaluation, category_evaluation
 from harmcache.train.labels import match_labels, read_label_set, targets_of
-from harmcache.train.per_category import AVERAGED
+from harmcache.train.per_category import averages
 from harmcache.train.rundir import (
     CATEGORIES_FILE,
     TEST_CATEGORY_SCORES_FILE,
@@ -84,7 +84,8 @@ class CategoryEvaluation:
             "run": str(self.run),
             "subset": self.subset,
             "categories": {name: e.to_json() for name, e in self.categories.items()},
-            **self.averages,
+            "macro": self.averages["macro"],
+            "micro": self.averages["micro"],
             "bands": self.bands,
             "notes": self.notes,
         }
@@ -124,7 +125,8 @@ def evaluate_categories(
     if not per:
         raise DataError(f"no {name} video is labelled in any of the run's categories")
     bands = _bands_held(run, targets, scores)
-    return CategoryEvaluation(run.path, name, per, _averages(per), bands, notes)
+    shown = averages([{name: e.metrics} for e in per.values()], name)
+    return CategoryEvaluation(run.path, name, per, shown, bands, notes)
 
 
 def _saved(run: Run, side: str) -> CategoryScores:
@@ -162,17 +164,6 @@ def _on_labels(run: Run, labels: Path, cache_dir) -> tuple[np.ndarray, np.ndarra
             notes.append(f"{labels.name} has no {name} column: {name} is not evaluated")
     scores = run.category_scores_cache(cache, [v.video_id for v in videos], check=True)
     return targets, scores, f"labels:{labels}", notes
-
-
-def _averages(per: dict[str, Evaluation]) -> dict:
-    rows = [e.metrics for e in per.values()]
-    keys = ("precision", "recall", "f1", "auroc", "ap")
-    macro = {k: float(np.nanmean([r[k] for r in rows])) for k in keys if k in AVERAGED}
-    tp, fp, fn = (sum(r["confusion"][c] for r in rows) for c in ("tp", "fp", "fn"))
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"macro": macro, "micro": {"precision": precision, "recall": recall, "f1": f1}}
 
 
 def _bands_held(run: Run, targets: np.ndarray, scores: np.ndarray) -> dict:

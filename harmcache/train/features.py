@@ -22,6 +22,9 @@ from harmcache.types import VideoFeatures
 
 log = logging.getLogger(__name__)
 
+ASKED_FOR_ONLY = {"pdq"}
+"""Families a head trains on only when named (`--features ...,pdq`, or a pinned --family): PDQ
+hashes are for known-content matching, not features to learn harm from."""
 SPARSE_EXTRACTORS = {"yolo"}
 """Extractors whose rows are legitimately all zero for some videos (no detections in any
 frame); for these only a modality that is constant across every video is refused."""
@@ -47,7 +50,8 @@ def select_families(
 ) -> dict[str, Family]:
     """extractor → the one family whose features these videos use.
 
-    `extractors` defaults to every extractor with features for any of the videos;
+    `extractors` defaults to every extractor with features for any of the videos, except
+    those in `ASKED_FOR_ONLY`;
     `family_names` pins a family per extractor when several fingerprints cover the videos.
     `holdings`: where each family holds the videos, if already looked up (the join's)."""
     wanted = list(dict.fromkeys(video_ids))
@@ -69,7 +73,7 @@ def select_families(
         if n:
             covering[family.extractor].append((family, n))
     if extractors is None:
-        extractors = sorted(set(covering) | set(pinned))
+        extractors = sorted((set(covering) - ASKED_FOR_ONLY) | set(pinned))
     chosen: dict[str, Family] = {}
     for extractor in sorted(set(extractors)):
         if extractor in pinned:

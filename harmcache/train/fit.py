@@ -227,8 +227,8 @@ def _run_metrics(
     if len(outcomes) == 1:
         return {**outcomes[0].metrics, **out, "counts": out["counts"]}
     return {
-        "test": averages(outcomes, "test"),
-        "val": averages(outcomes, "val"),
+        "test": averages([o.metrics for o in outcomes], "test"),
+        "val": averages([o.metrics for o in outcomes], "val"),
         "calibration": {"method": outcomes[0].metrics["calibration"]["method"]},
         "categories": {o.name: o.metrics for o in outcomes},
         **out,

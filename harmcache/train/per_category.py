@@ -136,10 +136,11 @@ def calibration_report(
 AVERAGED = ("precision", "recall", "f1", "auroc", "ap")
 
 
-def averages(outcomes: list[CategoryOutcome], side: str) -> dict | None:
-    """Macro (mean over categories) and micro (pooled counts) figures on `side`, each
-    category at its own threshold; None when no category has videos there."""
-    rows = [o.metrics[side] for o in outcomes if o.metrics.get(side) is not None]
+def averages(per_category: list[dict], side: str) -> dict | None:
+    """Macro (mean over categories) and micro (pooled counts) figures on `side`, from each
+    category's metrics (`CategoryOutcome.metrics`) at its own threshold; None when no
+    category has videos there."""
+    rows = [m[side] for m in per_category if m.get(side) is not None]
     if not rows:
         return None
     macro = {k: float(np.nanmean([r[k] for r in rows])) for k in AVERAGED}

@@ -22,6 +22,7 @@ from harmcache.decisions.plot import plot as plot_sweep
 from harmcache.decisions.spec import SweepSpec
 from harmcache.decisions.sweep import SweepResult
 from harmcache.errors import DataError, UsageError
+from harmcache.train.per_category import averages
 from harmcache.train.rundir import (
     METRICS_FILE,
     PLOT_FILE,
@@ -86,6 +87,9 @@ def sweep_threshold(
         if (path / TEST_SCORES_FILE).exists():
             _, _, y_test, s_test = read_val_scores(path / TEST_SCORES_FILE)
             entry["test"] = metrics.summary(y_test, s_test, result.threshold)
+        if len(names) > 1:  # the averages follow the category's new threshold
+            per = list(data["categories"].values())
+            data["test"], data["val"] = averages(per, "test"), averages(per, "val")
         write_json(metrics_path, data)
     return result
 
