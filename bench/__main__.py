@@ -41,6 +41,8 @@ BENCHMARKS = {
     "scale": "bench.scale_bench",
     "policy": "bench.policy_sim",
     "categories": "bench.categories_bench",
+    "bank": "bench.bank_bench",
+    "pdq-cost": "bench.pdq_cost",
 }
 
 

@@ -11,6 +11,7 @@ from harmcache.errors import CacheError
 from harmcache.paths import shown
 
 from .common import handle_errors, print_json_line
+from .duplicates_cmd import register as register_duplicates
 
 cache_app = typer.Typer(help="Inspect, check and clean a feature cache.", no_args_is_help=True)
 
@@ -212,6 +213,7 @@ def compact(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(cache_app, name="cache")
+    register_duplicates(cache_app)
 
 
 def _by_decoder(labels: dict[str, int]) -> dict[str, int]:

@@ -90,6 +90,7 @@ def extract(
     fps: float = option(ExtractConfig, "fps"),
     windows: int = option(ExtractConfig, "windows"),
     window_every: float = option(ExtractConfig, "window_every"),
+    pdq_fps: float = option(ExtractConfig, "pdq_fps"),
     device: str = option(ExtractConfig, "device"),
     batch_size: int = option(ExtractConfig, "batch_size"),
     workers: int = option(ExtractConfig, "workers"),
@@ -109,7 +110,8 @@ def extract(
     strict: bool = typer.Option(False, help="Exit non-zero if any input failed."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Decode each video once and cache YOLO, CLIP and SlowFast features in HDF5 shards."""
+    """Decode each video once and cache YOLO, CLIP and SlowFast features and PDQ hashes in HDF5
+    shards."""
     given = dict(locals())
     from harmcache.extract.api import extract as extract_videos
 

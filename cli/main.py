@@ -18,10 +18,12 @@ warnings.filterwarnings("ignore", message="pkg_resources is deprecated", categor
 warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
 
 from . import (  # noqa: E402
+    bank_cmd,
     cache_cmd,
     demo_cmd,
     evaluate_cmd,
     extract_cmd,
+    match_cmd,
     predict_cmd,
     queue_cmd,
     sweep_cmd,
@@ -47,6 +49,8 @@ COMMANDS = (
     evaluate_cmd,  # evaluate and compare
     predict_cmd,
     queue_cmd,
+    bank_cmd,  # bank add, info and export
+    match_cmd,
 )
 """One module per command (or pair of commands reading the same run)."""
 

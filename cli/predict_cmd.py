@@ -21,6 +21,7 @@ def predict_cmd(
     device: str = option(PredictConfig, "device"),
     weights_dir: Path = option(PredictConfig, "weights_dir"),
     segments: int = option(PredictConfig, "segments"),
+    bank: Path = option(PredictConfig, "bank"),
     json_out: bool = typer.Option(False, "--json", help="Last stdout line: one JSON object."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
@@ -32,7 +33,7 @@ def predict_cmd(
 
     setup_logging(verbose)
     config = PredictConfig(
-        cache_dir=cache_dir, device=device, weights_dir=weights_dir, segments=segments
+        cache_dir=cache_dir, device=device, weights_dir=weights_dir, segments=segments, bank=bank
     )
     results = predict(videos, run, **keywords(config))
     for p in results:

@@ -35,6 +35,7 @@ def train_cmd(
         "blank: not labelled), or a folder with one subfolder per class.",
     ),
     taxonomy: Path = option(TrainConfig, "taxonomy"),
+    near_duplicates: str = option(TrainConfig, "near_duplicates"),
     head: str = option(TrainConfig, "head"),
     out: Path = typer.Option(..., "--out", help="Run directory to write, e.g. runs/NAME."),
     features: str = option(TrainConfig, "features"),
@@ -97,6 +98,7 @@ def train_cmd(
         head_params=params,
         events=events,
         taxonomy=taxonomy,
+        near_duplicates=near_duplicates,
         force=force,
     )
     result = train(cache, labels, config, out, on_join=_show_join, on_epoch=_show_epoch)

@@ -18,8 +18,8 @@ weights_app = typer.Typer(
 def _names(extractors: str | None) -> list[str]:
     from harmcache.extractors.base import available_extractors, get_extractor
 
-    if not extractors:
-        return available_extractors()
+    if not extractors:  # every extractor that has weights (PDQ hashing has none)
+        return [name for name in available_extractors() if get_extractor(name).weight_files]
     names = [n.strip() for n in extractors.split(",") if n.strip()]
     if not names:
         raise UsageError(
@@ -46,6 +46,9 @@ def download(
     names = _names(extractors)
     make_folder(target_dir)
     for name in names:
+        if not get_extractor(name).weight_files:
+            typer.echo(f"{name}: no weights to download")
+            continue
         path = download_weights(get_extractor(name), target_dir)
         typer.echo(f"{name}: saved {path}")
     typer.echo(f"use them with --weights-dir {target_dir}")
@@ -58,7 +61,7 @@ def list_files() -> None:
     from harmcache.extractors.base import available_extractors, get_extractor
 
     for name in available_extractors():
-        typer.echo(f"{name}: {', '.join(get_extractor(name).weight_files)}")
+        typer.echo(f"{name}: {', '.join(get_extractor(name).weight_files) or 'no weights'}")
 
 
 def register(app: typer.Typer) -> None:

@@ -23,6 +23,11 @@ A run with several categories gives, per video, each category's score, probabili
 `harmcache.verdicts`) and spans, and the video's overall action: the most severe over its
 categories, with the category that decided it.
 
+With a hash bank (`bank`), each video is first matched against known content
+(`harmcache.known.match`, vPDQ's rule): its PDQ hashes are made in the same decode pass, and a
+match is reported before the model's score, with the entry's label and where in the video it
+was found. A match is certain in a way a score is not; the score is still given.
+
 Every prediction states its operating point: the threshold, the objective it was chosen for
 and, when `sweep-threshold --confidence` certified it, the guarantee. The label compares the
 raw score with the threshold; `probability` is the calibrated score, for people to read.
@@ -39,6 +44,8 @@ from harmcache.decisions.operating_point import LABELS, OperatingPoint, bounds_l
 from harmcache.errors import DataError
 from harmcache.heads.data import SequenceData
 from harmcache.heads.timeline import merge_spans
+from harmcache.known.bank import HashBank
+from harmcache.store.family import Family
 from harmcache.train.config import PredictConfig
 from harmcache.train.localize import DEFAULT_SEGMENTS, segment_table
 from harmcache.train.rundir import Run, load_run
@@ -87,6 +94,8 @@ class Prediction:
     """remove | review | allow: the most severe over the categories"""
     decided_by: str | None = None
     """The category that decided `action` (the highest score among those at its severity)."""
+    known: list[dict] | None = None
+    """With a bank: each bank entry the video matches (label, query_share, bank_share, spans)."""
 
     def to_json(self) -> dict:
         """A JSON-ready dict (the timeline as a list of dicts)."""
@@ -97,9 +106,15 @@ class Prediction:
         spans at or above the threshold, and the timeline with a bar per entry."""
         if self.status != "scored":
             return [f"{self.path}: failed ({self.reason}: {self.message})"]
+        known = [
+            f"{self.path}: KNOWN {m['label']} ({m['bank_share']:.0%} of the known clip found, at "
+            + ", ".join(f"{_clock(a)}-{_clock(b)}" for a, b in m["spans"])
+            + ")"
+            for m in self.known or []
+        ]
         if self.categories is not None:
-            return self._category_lines()
-        out = [f"{self.path}: {self.label} {self.operating_point()}"]
+            return known + self._category_lines()
+        out = known + [f"{self.path}: {self.label} {self.operating_point()}"]
         if self.spans:
             out.append(f"  spans at or above {self.threshold:.4g}:")
             for span in self.spans:
@@ -154,16 +169,24 @@ def predict(
     device: str = "cpu",
     weights_dir: str | Path | None = None,
     segments: int = DEFAULT_SEGMENTS,
+    bank: str | Path | None = None,
 ) -> list[Prediction]:
-    """Extract (if needed) and score `videos` with the run in `run_dir`."""
+    """Extract (if needed) and score `videos` with the run in `run_dir`; with `bank`, match
+    them against its known content first."""
     from harmcache.extract.api import resolve_device
     from harmcache.extract.pipeline import extract_with_specs
+    from harmcache.extract.respec import default_spec
 
     device = resolve_device(device)  # bad flags fail before any run or video is read
-    PredictConfig(cache_dir=cache_dir, device=device, weights_dir=weights_dir, segments=segments)
+    PredictConfig(
+        cache_dir=cache_dir, device=device, weights_dir=weights_dir, segments=segments, bank=bank
+    )
     run = load_run(run_dir)
+    known = None if bank is None else HashBank(bank)  # not a bank: fail before extracting
     cache_path = Path(cache_dir or run.config["cache"])
     specs = {ex: f["spec"] for ex, f in run.features.items()}
+    if known is not None:
+        specs.setdefault("pdq", default_spec("pdq"))
     summary = extract_with_specs(
         [Path(v) for v in videos],
         cache_path,
@@ -189,6 +212,10 @@ def predict(
         raise DataError(f"none of the {len(out)} videos could be scored{why}")
     ids = list(dict.fromkeys(vid for _, vid in ok))
     scored = score_videos(run, run.open_cache(cache_path), ids, segments)
+    if known is not None:
+        matched = known_matches(run.open_cache(cache_path), specs["pdq"], ids, known)
+        for position, vid in ok:
+            out[position].known = matched.get(vid, [])
     for position, vid in ok:
         p = scored[vid]
         if p.status == "failed":
@@ -209,6 +236,17 @@ def predict(
             out[position].timeline = p.timeline
             out[position].spans = p.spans
     return out
+
+
+def known_matches(cache, spec: dict, video_ids: list[str], bank: HashBank) -> dict:
+    """video id → the bank entries its cached PDQ hashes match (`Match.to_json`)."""
+    from harmcache.known.match import match_many
+    from harmcache.known.sources import cached_hashes
+
+    family = Family.from_spec(spec)
+    videos = list(cached_hashes(cache, family, video_ids))
+    found = match_many([v.hashes for v in videos], bank)
+    return {v.video_id: [m.to_json() for m in ms] for v, ms in zip(videos, found)}
 
 
 def still(p: Prediction) -> None:

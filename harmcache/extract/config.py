@@ -22,7 +22,9 @@ from harmcache.extractors.base import (
 )
 from harmcache.options import above, at_least, one_of, setting, validate
 
-DEFAULT_EXTRACTORS = ("yolo", "clip", "slowfast")
+DEFAULT_EXTRACTORS = ("yolo", "clip", "slowfast", "pdq")
+"""What `harmcache extract` runs unless told: the three backbones and the PDQ hashes, which
+heads leave out unless asked for (their cost: bench/README.md, "PDQ cost")."""
 FRAMES_AND_FPS = "--frames and --fps exclude each other: pass one"
 WINDOWS_AND_EVERY = "--windows and --window-every exclude each other: pass one"
 
@@ -75,6 +77,9 @@ class ExtractConfig:
         None,
         help="Instead of --windows: one SlowFast window every S seconds.",
         check=_seconds_above_zero,
+    )
+    pdq_fps: float = setting(
+        1.0, help="Frames hashed per second by the pdq extractor (PDQ).", check=above(0)
     )
     device: str = setting("auto", help="auto, cpu, cuda or cuda:N.", check=check_device)
     batch_size: int = setting(
@@ -141,6 +146,7 @@ class ExtractConfig:
             windows=DEFAULT_WINDOWS if self.windows is None else self.windows,
             fps=self.fps,
             window_every=self.window_every,
+            pdq_fps=self.pdq_fps,
             batch_size=self.batch_size,
             device=device,
             tta=self.tta,

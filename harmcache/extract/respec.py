@@ -62,3 +62,9 @@ def _settings(
         settings,
         **{field: options[key] for key, field in cls.option_fields.items() if key in options},
     )
+
+
+def default_spec(name: str) -> dict:
+    """The spec of extractor `name` at its default settings (for one that needs no weights,
+    such as pdq: its spec never depends on where weights come from)."""
+    return get_extractor(name)(ExtractSettings()).spec()

@@ -54,7 +54,7 @@ def get_extractor(name: str) -> type[Extractor]:
 
 def _import_builtin() -> None:
     # Importing the modules runs their @register_extractor decorators.
-    from harmcache.extractors import audio, clip, slowfast, yolo  # noqa: F401
+    from harmcache.extractors import audio, clip, pdq, slowfast, yolo  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,8 @@ class ExtractSettings:
     """Instead of `frames`: CLIP and YOLO take one frame every 1/fps seconds of the video."""
     window_every: float | None = None
     """Instead of `windows`: one SlowFast window every this many seconds of the video."""
+    pdq_fps: float = 1.0
+    """Frames the pdq extractor hashes per second of the video (vPDQ's rate is 1)."""
     batch_size: int = 16
     """Frames (or windows) per forward pass. Each video is batched on its own in chunks of this
     size, so a video's features never depend on its neighbours; GPU memory is bounded by it."""

@@ -91,6 +91,12 @@ class TrainConfig:
     head_params: dict[str, Any] | None = setting(
         None, help="Any head setting as KEY=VALUE (repeatable), e.g. d_model=64."
     )
+    near_duplicates: str | None = setting(
+        None,
+        help="group | off: near-duplicate videos (pdq) share a side of the split "
+        "(default: group when the cache has a pdq family).",
+        check=lambda v: None if v in (None, "group", "off") else f"must be group or off, got {v!r}",
+    )
     taxonomy: Path | None = setting(
         None, help="YAML parent: [child, ...]: a missing parent column is derived."
     )
@@ -166,6 +172,9 @@ class PredictConfig:
         DEFAULT_SEGMENTS,
         help="Timeline segments per video (0: none); the mil head uses its snippets.",
         check=at_least(0),
+    )
+    bank: Path | None = setting(
+        None, help="Hash bank: report a known-content match before the model's score."
     )
 
     def __post_init__(self) -> None:

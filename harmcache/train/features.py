@@ -119,8 +119,10 @@ def warn_version_drift(cache: FeatureCache, families: dict[str, Family]) -> None
 
 def check_provenance(families: dict[str, Family]) -> None:
     """Random-init features are for tests and demos; mixing them with real ones is a mistake."""
-    fake = [f for f in families.values() if f.random_init]
-    real = [f for f in families.values() if not f.random_init]
+    # A family without weights (pdq hashes) is neither: it mixes with either kind.
+    weighted = [f for f in families.values() if f.spec.get("weights", {}).get("kind") != "none"]
+    fake = [f for f in weighted if f.random_init]
+    real = [f for f in weighted if not f.random_init]
     if fake and real:
         raise DataError(
             "refusing to mix random-init features ("

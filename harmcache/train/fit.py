@@ -38,6 +38,7 @@ from harmcache.train.localize import (
     timeline_kind,
     with_localization,
 )
+from harmcache.train.near_duplicates import group_near_duplicates
 from harmcache.train.per_category import (
     CategoryOutcome,
     averages,
@@ -90,7 +91,8 @@ def train(
     scores to probabilities, fitted on the validation scores), `head_params`, `epochs`,
     `batch_size`, `loss`, `events` (an events CSV: the run's metrics then hold per-second
     segment AUROC/AP of the validation and test timelines), `taxonomy` (parents and children
-    of the labels' categories), `force`. Or `head` is a whole
+    of the labels' categories), `near_duplicates` (group or off: near-duplicate videos share a
+    side of the split; default group when the cache has a pdq family), `force`. Or `head` is a whole
     `TrainConfig`. `on_join` receives the join report, `on_epoch` each epoch's (default: both
     logged)."""
     if isinstance(head, TrainConfig) and options:
@@ -107,6 +109,9 @@ def train(
     joined = join_videos(cache, labels, config.positive, config.features, config.families, taxonomy)
     if config.events is not None and len(joined.categories) > 1:
         raise UsageError("--events localizes a one-category run; these labels have several")
+    near = group_near_duplicates(cache, joined.videos, config.near_duplicates)
+    joined.report.near_duplicates = near.to_json()
+    joined.report.near_duplicate_lines = near.lines()
     timer = {"join": time.perf_counter() - started}
     (on_join or _log_join)(joined.report)
     events = None if config.events is None else join_events(config.events, cache)

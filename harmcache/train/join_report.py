@@ -32,6 +32,9 @@ class JoinReport:
     per extractor: masked in stage two, never zeros presented as data."""
     categories: dict[str, CategoryCounts] = field(default_factory=dict)
     """Per category, over the matched videos: positives, negatives, not labelled."""
+    near_duplicates: dict = field(default_factory=dict)
+    """How near-duplicate videos were grouped (`harmcache.train.near_duplicates`)."""
+    near_duplicate_lines: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         out = [
@@ -57,6 +60,7 @@ class JoinReport:
                     f"  {name}: {c.positive} positive, {c.negative} negative, "
                     f"{c.not_labelled} not labelled"
                 )
+        out += self.near_duplicate_lines
         for extractor, why in sorted(self.left_out.items()):
             out.append(
                 f"warning: left {extractor} features out: {why}; they carry no information "
@@ -78,6 +82,7 @@ class JoinReport:
             "no_rows": self.no_rows,
             "without_rows": dict(sorted(self.without_rows.items())),
             "categories": {name: c.to_json() for name, c in self.categories.items()},
+            "near_duplicates": self.near_duplicates,
         }
 
 

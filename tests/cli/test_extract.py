@@ -132,16 +132,16 @@ def test_hostile_folder_every_input_accounted_for(hostile, tmp_path, way):
     assert "failed 8" in stderr
 
     with FeatureCache(out) as cache:
-        assert len(cache.families()) == 3
+        assert len(cache.families()) == 4  # the default set: three backbones and pdq
         for fam in cache.families():
             assert len(cache.committed(fam)) == 10
         family = {f.extractor: f for f in cache.families()}
         one = cache.load(family["clip"], [by_name["one_frame.mp4"]["video_id"]])
         assert next(iter(one.values())).record.features.shape[0] == 1
-        # An image is one row for CLIP and YOLO, and no SlowFast window (not a failure).
+        # An image is one row for CLIP, YOLO and pdq, and no SlowFast window (not a failure).
         photo = by_name["images/photo.jpg"]["video_id"]
         rows = {ex: len(cache.load(f, [photo])[photo].record.features) for ex, f in family.items()}
-        assert rows == {"clip": 1, "yolo": 1, "slowfast": 0}
+        assert rows == {"clip": 1, "yolo": 1, "slowfast": 0, "pdq": 1}
         failed = cache.failed()
         assert len(failed) == 8
         assert all(Path(p).is_absolute() for p in failed)

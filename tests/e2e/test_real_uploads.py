@@ -81,7 +81,7 @@ def test_default_extract_accounts_for_every_upload(corpus, default_run):
     got = _check_accounted(corpus, code, stdout, stderr)
     assert "notes.txt" not in " ".join(got)  # text beside the videos is not an input
     with FeatureCache(out) as cache:
-        assert {f.extractor for f in cache.families()} == {"yolo", "clip", "slowfast"}
+        assert {f.extractor for f in cache.families()} == {"yolo", "clip", "slowfast", "pdq"}
         clip = next(f for f in cache.families() if f.extractor == "clip")
         wanted = {name: row["video_id"] for name, row in got.items() if row["status"] != "failed"}
         loaded = cache.load(clip, sorted(set(wanted.values())))

@@ -19,7 +19,7 @@ def test_extract_from_python_with_default_workers(make_video, tmp_path):
     assert (summary.count("extracted"), summary.count("failed")) == (2, 1)
     assert [r.reason for r in summary.failed] == ["unreadable"]
     with harmcache.FeatureCache(tmp_path / "cache") as cache:
-        assert sorted(f.extractor for f in cache.families()) == ["clip", "slowfast", "yolo"]
+        assert sorted(f.extractor for f in cache.families()) == ["clip", "pdq", "slowfast", "yolo"]
     assert harmcache.FeatureCache is FeatureCache
 
 

@@ -36,8 +36,9 @@ def test_the_command_has_no_extraction_option_beside_the_config():
 
 def test_defaults_resolve_to_the_documented_settings():
     config = ExtractConfig()
-    assert config.extractors == ("yolo", "clip", "slowfast")
+    assert config.extractors == ("yolo", "clip", "slowfast", "pdq")
     settings = config.settings("cpu")
+    assert settings.pdq_fps == 1.0 and ExtractConfig(pdq_fps=2.5).settings("cpu").pdq_fps == 2.5
     assert (settings.frames, settings.windows, settings.fps, settings.window_every) == (
         32, 4, None, None,
     )  # fmt: skip
@@ -58,6 +59,7 @@ def test_extractors_are_a_list_or_comma_separated(given):
         (dict(workers=-1), "workers must be 0 or more, got -1", "--workers must be 0 or more"),
         (dict(shard_size=0), "shard_size must be at least 1, got 0", "--shard-size must be"),
         (dict(window_every=-1.0), "window_every must be above 0 seconds, got -1", None),
+        (dict(pdq_fps=0.0), "pdq_fps must be above 0, got 0", "--pdq-fps must be above 0"),
         (dict(yolo_imgsz=100), "yolo_imgsz must be a multiple of 32, got 100", None),
         (dict(tta="rotate"), "tta must be 'flip' if given, got 'rotate'", "--tta must be 'flip'"),
         (dict(engine="spark"), "engine must be one of local | ray, got 'spark'", "--engine must"),

@@ -71,7 +71,7 @@ def test_a_model_error_on_one_video_is_a_ledger_entry_and_the_run_goes_on(
     with FeatureCache(out) as cache:
         held = {f.extractor: len(cache.committed(f)) for f in cache.families()}
         (row,) = cache.failed().values()
-    assert held == {"clip": 3, "yolo": 4, "slowfast": 4}  # the other backbones kept it
+    assert held == {"clip": 3, "yolo": 4, "slowfast": 4, "pdq": 4}  # the others kept it
     assert row["reason"] == "model_error" and Path(row["path"]).is_absolute()
 
     monkeypatch.setattr(ClipExtractor, "compute_batch", real)

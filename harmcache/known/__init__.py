@@ -1,0 +1,1 @@
+"""Known-content matching: perceptual hashes of frames (`pdq`), compared with hash banks."""
