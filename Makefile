@@ -12,6 +12,8 @@ DEMO_DIR ?= demo
 DEMO_CACHE ?= $(DEMO_DIR)/cache
 DEMO_RUNS ?= $(DEMO_DIR)/runs
 HC := $(BIN)/harmcache
+KNOWN := $(DEMO_DIR)/known
+FFMPEG := ffmpeg -loglevel error -y -nostdin
 
 .PHONY: install system-packages demo test test-fast bench lint clean
 
@@ -79,6 +81,22 @@ demo: install
 	$(HC) train --cache $(DEMO_DIR)/image-cache --labels $(DEMO_DIR)/imageset/images/labels.csv --head logreg \
 		--features clip --out $(DEMO_RUNS)/images --val-fraction 0.25 --test-fraction 0.25
 	$(HC) predict $(DEMO_DIR)/imageset/images/harmful/image_harmful_001.png --run $(DEMO_RUNS)/images
+	@echo "known content: a bank of known clips; a re-encode, a half-size copy and an upload holding the clip at 4-10 s match it, other footage does not"
+	mkdir -p $(KNOWN)
+	$(FFMPEG) -f lavfi -i mandelbrot=size=320x240:rate=25 -t 6 -pix_fmt yuv420p $(KNOWN)/known.mp4
+	$(FFMPEG) -f lavfi -i life=size=320x240:rate=25:mold=10:ratio=0.4 -t 4 -pix_fmt yuv420p $(KNOWN)/before.mp4
+	$(FFMPEG) -f lavfi -i cellauto=size=320x240:rate=25 -t 4 -pix_fmt yuv420p $(KNOWN)/after.mp4
+	$(FFMPEG) -i $(KNOWN)/before.mp4 -i $(KNOWN)/known.mp4 -i $(KNOWN)/after.mp4 \
+		-filter_complex "[0:v][1:v][2:v]concat=n=3:v=1[v]" -map "[v]" -pix_fmt yuv420p $(KNOWN)/upload.mp4
+	$(FFMPEG) -i $(KNOWN)/known.mp4 -c:v libx264 -crf 35 $(KNOWN)/reencoded.mp4
+	$(FFMPEG) -i $(KNOWN)/known.mp4 -vf scale=160:120 $(KNOWN)/half.mp4
+	$(FFMPEG) -i $(KNOWN)/known.mp4 -vf hflip $(KNOWN)/flipped.mp4
+	$(FFMPEG) -f lavfi -i testsrc2=size=320x240:rate=25 -t 6 -pix_fmt yuv420p $(KNOWN)/other.mp4
+	$(HC) bank add $(DEMO_DIR)/bank $(KNOWN)/known.mp4 --label known-clip
+	$(HC) bank info $(DEMO_DIR)/bank
+	$(HC) match $(KNOWN)/upload.mp4 $(KNOWN)/reencoded.mp4 $(KNOWN)/half.mp4 $(KNOWN)/flipped.mp4 $(KNOWN)/other.mp4 --bank $(DEMO_DIR)/bank
+	@echo "the demo cache's videos are hashed too (pdq is a default extractor): near-duplicates in it"
+	$(HC) cache duplicates $(DEMO_CACHE)
 
 test: install
 	$(BIN)/python -m pytest -q
