@@ -13,6 +13,7 @@ DEMO_CACHE ?= $(DEMO_DIR)/cache
 DEMO_RUNS ?= $(DEMO_DIR)/runs
 HC := $(BIN)/harmcache
 KNOWN := $(DEMO_DIR)/known
+MULTI := $(DEMO_DIR)/multiset
 FFMPEG := ffmpeg -loglevel error -y -nostdin
 
 .PHONY: install system-packages demo test test-fast bench lint clean
@@ -81,6 +82,25 @@ demo: install
 	$(HC) train --cache $(DEMO_DIR)/image-cache --labels $(DEMO_DIR)/imageset/images/labels.csv --head logreg \
 		--features clip --out $(DEMO_RUNS)/images --val-fraction 0.25 --test-fraction 0.25
 	$(HC) predict $(DEMO_DIR)/imageset/images/harmful/image_harmful_001.png --run $(DEMO_RUNS)/images
+	@echo "moderation categories: fighting, weapons, gore and screaming planted in picture and sound, violence derived by the taxonomy; a certified remove/review policy and its review queue"
+	$(HC) demo-data $(MULTI) --n-safe 1 --n-long 0 --n-multi 96
+	$(HC) extract $(MULTI)/multi --out $(DEMO_DIR)/multi-cache --random-init --extractors clip,slowfast,audio \
+		--frames 8 --windows 1 --slowfast-short-side 64 --slowfast-crop 64
+	mkdir -p $(DEMO_DIR)/uploads && mv $(MULTI)/multi/multi_007.mp4 $(DEMO_DIR)/uploads/
+	@echo "deleting the multi-category videos: stage two reads the cache alone"
+	find $(MULTI)/multi -name '*.mp4' -delete
+	$(HC) train --cache $(DEMO_DIR)/multi-cache --labels $(MULTI)/multi/labels.csv --taxonomy $(MULTI)/multi/taxonomy.yaml \
+		--head transformer --out $(DEMO_RUNS)/multi-transformer
+	$(HC) train --cache $(DEMO_DIR)/multi-cache --labels $(MULTI)/multi/labels.csv --taxonomy $(MULTI)/multi/taxonomy.yaml \
+		--head lightgbm --out $(DEMO_RUNS)/multi-lightgbm
+	$(HC) sweep-threshold $(DEMO_RUNS)/multi-transformer --policy $(MULTI)/multi/policy.yaml
+	$(HC) sweep-threshold $(DEMO_RUNS)/multi-lightgbm --policy $(MULTI)/multi/policy.yaml
+	$(HC) evaluate $(DEMO_RUNS)/multi-transformer
+	$(HC) evaluate $(DEMO_RUNS)/multi-lightgbm
+	$(HC) compare $(DEMO_RUNS)/multi-transformer $(DEMO_RUNS)/multi-lightgbm
+	$(HC) predict $(DEMO_DIR)/uploads/multi_007.mp4 --run $(DEMO_RUNS)/multi-transformer
+	$(HC) queue --run $(DEMO_RUNS)/multi-transformer --out $(DEMO_DIR)/review-queue.csv
+	head -4 $(DEMO_DIR)/review-queue.csv
 	@echo "known content: a bank of known clips; a re-encode, a half-size copy and an upload holding the clip at 4-10 s match it, other footage does not"
 	mkdir -p $(KNOWN)
 	$(FFMPEG) -f lavfi -i mandelbrot=size=320x240:rate=25 -t 6 -pix_fmt yuv420p $(KNOWN)/known.mp4

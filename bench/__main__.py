@@ -41,8 +41,10 @@ BENCHMARKS = {
     "scale": "bench.scale_bench",
     "policy": "bench.policy_sim",
     "categories": "bench.categories_bench",
+    "multi-policy": "bench.multi_policy",
     "bank": "bench.bank_bench",
     "pdq-cost": "bench.pdq_cost",
+    "known-robustness": "bench.known_robustness",
 }
 
 

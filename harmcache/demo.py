@@ -14,6 +14,8 @@ burst in the harmful ones. Only the sound tells them apart.
 
 The image set (`make_image_demo_set`) is still pictures drawn like one frame of the clips, in
 each of the image formats harmcache reads (jpg, png, webp, bmp).
+
+The multi-category set, with its taxonomy and moderation policy, is in `harmcache.demo_multi`.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ HARMFUL_PER_SAFE = 2.68
 
 
 @contextmanager
-def _writing(out: Path, what: str) -> Iterator[None]:
+def writing(out: Path, what: str) -> Iterator[None]:
     """Every path a demo set writes is under `out`, so a clash is with something the user put
     there: a one-line error naming it."""
     try:
@@ -43,7 +45,8 @@ def _writing(out: Path, what: str) -> Iterator[None]:
         ) from None
 
 
-def _write_csv(path: Path, header: list[str], rows: list[tuple]) -> Path:
+def write_csv(path: Path, header: list[str], rows: list[tuple]) -> Path:
+    """A demo set's CSV (labels, events): the header, then the rows; returns its path."""
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
@@ -84,7 +87,7 @@ def make_demo_set(out_dir: str | Path, *, n_safe: int = 13, seed: int = 0) -> Pa
     if n_safe < 1:
         raise UsageError(f"--n-safe must be at least 1, got {n_safe}")
     out = Path(out_dir)
-    with _writing(out, "demo set"):
+    with writing(out, "demo set"):
         return _write_demo_set(out, n_safe, seed)
 
 
@@ -99,7 +102,7 @@ def _write_demo_set(out: Path, n_safe: int, seed: int) -> Path:
             frames = demo_frames(bool(label), rng, n_frames=int(rng.integers(16, 33)))
             write_video(out / name, frames, fps=8, codec="libx264")
             rows.append((name, label))
-    return _write_csv(out / "labels.csv", ["path", "label"], rows)
+    return write_csv(out / "labels.csv", ["path", "label"], rows)
 
 
 LONG_FPS = 4
@@ -132,7 +135,7 @@ def make_long_demo_set(
     out = Path(out_dir)
     rng = np.random.default_rng(seed)
     labels, events = [], []
-    with _writing(out, "long demo set"):
+    with writing(out, "long demo set"):
         for label, count in ((1, n_harmful), (0, n_safe)):
             folder = "harmful" if label else "safe"
             for i in range(count):
@@ -149,8 +152,8 @@ def make_long_demo_set(
                 write_video(out / name, frames, fps=fps, codec="libx264")
                 labels.append((name, label))
     return (
-        _write_csv(out / "labels.csv", ["path", "label"], labels),
-        _write_csv(out / "events.csv", ["path", "start", "end"], events),
+        write_csv(out / "labels.csv", ["path", "label"], labels),
+        write_csv(out / "events.csv", ["path", "start", "end"], events),
     )
 
 
@@ -195,7 +198,7 @@ def make_audio_demo_set(
     out = Path(out_dir)
     rng = np.random.default_rng(seed)
     rows = []
-    with _writing(out, "sound demo set"):
+    with writing(out, "sound demo set"):
         for label, count in ((1, n_harmful), (0, n_safe)):
             folder = "harmful" if label else "safe"
             for i in range(count):
@@ -205,7 +208,7 @@ def make_audio_demo_set(
                 sound = demo_sound(bool(label), rng, n_frames / fps)
                 write_video(out / name, frames, fps=fps, codec="libx264", audio=sound)
                 rows.append((name, label))
-    return _write_csv(out / "labels.csv", ["path", "label"], rows)
+    return write_csv(out / "labels.csv", ["path", "label"], rows)
 
 
 IMAGE_FORMATS = ("jpg", "png", "webp", "bmp")
@@ -228,7 +231,7 @@ def make_image_demo_set(
     out = Path(out_dir)
     rng = np.random.default_rng(seed)
     rows = []
-    with _writing(out, "image demo set"):
+    with writing(out, "image demo set"):
         for label, count in ((1, n_harmful), (0, n_safe)):
             folder = "harmful" if label else "safe"
             (out / folder).mkdir(parents=True, exist_ok=True)
@@ -237,4 +240,4 @@ def make_image_demo_set(
                 frame = demo_frames(bool(label), rng, n_frames=1, size=size)[0]
                 Image.fromarray(frame).save(out / name)
                 rows.append((name, label))
-    return _write_csv(out / "labels.csv", ["path", "label"], rows)
+    return write_csv(out / "labels.csv", ["path", "label"], rows)

@@ -137,8 +137,9 @@ class Prediction:
         for v in self.categories or []:
             prob = "uncalibrated" if v.probability is None else f"p={v.probability:.4f}"
             spans = ", ".join(f"{_clock(s['start'])}-{_clock(s['end'])}" for s in v.spans)
+            action = v.action if v.acts else "no action (outside the policy)"
             out.append(
-                f"  {v.category}: {v.action} {prob} (score {v.score:.4f})"
+                f"  {v.category}: {action} {prob} (score {v.score:.4f})"
                 + (f" at {spans}" if spans else "")
             )
         return out

@@ -39,6 +39,9 @@ class CategoryVerdict:
     """remove | review | allow"""
     spans: list[dict] = field(default_factory=list)
     """start, end (seconds on the video's clock) and peak of each span that acts."""
+    acts: bool = True
+    """False when no threshold acts on the category (the policy does not name it, or refused
+    its bands): its action is then always allow, whatever its score."""
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -89,6 +92,7 @@ def verdicts(
                     None if probability is None else float(probability[0]),
                     str(actions.per_category[rule.name][i]),
                     merge_spans(start, end, score, lowest) if np.isfinite(lowest) else [],
+                    bool(np.isfinite(lowest)),
                 )
             )
         out.append(row)
