@@ -52,8 +52,12 @@ def add(
     family: str | None = typer.Option(
         None, "--family", help="The cache's pdq family, when it holds several."
     ),
-    fps: float = typer.Option(
-        1.0, "--fps", min=0.001, help="Frames hashed per second of a video (vPDQ's rate)."
+    fps: float | None = typer.Option(
+        None,
+        "--fps",
+        min=0.001,
+        help="Hash a video at this many frames a second, as vPDQ does (default: every frame "
+        "where the picture moved, with mirrors and centre crops, so that edited copies match).",
     ),
     segment_frames: int = typer.Option(
         SEGMENT_FRAMES,

@@ -9,7 +9,8 @@ with the decode size, the rate and the version.
 
 One row per sampled frame, `--pdq-fps` a second (default 1, vPDQ's rate) on the video's time
 axis like `--fps` (the frame on screen at the centre of each segment); a still image is one row
-at time 0. The family's arrays:
+at time 0. Each frame is hashed inside its black borders, as `harmcache match` hashes a query
+(`pdq.content`). The family's arrays:
 
 - features (L, 256) float32: the hash's bits, 0 or 1, most significant first
   (`pdq.from_bits(features)` gives back the (L, 32) uint8 hash, `pdq.to_hex` its hex form);
@@ -46,7 +47,7 @@ class PdqExtractor(Extractor):
     """PDQ hashes of frames sampled at `pdq_fps`: (rows, 256) float32 bits, with the quality
     and a still image's dihedral hashes as extras."""
 
-    version = "1"
+    version = "2"  # 2: frames hashed inside their black borders (pdq.content)
     dim = pdq.HASH_BITS
     weight_files: tuple[str, ...] = ()
     option_fields = {"fps": "pdq_fps"}

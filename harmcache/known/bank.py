@@ -32,7 +32,9 @@ from harmcache.store.atomic import TMP_MARK, publish, temporary_name, write_text
 log = logging.getLogger(__name__)
 
 MARKER = "harmcache-bank.json"
-BANK_FORMAT_VERSION = 1
+BANK_FORMAT_VERSION = 2
+"""2: a frame's variant may be a crop (`pdq.VARIANTS` past the eight dihedral ones), which a
+harmcache reading version 1 would not know; version 1 banks and segments read as before."""
 SEGMENT_FORMAT = "harmcache-bank-segment"
 
 
@@ -53,7 +55,7 @@ class HashBank:
                     f"{self.root} is not a hash bank (no {MARKER}); `harmcache bank add` makes one"
                 )
             _create(self.root)
-        _check_marker(marker)
+        self.version = _check_marker(marker)
         self.segments_dir = self.root / "segments"
         self.refresh()
 
@@ -98,6 +100,13 @@ class HashBank:
         self._tables.append(table)
         self._table = None
         self._id_set.update(table.ids)
+
+    def _upgrade_marker(self) -> None:
+        """Stamp an older bank with this format before a segment of it is written, so that an
+        older harmcache refuses the bank by name instead of skipping the segment as damaged."""
+        if self.version < BANK_FORMAT_VERSION:
+            _write_marker(self.root)
+            self.version = BANK_FORMAT_VERSION
 
     def leftovers(self) -> list[Path]:
         """Temporary segments of writers that died before committing: never read."""
@@ -179,6 +188,7 @@ class BankWriter:
         if not self.pending:
             return None
         table = EntryTable.from_entries(self.pending)
+        self.bank._upgrade_marker()
         path = write_segment(self.bank.segments_dir, table)
         self.bank._committed(path, table)
         self.pending, self._waiting = [], 0
@@ -241,13 +251,18 @@ def _create(root: Path) -> None:
         raise BankError(f"{root} exists and is not a hash bank: give a new or empty folder")
     try:
         (root / "segments").mkdir(parents=True, exist_ok=True)
-        text = json.dumps({"format": "harmcache-bank", "version": BANK_FORMAT_VERSION})
-        write_text_atomic(root / MARKER, text)
+        _write_marker(root)
     except OSError as exc:
         raise BankError(f"cannot create a hash bank in {root}: {exc.strerror}") from None
 
 
-def _check_marker(marker: Path) -> None:
+def _write_marker(root: Path) -> None:
+    text = json.dumps({"format": "harmcache-bank", "version": BANK_FORMAT_VERSION})
+    write_text_atomic(root / MARKER, text)
+
+
+def _check_marker(marker: Path) -> int:
+    """The bank's format version; a `BankError` for a damaged, foreign or newer marker."""
     try:
         data = json.loads(marker.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -256,3 +271,4 @@ def _check_marker(marker: Path) -> None:
         raise BankError(f"{marker} is not a hash bank's marker")
     if data.get("version", 0) > BANK_FORMAT_VERSION:
         raise BankError(f"{marker.parent} is a newer bank format ({data['version']})")
+    return int(data.get("version", 0))

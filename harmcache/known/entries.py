@@ -2,8 +2,11 @@
 
 An entry is one piece of known content: its id, a label (what it is), where it came from, and
 its frames' PDQ hashes, qualities and times. A still image's entry holds its eight turns and
-mirrors as eight frames at time 0, told apart by `variant` (an index into `pdq.DIHEDRAL`); a
-video's frames are all variant 0. Matching (match.py) takes each variant of an entry as a whole.
+mirrors as eight frames at time 0, told apart by `variant` (an index into `pdq.VARIANTS`); a
+known video hashed from its file holds its frames, their mirrors and centre crops
+(variants.py); one from a hash file or a cache holds its frames as they were given, variant 0.
+Matching (match.py) takes each variant of an entry as a whole, and counts an entry's seconds:
+`EntryTable.second` is the second of the entry each frame falls in, from its first frame.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from harmcache.known.index import HashIndex
-from harmcache.known.pdq import DIHEDRAL, HASH_BYTES
+from harmcache.known.pdq import HASH_BYTES, VARIANTS
 
 
 @dataclass(frozen=True)
@@ -33,8 +36,8 @@ class Entry:
     times: np.ndarray
     """(N,) float64 seconds."""
     variant: np.ndarray = field(default=None)  # type: ignore[assignment]
-    """(N,) uint8: the index in `pdq.DIHEDRAL` of the turn or mirror each frame hashes (0: the
-    content as it is); None gives all zeros."""
+    """(N,) uint8: the index in `pdq.VARIANTS` of the turn, mirror or crop each frame hashes (0:
+    the content as it is); None gives all zeros."""
 
     def __post_init__(self) -> None:
         hashes = np.asarray(self.hashes)
@@ -45,8 +48,8 @@ class Entry:
         for name, value in (("quality", self.quality), ("times", self.times), ("variant", variant)):
             if np.shape(value) != (n,):
                 raise ValueError(f"an entry's {name} is ({n},), got {np.shape(value)}")
-        if n and int(variant.max()) >= len(DIHEDRAL):
-            raise ValueError(f"an entry's variants are 0 to {len(DIHEDRAL) - 1}")
+        if n and int(variant.max()) >= len(VARIANTS):
+            raise ValueError(f"an entry's variants are 0 to {len(VARIANTS) - 1}")
         object.__setattr__(self, "hashes", hashes)
         object.__setattr__(self, "quality", np.asarray(self.quality, dtype=np.int64))
         object.__setattr__(self, "times", np.asarray(self.times, dtype=np.float64))
@@ -58,8 +61,9 @@ class Entry:
 
 class EntryTable:
     """Many entries in columns: per entry `ids`, `labels`, `sources` and `starts` (entry i's
-    frames are `starts[i]:starts[i + 1]`); per frame `hashes`, `quality`, `times`, `variant`
-    and `owner` (its entry's position). What matching reads, from a bank or made in memory."""
+    frames are `starts[i]:starts[i + 1]`); per frame `hashes`, `quality`, `times`, `variant`,
+    `owner` (its entry's position) and `second` (the second of its entry it falls in, counted
+    from the entry's first frame). What matching reads, from a bank or made in memory."""
 
     def __init__(self, ids, labels, sources, counts, hashes, quality, times, variant):
         self.ids: list[str] = list(ids)
@@ -78,6 +82,11 @@ class EntryTable:
             raise ValueError("an entry table needs one hash, quality, time and variant per frame")
         if self.starts[-1] != len(self.hashes):
             raise ValueError("an entry table's counts must add up to its frames")
+        first = np.zeros(len(counts))
+        held = counts > 0
+        if held.any():
+            first[held] = np.minimum.reduceat(self.times, self.starts[:-1][held])
+        self.second = np.floor(self.times - first[self.owner] + 1e-9).astype(np.int64)
         self._indexes: dict[int, tuple[HashIndex, np.ndarray]] = {}
         self._counts: dict[int, np.ndarray] = {}
 
@@ -150,13 +159,16 @@ class EntryTable:
         return self._indexes[quality]
 
     def passing_counts(self, quality: int) -> np.ndarray:
-        """(entries, 8) int64: each entry's frames of at least `quality`, per variant (kept,
-        as the index is)."""
+        """(entries, len(pdq.VARIANTS)) int64: each entry's seconds holding a frame of at least
+        `quality`, per variant (kept, as the index is). An entry hashed one frame a second has
+        as many seconds as frames."""
         if quality not in self._counts:
             keep = self.quality >= quality
-            at = self.owner[keep] * len(DIHEDRAL) + self.variant[keep]
-            counts = np.bincount(at, minlength=len(self) * len(DIHEDRAL))
-            self._counts[quality] = counts.reshape(len(self), len(DIHEDRAL))
+            at = self.owner[keep] * len(VARIANTS) + self.variant[keep]
+            span = int(self.second.max(initial=0)) + 1
+            seconds = np.unique(at * span + self.second[keep]) // span
+            counts = np.bincount(seconds, minlength=len(self) * len(VARIANTS))
+            self._counts[quality] = counts.reshape(len(self), len(VARIANTS))
         return self._counts[quality]
 
 

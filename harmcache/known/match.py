@@ -5,14 +5,20 @@ The rule, every threshold an argument (vPDQ's defaults):
 - frames of quality below `quality` (50), the query's and the entry's, are left out;
 - a query frame and an entry frame match when their hashes are at most `distance` (31) bits
   apart;
-- the query matches an entry when at least `bank_share` (0.8) of the entry's frames match some
-  frame of the query. The whole of a short known clip is inside a long upload that contains it,
-  so the clip is found however long the upload is. `query_share` is the other way round: the
-  share of the query's frames that match some frame of the entry (1.0: nothing but known
-  content).
+- the query matches an entry when at least `bank_share` (0.8) of the entry's seconds hold a
+  frame that matches some frame of the query. The whole of a short known clip is inside a long
+  upload that contains it, so the clip is found however long the upload is. An entry hashed
+  one frame a second, as vPDQ hashes, has one frame in each second, and the share is vPDQ's
+  share of its frames; a known video hashed from its file (variants.py) has several frames in
+  a second where the picture moves, and a second is found when any of them is. `query_share`
+  is the other way round: the share of the query's frames that match some frame of the entry
+  (1.0: nothing but known content).
 
-An entry holding turns and mirrors of a still image (bank.py) is matched variant by variant,
-each as a whole, and reported by its best variant: a mirrored copy matches the mirror.
+An entry holding turns, mirrors or crops (entries.py) is matched variant by variant, each as a
+whole, and reported by its best variant: a mirrored copy matches the mirror. A query's frame is
+also looked up by its centre (`FrameHashes.centre`, the middle `pdq.CENTRE` of the picture)
+among the entries' frames of that crop (`pdq.CENTRE_VARIANT`): a copy with a mark or logo in
+its outer band matches there.
 
 A match's `spans` say where on the query's clock the entry was found: the query's frames that
 matched the entry (its best variant), frame i covering [t_i, t_i+1) and the last frame one
@@ -34,14 +40,21 @@ import numpy as np
 from harmcache.errors import UsageError
 from harmcache.known.bank import HashBank
 from harmcache.known.entries import EntryTable
-from harmcache.known.pdq import DIHEDRAL, HASH_BITS, MATCH_DISTANCE, MIN_QUALITY, FrameHashes
+from harmcache.known.pdq import (
+    CENTRE_VARIANT,
+    HASH_BITS,
+    MATCH_DISTANCE,
+    MIN_QUALITY,
+    VARIANTS,
+    FrameHashes,
+)
 from harmcache.options import setting, validate
 
 if TYPE_CHECKING:
     from harmcache.store.cache import FeatureCache
 
 BANK_SHARE = 0.8
-"""Share of an entry's frames a query must hold to match it (vPDQ's 80 %)."""
+"""Share of an entry's seconds a query must hold to match it (vPDQ's 80 %)."""
 
 
 def _bits(v) -> str | None:
@@ -72,8 +85,8 @@ class MatchRule:
     )
     bank_share: float = setting(
         BANK_SHARE,
-        help="A query matches an entry when at least this share of the entry's frames match "
-        "frames of the query.",
+        help="A query matches an entry when at least this share of the entry's seconds hold a "
+        "frame matching a frame of the query.",
         check=_share,
     )
 
@@ -94,12 +107,13 @@ class Match:
     query_share: float
     """Share of the query's frames (of passing quality) that match a frame of the entry."""
     bank_share: float
-    """Share of the entry's frames (of passing quality, in its best variant) found in the
-    query."""
+    """Share of the entry's seconds (holding a frame of passing quality, in its best variant)
+    found in the query."""
     spans: list[tuple[float, float]]
     """(start, end) seconds on the query's clock where the entry was found."""
-    variant: str = DIHEDRAL[0]
-    """The entry's variant that matched (`pdq.DIHEDRAL`): "original" for a video."""
+    variant: str = VARIANTS[0]
+    """The entry's variant that matched (`pdq.VARIANTS`): "original", "flip_y" (mirrored),
+    "crop_90", ..."""
 
     def to_json(self) -> dict:
         """What `harmcache match --json` prints for it."""
@@ -156,19 +170,30 @@ def _match_batch(queries, table: EntryTable, distance, quality, share) -> list[l
     if len(table) == 0 or not passing.any():
         return results
 
-    # Every (query frame, bank frame) pair within the distance, both of passing quality.
+    # Every (query frame, bank frame) pair within the distance, both of passing quality; and
+    # each query frame's centre with the entries' frames of that variant.
     rows = np.flatnonzero(passing)
     index, indexed = table.index(quality)
     found_row, found_frame = index.pairs(hashes[rows], int(distance))
     q_frame, b_frame = rows[found_row], indexed[found_frame]
+    with_centre = np.concatenate([np.full(len(q), q.centre is not None) for q in queries])
+    centre_rows = rows[with_centre[rows]]
+    if len(centre_rows) and (table.variant == CENTRE_VARIANT).any():
+        centres = np.concatenate(
+            [np.zeros_like(q.hashes) if q.centre is None else q.centre for q in queries]
+        )
+        found_row, found_frame = index.pairs(centres[centre_rows], int(distance))
+        keep = table.variant[indexed[found_frame]] == CENTRE_VARIANT
+        q_frame = np.concatenate([q_frame, centre_rows[found_row[keep]]])
+        b_frame = np.concatenate([b_frame, indexed[found_frame[keep]]])
     if len(q_frame) == 0:
         return results
-    variants = len(DIHEDRAL)
+    variants = len(VARIANTS)
     group = (asker[q_frame] * len(table) + table.owner[b_frame]) * variants
     group += table.variant[b_frame]
 
-    # Per (query, entry, variant): distinct bank frames found, distinct query frames found.
-    groups, bank_found = _distinct_counts(group, b_frame)
+    # Per (query, entry, variant): distinct seconds of the entry found, distinct query frames.
+    groups, bank_found = _distinct_counts(group, table.second[b_frame])
     _, query_found = _distinct_counts(group, q_frame)
     who, entry = np.divmod(groups // variants, len(table))
     variant = groups % variants
@@ -194,7 +219,7 @@ def _match_batch(queries, table: EntryTable, distance, quality, share) -> list[l
                 float(query_part[g]),
                 float(bank_part[g]),
                 frame_spans(query.times, matched, np.asarray(query.quality) >= quality),
-                DIHEDRAL[int(variant[g])],
+                VARIANTS[int(variant[g])],
             )
         )
     for found in results:

@@ -21,6 +21,11 @@ dihedral hashes cost the same as one hash, as PDQ derives them from the one DCT.
 frame below the decode size before hashing would be cheaper but moves the hash 20 to 30 bits
 from the full-size frame's, against about 10 at the decode size, so frames are hashed as given.
 
+Every frame is hashed inside its black borders (`content`): a letterboxed or pillarboxed copy
+(black bars added to fit another shape) hashes as the picture without them, 0 to 10 bits from
+it, where the bars alone move the hash about 100 bits. A frame without such bars is hashed as
+it is, bit for bit Meta's PDQ.
+
 Videos are hashed at `fps` frames a second on the project's own time axis (the frame on
 screen at the centre of each 1/fps-second segment, as `harmcache extract --fps` samples),
 decoded upright by the project's decoders at the extraction's decode size, so a file hashed
@@ -61,6 +66,25 @@ turned or mirrored so: `rot90` counter-clockwise (`np.rot90(rgb)`), `rot180`, `r
 transpose, `flip_minus1` the transpose of `rot180`. Close, not equal: PDQ's box filter does not
 commute with every turn, so a variant can be some bits (well within `MATCH_DISTANCE` on a
 picture) from the hash of the turned pixels."""
+CROPS = (0.95, 0.9, 0.85, 0.7)
+"""The centre crops a known video's entry also holds (harmcache/known/variants.py): the middle
+95, 90, 85 and 70 % of the picture's width and height. PDQ moves about 45 bits when 5 % more is
+cut off, so each crop stands for the copies cropped within about 2.5 % of it."""
+CENTRE = 0.7
+"""A query's frame is also hashed by its middle 70 % (`FrameHashes.centre`), which leaves out
+the outer band where corner marks, logos and channel badges sit; it is matched with the
+entries' `crop_70` frames."""
+VARIANTS = (*DIHEDRAL, *(f"crop_{round(100 * c)}" for c in CROPS))
+"""What an entry's frame can hash (`Entry.variant` is an index here): the eight dihedral
+variants, then the centre crops of `CROPS`."""
+CENTRE_VARIANT = VARIANTS.index(f"crop_{round(100 * CENTRE)}")
+BORDER_LUMA = 24
+"""A row or column of a frame is black border when nearly all its pixels (`BORDER_SHARE`) are
+at most this bright in every channel (FFmpeg's cropdetect default limit, of 255)."""
+BORDER_SHARE = 0.98
+MIN_CONTENT = 0.25
+"""Borders are stripped only when at least this share of each side is left: a dark frame is
+hashed whole (its quality then says it is too flat to match on)."""
 
 QUALITY_EXTRA = "quality"
 """The pdq family's extras array of each row's quality, (L,) int64
@@ -84,6 +108,9 @@ class FrameHashes:
     """(N, 32) uint8."""
     quality: np.ndarray
     """(N,) int64, 0 to 100."""
+    centre: np.ndarray | None = None
+    """(N, 32) uint8: the hash of each frame's middle `CENTRE` (`centre_hash`), matched with
+    entries' `CENTRE_VARIANT` frames; None where not hashed (a cache from before it)."""
 
     def __len__(self) -> int:
         return len(self.times)
@@ -93,10 +120,11 @@ class FrameHashes:
 
 
 def hash_frame(rgb: np.ndarray) -> tuple[np.ndarray, int]:
-    """One (H, W, 3) uint8 RGB frame → its (32,) uint8 hash and its quality."""
+    """One (H, W, 3) uint8 RGB frame → the (32,) uint8 hash and the quality of its `content`
+    (the frame inside its black borders)."""
     import pdqhash
 
-    bits, quality = pdqhash.compute(_checked(rgb))
+    bits, quality = pdqhash.compute(_prepared(content(_checked(rgb))))
     return np.packbits(np.asarray(bits, dtype=np.uint8)), int(quality)
 
 
@@ -114,7 +142,7 @@ def hash_frames(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def dihedral(rgb: np.ndarray) -> np.ndarray:
     """(8, 32) uint8: the hashes of the frame and of its seven turns and mirrors, in `DIHEDRAL`
-    order (the frame's own hash first, equal to `hash_frame`'s)."""
+    order (the frame's own hash first, equal to `hash_frame`'s), inside its borders."""
     return dihedral_with_quality(rgb)[0]
 
 
@@ -122,8 +150,59 @@ def dihedral_with_quality(rgb: np.ndarray) -> tuple[np.ndarray, int]:
     """`dihedral` and the frame's quality, from one pass."""
     import pdqhash
 
-    variants, quality = pdqhash.compute_dihedral(_checked(rgb))
+    variants, quality = pdqhash.compute_dihedral(_prepared(content(_checked(rgb))))
     return np.packbits(np.asarray(variants, dtype=np.uint8), axis=1), int(quality)
+
+
+def content(rgb: np.ndarray) -> np.ndarray:
+    """The frame inside its black borders (a view; the frame itself when it has none, or when
+    stripping them would leave less than `MIN_CONTENT` of a side)."""
+    rgb = _checked(rgb)
+    h, w = rgb.shape[:2]
+    edges = (rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1])
+    if all((e.max(axis=1) <= BORDER_LUMA).mean() < BORDER_SHARE for e in edges):
+        return rgb  # no edge is dark enough to be a bar: the common case, checked cheaply
+    step = 2 if min(h, w) >= 64 else 1  # every other pixel says as much about a bar, for less
+    dark = rgb[::step, ::step].max(axis=2) <= BORDER_LUMA
+    rows = np.flatnonzero(dark.mean(axis=1) < BORDER_SHARE)
+    cols = np.flatnonzero(dark.mean(axis=0) < BORDER_SHARE)
+    if len(rows) == 0 or len(cols) == 0:
+        return rgb
+    top, bottom = rows[0] * step, min(h, (rows[-1] + 1) * step)
+    left, right = cols[0] * step, min(w, (cols[-1] + 1) * step)
+    if bottom - top < MIN_CONTENT * h or right - left < MIN_CONTENT * w:
+        return rgb
+    return rgb[top:bottom, left:right]
+
+
+def centre_crop(rgb: np.ndarray, share: float) -> np.ndarray:
+    """The middle `share` of the frame's height and width (a view)."""
+    h, w = rgb.shape[:2]
+    ch, cw = max(1, round(h * share)), max(1, round(w * share))
+    top, left = (h - ch) // 2, (w - cw) // 2
+    return rgb[top : top + ch, left : left + cw]
+
+
+def centre_hash(rgb: np.ndarray) -> np.ndarray:
+    """The (32,) uint8 hash of the frame's middle `CENTRE`, inside its borders: the
+    `CENTRE_VARIANT` hash of a known frame, for a copy with a mark in its outer band."""
+    import pdqhash
+
+    bits, _ = pdqhash.compute(_prepared(centre_crop(content(rgb), CENTRE)))
+    return np.packbits(np.asarray(bits, dtype=np.uint8))
+
+
+def crop_hashes(rgb: np.ndarray) -> np.ndarray:
+    """(len(CROPS), 32) uint8: the hashes of the frame's centre crops (`CROPS`), cut from the
+    frame inside its borders."""
+    import pdqhash
+
+    inside = content(rgb)
+    out = np.zeros((len(CROPS), HASH_BYTES), dtype=np.uint8)
+    for i, share in enumerate(CROPS):
+        bits, _ = pdqhash.compute(_prepared(centre_crop(inside, share)))
+        out[i] = np.packbits(np.asarray(bits, dtype=np.uint8))
+    return out
 
 
 def _checked(rgb: np.ndarray) -> np.ndarray:
@@ -132,6 +211,10 @@ def _checked(rgb: np.ndarray) -> np.ndarray:
         raise ValueError(f"a frame is (H, W, 3) uint8 RGB, got shape {rgb.shape} dtype {rgb.dtype}")
     if rgb.shape[0] == 0 or rgb.shape[1] == 0:
         raise ValueError(f"a frame has at least one pixel, got shape {rgb.shape}")
+    return rgb
+
+
+def _prepared(rgb: np.ndarray) -> np.ndarray:
     # pdqhash reads its luma buffer as C-ordered: a transposed view would be hashed turned.
     return np.ascontiguousarray(rgb)
 
@@ -236,10 +319,12 @@ def hash_video(
             rows = fps_indices(times, fps)
         wanted = np.unique(rows)
         hashes = np.zeros((len(wanted), HASH_BYTES), dtype=np.uint8)
+        centre = np.zeros((len(wanted), HASH_BYTES), dtype=np.uint8)
         quality = np.zeros(len(wanted), dtype=np.int64)
         for chunk in source.plan(wanted):
             decoded = source.read_chunk(chunk, {short_side: wanted})[short_side]
             at = np.searchsorted(wanted, decoded.indices)
             hashes[at], quality[at] = hash_frames(decoded.frames)
+            centre[at] = [centre_hash(frame) for frame in decoded.frames]
     at = np.searchsorted(wanted, rows)  # segments sharing a frame share its hash
-    return FrameHashes(times[rows], hashes[at], quality[at])
+    return FrameHashes(times[rows], hashes[at], quality[at], centre[at])

@@ -4,7 +4,9 @@ cache's pdq family (read, never decoded).
 A media file's entry is identified by the SHA-256 of its bytes, which is the cache's video id
 for the same file, so a video added once from its file and once from a cache is one entry. A
 still image's entry holds its eight dihedral hashes (`pdq.DIHEDRAL`), so a turned or mirrored
-copy matches; a video's frames are hashed as they are shown, as vPDQ does.
+copy matches; a video's holds every frame where its picture moved, with their mirrors and
+centre crops (variants.py), so that trimmed, re-timed, flipped and cropped copies match. A
+video read from a cache's pdq family is what the family holds: one frame a second, as shown.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from harmcache.hashing import sha256_file
 from harmcache.known import pdq
 from harmcache.known.entries import Entry
 from harmcache.known.formats import HASH_FILE_SUFFIXES, read_hash_file
+from harmcache.known.variants import known_video
 
 if TYPE_CHECKING:
     from harmcache.store.cache import FeatureCache
@@ -37,11 +40,12 @@ tests/known/test_sources.py keeps the names equal)."""
 
 
 def media_entry(
-    path: Path, *, label: str | None = None, fps: float = 1.0, entry_id: str | None = None
+    path: Path, *, label: str | None = None, fps: float | None = None, entry_id: str | None = None
 ) -> Entry:
-    """The entry of a video (its frames at `fps` a second) or a still image (its dihedral
-    hashes); `entry_id`: the file's SHA-256 if already known. Raises `VideoError` for a file no
-    decoder reads."""
+    """The entry of a video (its frames, mirrors and crops, `variants.known_video`; with `fps`,
+    only its frames at `fps` a second, as vPDQ hashes) or a still image (its dihedral hashes);
+    `entry_id`: the file's SHA-256 if already known. Raises `VideoError` for a file no decoder
+    reads."""
     from harmcache.video.image import is_image
 
     path = Path(path)
@@ -54,6 +58,9 @@ def media_entry(
             entry_id, label or path.stem, source, variants,
             np.full(n, quality), np.zeros(n), np.arange(n),
         )  # fmt: skip
+    if fps is None:
+        hashes, quality, times, variant = known_video(path)
+        return Entry(entry_id, label or path.stem, source, hashes, quality, times, variant)
     hashed = pdq.hash_video(path, fps)
     return Entry(entry_id, label or path.stem, source, hashed.hashes, hashed.quality, hashed.times)
 

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from harmcache.errors import CacheError
-from harmcache.known.bank import MARKER, BankError, HashBank, write_segment
+from harmcache.known.bank import BANK_FORMAT_VERSION, MARKER, BankError, HashBank, write_segment
 from harmcache.known.entries import Entry, EntryTable
+from harmcache.known.pdq import VARIANTS
 from tests.known.media import entry, random_hashes
 
 
@@ -129,7 +130,7 @@ def test_a_newer_segment_is_refused_by_name(tmp_path):
         ({"hashes": np.zeros((2, 16), np.uint8)}, r"hashes are \(N, 32\) uint8"),
         ({"quality": [100]}, r"quality is \(2,\), got \(1,\)"),
         ({"times": [0.0, 1.0, 2.0]}, r"times is \(2,\), got \(3,\)"),
-        ({"variant": [0, 8]}, r"variants are 0 to 7"),
+        ({"variant": [0, len(VARIANTS)]}, rf"variants are 0 to {len(VARIANTS) - 1}"),
     ],
 )
 def test_an_entry_checks_its_arrays(fields, match):
@@ -155,4 +156,28 @@ def test_passing_counts_are_per_entry_and_variant():
     image = Entry("img", "l", "s", random_hashes(8), [90] * 8, [0.0] * 8, np.arange(8))
     video = entry("vid", random_hashes(3), quality=np.array([10, 60, 100]))
     counts = EntryTable.from_entries([image, video]).passing_counts(50)
-    assert counts[0].tolist() == [1] * 8 and counts[1].tolist() == [2, 0, 0, 0, 0, 0, 0, 0]
+    crops = len(VARIANTS) - 8
+    assert counts[0].tolist() == [1] * 8 + [0] * crops
+    assert counts[1].tolist() == [2] + [0] * (7 + crops)
+
+
+def test_adding_to_a_version_1_bank_stamps_it_with_the_new_format(tmp_path):
+    bank = HashBank(tmp_path / "bank", create=True)
+    old = write_segment(bank.segments_dir, EntryTable.from_entries([entry("a", random_hashes(2))]))
+    with np.load(old) as z:
+        arrays = dict(z)
+    meta = json.loads(bytes(arrays["meta"]))
+    meta["version"] = 1
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    with open(old, "wb") as f:
+        np.savez(f, **arrays)
+    (tmp_path / "bank" / MARKER).write_text(json.dumps({"format": "harmcache-bank", "version": 1}))
+
+    again = HashBank(tmp_path / "bank")
+    assert again.version == 1 and len(again) == 1
+    with again.writer() as writer:
+        writer.add(entry("b", random_hashes(3, seed=1)))
+    marker = json.loads((tmp_path / "bank" / MARKER).read_text())
+    assert marker == {"format": "harmcache-bank", "version": BANK_FORMAT_VERSION}
+    reopened = HashBank(tmp_path / "bank")
+    assert sorted(reopened.table.ids) == ["a", "b"] and not reopened.damaged

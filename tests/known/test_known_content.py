@@ -54,13 +54,19 @@ def test_bank_add_hashes_videos_and_every_turn_and_mirror_of_a_picture(bank, med
     table = HashBank(bank).table
     assert table.labels == ["known", "known"]
     video, image = table.entry(0), table.entry(1)
-    assert len(video) == 3 and video.variant.tolist() == [0, 0, 0]
-    np.testing.assert_allclose(video.times, [0.5, 1.5, 2.5])
+    # The first frame of each second and each frame where the picture changed (here the same:
+    # one scene a second), each with its mirror and centre crops (harmcache/known/variants.py).
+    own = video.variant == 0
+    np.testing.assert_allclose(video.times[own], [0.0, 1.0, 2.0])
+    assert sorted(set(video.variant.tolist())) == [pdq.VARIANTS.index(v) for v in (
+        "original", "flip_y", "crop_95", "crop_90", "crop_85", "crop_70")]  # fmt: skip
+    assert len(video) == 3 * 6
+    np.testing.assert_array_equal(video.hashes[own], pdq.hash_video(media["known"]).hashes)
     assert image.variant.tolist() == list(range(8)) and image.times.tolist() == [0.0] * 8
     np.testing.assert_array_equal(image.hashes[0], pdq.hash_video(media["photo"]).hashes[0])
     result = ok("bank", "info", bank, "--json")
     info = last_json(result)
-    assert (info["entries"], info["frames"], info["labels"]) == (2, 11, {"known": 2})
+    assert (info["entries"], info["frames"], info["labels"]) == (2, 18 + 8, {"known": 2})
 
 
 def test_a_known_clip_is_found_inside_a_longer_reencoded_upload_with_its_span(bank, media):
