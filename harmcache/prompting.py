@@ -15,6 +15,7 @@ from pathlib import Path
 from harmcache.errors import UsageError
 from harmcache.extractors.clip_text import prompt_embeddings
 from harmcache.store.cache import FeatureCache
+from harmcache.user_files import read_user_yaml
 
 RANDOM_INIT_NOTE = (
     "the cache's CLIP family is random-init: its text tower is random too and unrelated to its "
@@ -24,15 +25,8 @@ RANDOM_INIT_NOTE = (
 
 def read_prompts(path: str | Path) -> dict[str, list[str]]:
     """category → its prompts, from a YAML mapping; a UsageError names what is wrong."""
-    import yaml
-
     path = Path(path)
-    if not path.exists():
-        raise UsageError(f"prompts not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise UsageError(f"cannot read prompts {path}: {exc}") from None
+    raw = read_user_yaml(path, "prompts")
     if not isinstance(raw, dict) or not raw:
         raise UsageError(f"{path.name}: expected a mapping category: [prompt, ...], got {raw!r}")
     out = {}

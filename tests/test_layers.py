@@ -21,6 +21,7 @@ LEAVES = {
     "paths",
     "log_streams",
     "options",
+    "user_files",
 }
 DECIDING = LEAVES | {"decisions", "metrics"}
 """Scores into decisions (`decisions`), and the metrics counted with its rule (`metrics`)."""

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harmcache.errors import DataError, UsageError
+from harmcache.errors import DataError
+from harmcache.user_files import read_user_text
 
 CATEGORY_SCORES_FILE = "val_category_scores.csv"
 """A run's per-category validation scores, in the format above."""
@@ -90,12 +91,7 @@ class CategoryScores:
     def read_csv(cls, path: str | Path) -> CategoryScores:
         """Read the CSV described in the module docstring; a DataError names file:line."""
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except FileNotFoundError:
-            raise UsageError(f"{path}: no such file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"{path}: cannot read it: {exc}") from None
+        text = read_user_text(path, encoding="utf-8-sig")
         reader = csv.reader(io.StringIO(text))
         header = [c.strip() for c in next(reader, [])]
         where = path.name

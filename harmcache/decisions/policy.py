@@ -28,6 +28,7 @@ from harmcache.decisions.category_scores import CategoryScores
 from harmcache.decisions.certify import Certificate, certify, not_certified_message
 from harmcache.decisions.objective import Objective
 from harmcache.errors import DataError, UsageError
+from harmcache.user_files import read_user_yaml
 
 BANDS = {"remove": "precision", "review": "recall"}
 """Each band and the metric it certifies."""
@@ -64,23 +65,8 @@ class Policy:
     @classmethod
     def read(cls, path: str | Path) -> Policy:
         """A policy from a YAML file; a UsageError names the key at fault."""
-        import yaml
-
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise UsageError(f"policy {path}: no such file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"policy {path}: cannot read it: {exc}") from None
-        try:
-            record = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            at = f":{mark.line + 1}" if mark is not None else ""
-            problem = getattr(exc, "problem", None) or "cannot be parsed"
-            raise UsageError(f"{path.name}{at}: not valid YAML: {problem}") from None
-        return cls.from_dict(record, source=path.name)
+        return cls.from_dict(read_user_yaml(path, "policy"), source=path.name)
 
     @classmethod
     def from_dict(cls, record, source: str = "policy") -> Policy:

@@ -58,17 +58,20 @@ def known_video(path: str | Path, *, short_side: int | None = pdq.DECODE_SHORT_S
         seconds = np.floor(times - (times[0] if len(times) else 0.0) + 1e-9).astype(np.int64)
         for chunk in source.plan(wanted):
             decoded = source.read_chunk(chunk, {short_side: wanted})[short_side]
-            for index, frame in zip(decoded.indices, decoded.frames):
-                turned, quality = pdq.dihedral_with_quality(frame)
+            hashed = pdq.each_frame(pdq.dihedral_with_quality, decoded.frames)
+            kept = []
+            for k, (index, (turned, quality)) in enumerate(zip(decoded.indices, hashed)):
                 second = int(seconds[index])
                 moved = last is None or pdq.hamming(turned[:1], last[None])[0, 0] > KEEP_BITS
                 if not moved and second == last_second:
                     continue
                 last, last_second = turned[0], second
-                rows = np.concatenate([turned[[0, MIRROR]], pdq.crop_hashes(frame)])
-                kept_hashes.append(rows)
+                kept.append(k)
                 kept_quality.append(quality)
                 kept_times.append(float(times[index]))
+            crops = pdq.each_frame(pdq.crop_hashes, [decoded.frames[k] for k in kept])
+            for k, cropped in zip(kept, crops):
+                kept_hashes.append(np.concatenate([hashed[k][0][[0, MIRROR]], cropped]))
     n, k = len(kept_times), len(KNOWN_VARIANTS)
     if n == 0:
         empty = np.zeros((0, pdq.HASH_BYTES), dtype=np.uint8)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from harmcache.errors import DataError, UsageError
+from harmcache.user_files import read_user_yaml
 
 HARMFUL = "harmful"
 """The one category of a `path,label` file."""
@@ -34,16 +35,8 @@ class Taxonomy:
 
     @classmethod
     def read(cls, path: str | Path) -> Taxonomy:
-        import yaml
-
         path = Path(path)
-        if not path.exists():
-            raise UsageError(f"taxonomy not found: {path}")
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise UsageError(f"cannot read taxonomy {path}: {exc}") from None
-        return cls.parse(raw, path.name)
+        return cls.parse(read_user_yaml(path, "taxonomy"), path.name)
 
     @classmethod
     def parse(cls, raw: object, where: str = "taxonomy") -> Taxonomy:

@@ -34,6 +34,7 @@ from harmcache.train.rundir import (
     read_val_scores,
     write_json,
 )
+from harmcache.user_files import read_user_text
 
 
 def sweep_threshold(
@@ -135,12 +136,7 @@ class ScoresFile:
 def read_scores(path: str | Path) -> ScoresFile:
     """A CSV with columns label (0/1) and score (a number), and optionally group."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise UsageError(f"--scores {path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"--scores {path}: cannot read it: {exc}") from None
+    text = read_user_text(path, "--scores", encoding="utf-8-sig")
     reader = csv.DictReader(text.splitlines())
     columns = [c.strip().lower() for c in reader.fieldnames or []]
     reader.fieldnames = columns

@@ -110,16 +110,21 @@ def test_a_folder_that_is_not_a_bank_is_refused(tmp_path):
     assert issubclass(BankError, CacheError) and BankError.exit_code == 4
 
 
-def test_a_newer_segment_is_refused_by_name(tmp_path):
-    bank = HashBank(tmp_path / "bank", create=True)
-    path = write_segment(bank.segments_dir, EntryTable.from_entries([entry("a", random_hashes(1))]))
+def stamp_segment(path, version: int) -> None:
+    """Rewrite a committed segment as if written by bank format `version`."""
     with np.load(path) as z:
         arrays = dict(z)
     meta = json.loads(bytes(arrays["meta"]))
-    meta["version"] = 7
+    meta["version"] = version
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     with open(path, "wb") as f:
         np.savez(f, **arrays)
+
+
+def test_a_newer_segment_is_refused_by_name(tmp_path):
+    bank = HashBank(tmp_path / "bank", create=True)
+    path = write_segment(bank.segments_dir, EntryTable.from_entries([entry("a", random_hashes(1))]))
+    stamp_segment(path, 7)
     again = HashBank(tmp_path / "bank")
     assert len(again) == 0 and again.damaged == [path.name]
 
@@ -164,13 +169,7 @@ def test_passing_counts_are_per_entry_and_variant():
 def test_adding_to_a_version_1_bank_stamps_it_with_the_new_format(tmp_path):
     bank = HashBank(tmp_path / "bank", create=True)
     old = write_segment(bank.segments_dir, EntryTable.from_entries([entry("a", random_hashes(2))]))
-    with np.load(old) as z:
-        arrays = dict(z)
-    meta = json.loads(bytes(arrays["meta"]))
-    meta["version"] = 1
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
-    with open(old, "wb") as f:
-        np.savez(f, **arrays)
+    stamp_segment(old, 1)
     (tmp_path / "bank" / MARKER).write_text(json.dumps({"format": "harmcache-bank", "version": 1}))
 
     again = HashBank(tmp_path / "bank")

@@ -134,8 +134,11 @@ def test_taxonomy_read_from_yaml(tmp_path):
     path = tmp_path / "taxonomy.yaml"
     path.write_text("violence: [fighting, weapons]\n")
     assert Taxonomy.read(path).children == {"violence": ("fighting", "weapons")}
-    with pytest.raises(UsageError, match="taxonomy not found"):
+    with pytest.raises(UsageError, match=r"taxonomy .*nope\.yaml: no such file"):
         Taxonomy.read(tmp_path / "nope.yaml")
+    (tmp_path / "broken.yaml").write_text("violence: [fighting\n")
+    with pytest.raises(UsageError, match=r"broken\.yaml:2: not valid YAML"):
+        Taxonomy.read(tmp_path / "broken.yaml")
 
 
 def test_the_join_counts_each_category(tmp_path):
