@@ -21,9 +21,10 @@ among the entries' frames of that crop (`pdq.CENTRE_VARIANT`): a copy with a mar
 its outer band matches there.
 
 A match's `spans` say where on the query's clock the entry was found: the query's frames that
-matched the entry (its best variant), frame i covering [t_i, t_i+1) and the last frame one
-median frame step; matched frames are merged into one span unless a frame between them that
-passed the quality did not match (a dark frame left out does not split a span).
+matched the entry (its best variant), each standing for the time nearer to it than to the
+frames beside it (a 1-fps query's frame at 4.5 s stands for 4 to 5 s); matched frames are
+merged into one span unless a frame between them that passed the quality did not match (a
+dark frame left out does not split a span).
 
 Matches of one query come best first: by `bank_share`, then `query_share`, then label.
 `near_duplicate_clusters` applies the same rule between the videos of a cache.
@@ -230,13 +231,18 @@ def _match_batch(queries, table: EntryTable, distance, quality, share) -> list[l
 def frame_spans(
     times: np.ndarray, matched: np.ndarray, passing: np.ndarray
 ) -> list[tuple[float, float]]:
-    """The (start, end) spans of the frames `matched` (positions in `times`): frame i covers
-    [t_i, t_i+1), the last one median step; a passing frame that is not matched splits."""
+    """The (start, end) spans of the frames `matched` (positions in `times`): frame i stands
+    for the time closer to it than to its neighbours, from the midpoint with the frame before
+    to the midpoint with the frame after (a query's frames are the centres of its seconds), the
+    first and last reaching half a median step out; a passing frame that is not matched
+    splits."""
     times = np.asarray(times, dtype=np.float64)
     if len(matched) == 0:
         return []
-    step = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
-    ends = np.append(times[1:], times[-1] + step)
+    half = float(np.median(np.diff(times))) / 2 if len(times) > 1 else 0.0
+    middles = (times[1:] + times[:-1]) / 2
+    begins = np.concatenate([[max(0.0, times[0] - half)], middles])
+    ends = np.concatenate([middles, [times[-1] + half]])
     hit = np.zeros(len(times), dtype=bool)
     hit[matched] = True
     splits = np.cumsum(passing & ~hit)  # frames with the same count before them share a run
@@ -244,7 +250,7 @@ def frame_spans(
     run = splits[positions]
     starts = positions[np.r_[True, run[1:] != run[:-1]]]
     lasts = positions[np.r_[run[1:] != run[:-1], True]]
-    return [(float(times[a]), float(ends[b])) for a, b in zip(starts, lasts)]
+    return [(float(begins[a]), float(ends[b])) for a, b in zip(starts, lasts)]
 
 
 def _distinct_counts(group: np.ndarray, item: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

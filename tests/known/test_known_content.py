@@ -81,7 +81,7 @@ def test_a_known_clip_is_found_inside_a_longer_reencoded_upload_with_its_span(ba
                         "label": "known",
                         "query_share": 3 / 12,
                         "bank_share": 1.0,
-                        "spans": [[CLIP_AT + 0.5, CLIP_AT + 3.5]],
+                        "spans": [[CLIP_AT, CLIP_AT + 3.0]],
                     }
                 ],
             },
@@ -118,7 +118,7 @@ def test_videos_in_the_cache_are_read_not_decoded(bank, media, tmp_path, monkeyp
                 "--json")  # fmt: skip
     upload, stranger = last_json(result)["queries"]
     assert decoded == [media["stranger"]]  # the upload came from the cache
-    assert upload["matches"][0]["spans"] == [[CLIP_AT + 0.5, CLIP_AT + 3.5]]
+    assert upload["matches"][0]["spans"] == [[CLIP_AT, CLIP_AT + 3.0]]
     assert stranger["matches"] == []
 
     everything = last_json(ok("match", "--cache", cache, "--bank", bank, "--json"))["queries"]

@@ -40,9 +40,9 @@ def test_a_short_clip_is_found_inside_a_long_query_where_it_is():
     (found,) = match(query(flipped(upload(), 12)), known)
     assert (found.entry_id, found.label) == ("clip", "known")
     assert found.bank_share == 1.0 and found.query_share == 3 / 12
-    assert found.spans == [(5.5, 8.5)] and found.variant == "original"
+    assert found.spans == [(5.0, 8.0)] and found.variant == "original"  # the clip's seconds
     assert found.to_json() == {
-        "label": "known", "query_share": 0.25, "bank_share": 1.0, "spans": [[5.5, 8.5]]
+        "label": "known", "query_share": 0.25, "bank_share": 1.0, "spans": [[5.0, 8.0]]
     }  # fmt: skip
 
 
@@ -122,11 +122,13 @@ def test_match_many_is_match_per_query(monkeypatch):
 @pytest.mark.parametrize(
     "times, matched, passing, spans",
     [
-        ([0, 1, 2, 3, 4], [1, 2], [1] * 5, [(1, 3)]),
-        ([0, 1, 2, 3, 4], [1, 3], [1] * 5, [(1, 2), (3, 4)]),
-        ([0, 1, 2, 3, 4], [1, 3], [1, 1, 0, 1, 1], [(1, 4)]),  # a dark frame does not split
-        ([0, 1, 2, 3, 4], [4], [1] * 5, [(4, 5)]),  # the last frame: one median step
-        ([0.5, 1.5, 4.0], [0, 1], [1] * 3, [(0.5, 4.0)]),
+        ([0, 1, 2, 3, 4], [1, 2], [1] * 5, [(0.5, 2.5)]),
+        ([0, 1, 2, 3, 4], [1, 3], [1] * 5, [(0.5, 1.5), (2.5, 3.5)]),
+        ([0, 1, 2, 3, 4], [1, 3], [1, 1, 0, 1, 1], [(0.5, 3.5)]),  # a dark frame does not split
+        ([0, 1, 2, 3, 4], [4], [1] * 5, [(3.5, 4.5)]),  # the last frame: half a median step on
+        ([0, 1, 2, 3, 4], [0], [1] * 5, [(0.0, 0.5)]),  # never before the video's start
+        ([0.5, 1.5, 2.5], [0, 1, 2], [1] * 3, [(0.0, 3.0)]),  # 1-fps centres: whole seconds
+        ([0.5, 1.5, 4.0], [0, 1], [1] * 3, [(0.0, 2.75)]),  # halfway to a far neighbour
         ([0.0], [0], [1], [(0.0, 0.0)]),
         ([0, 1, 2], [], [1] * 3, []),
     ],
