@@ -46,6 +46,8 @@ class EpochReport:
     training was given one (`train --events`); filled by the epoch callback."""
     categories: list[dict] | None = None
     """With K > 1 categories, one entry per category (`category_summary`); else None."""
+    category_names: list[str] | None = None
+    """What the categories are called, when the caller knows (a head knows only positions)."""
 
     @classmethod
     def validated(
@@ -116,12 +118,15 @@ class EpochReport:
 
     def _category_lines(self) -> list[str]:
         lines = ["  category  labelled  harmful   best F1   thr      AP"]
-        for c in self.categories:
+        names = self.category_names or [str(c["category"]) for c in self.categories]
+        width = max(8, *map(len, names))
+        lines[0] = f"  {'category':<{width}}  labelled  harmful   best F1   thr      AP"
+        for c, name in zip(self.categories, names):
             if c["best_f1"] is None:
                 figures = f"{'n/a':>8}  {'':4}  {'n/a':>6}"
             else:
                 figures = f"{c['best_f1']:8.4f}  {c['best_threshold']:4.2f}  {c['ap']:6.4f}"
-            lines.append(f"  {c['category']:8d}  {c['labelled']:8d}  {c['harmful']:7d}  {figures}")
+            lines.append(f"  {name:<{width}}  {c['labelled']:8d}  {c['harmful']:7d}  {figures}")
         known = [c for c in self.categories if c["best_f1"] is not None]
         ap = float(np.mean([c["ap"] for c in known]))
         lines.append(

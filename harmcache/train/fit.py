@@ -23,7 +23,7 @@ import numpy as np
 import harmcache
 from harmcache.decisions.category_scores import CATEGORY_SCORES_FILE
 from harmcache.errors import UsageError
-from harmcache.heads.base import EpochCallback, Head, make_head
+from harmcache.heads.base import EpochCallback, Head, log_epoch, make_head
 from harmcache.store.cache import FeatureCache
 from harmcache.train.categories import Taxonomy
 from harmcache.train.config import TrainConfig
@@ -133,6 +133,8 @@ def train(
     for k, name in enumerate(joined.categories):
         check_category_sides(name, labelled_part(inputs.videos, inputs.targets, k)[1])
     timer["load"] = time.perf_counter() - loading
+    if len(joined.categories) > 1:
+        on_epoch = _naming(on_epoch, joined.categories)
     if events is not None:
         on_epoch = with_localization(model, on_epoch, events.by_video, inputs.sequences("val"))
     fitting = time.perf_counter()
@@ -297,3 +299,14 @@ def _write_run(
             )
         if o.calibrator is not None:
             write_json(where / CALIBRATION_FILE, o.calibrator.to_json())
+
+
+def _naming(on_epoch: EpochCallback | None, names: list[str]) -> EpochCallback:
+    """`on_epoch` (default: the log) with the categories' names on each report."""
+    report_to = on_epoch or log_epoch
+
+    def named(report) -> None:
+        report.category_names = list(names)
+        report_to(report)
+
+    return named

@@ -282,6 +282,12 @@ def test_a_category_with_one_class_in_validation_is_skipped_not_a_crash():
     text = report.format()
     assert "  category  labelled  harmful   best F1   thr      AP" in text
     assert "mean over 2 of 3 categories" in text and "n/a" in text
+    # The run names them (a head knows positions only): the table then says which is which.
+    report.category_names = ["violence", "gore", "self_harm"]
+    lines = report.format().splitlines()
+    assert lines[1].split()[:2] == ["category", "labelled"]
+    assert [line.split()[0] for line in lines[2:5]] == ["violence", "gore", "self_harm"]
+    assert lines[4].split()[1:3] == ["12", "0"] and "n/a" in lines[4]
 
 
 # --- errors -----------------------------------------------------------------------------------
