@@ -117,10 +117,9 @@ class EpochReport:
         return "\n".join(lines)
 
     def _category_lines(self) -> list[str]:
-        lines = ["  category  labelled  harmful   best F1   thr      AP"]
         names = self.category_names or [str(c["category"]) for c in self.categories]
         width = max(8, *map(len, names))
-        lines[0] = f"  {'category':<{width}}  labelled  harmful   best F1   thr      AP"
+        lines = [f"  {'category':<{width}}  labelled  harmful   best F1   thr      AP"]
         for c, name in zip(self.categories, names):
             if c["best_f1"] is None:
                 figures = f"{'n/a':>8}  {'':4}  {'n/a':>6}"

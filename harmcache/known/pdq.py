@@ -110,7 +110,7 @@ class FrameHashes:
     quality: np.ndarray
     """(N,) int64, 0 to 100."""
     centre: np.ndarray | None = None
-    """(N, 32) uint8: the hash of each frame's middle `CENTRE` (`centre_hash`), matched with
+    """(N, 32) uint8: the hash of each frame's middle `CENTRE` (`hash_with_centre`), matched with
     entries' `CENTRE_VARIANT` frames; None where not hashed (a cache from before it)."""
 
     def __len__(self) -> int:
@@ -180,20 +180,24 @@ def centre_crop(rgb: np.ndarray, share: float) -> np.ndarray:
     return rgb[top : top + ch, left : left + cw]
 
 
-def centre_hash(rgb: np.ndarray) -> np.ndarray:
-    """The (32,) uint8 hash of the frame's middle `CENTRE`, inside its borders: the
-    `CENTRE_VARIANT` hash of a known frame, for a copy with a mark in its outer band."""
-    return algorithm.hash_bits(algorithm.dct_block(centre_crop(content(rgb), CENTRE))[0])
+def hash_with_centre(rgb: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
+    """A query frame's hash and quality (`hash_frame`) and the hash of its middle `CENTRE`
+    (matched with known frames' `CENTRE_VARIANT`, for a copy with a mark in its outer band),
+    the borders found once for both."""
+    inside = content(rgb)
+    block, quality = algorithm.dct_block(inside)
+    return algorithm.hash_bits(block), quality, _hash_of(centre_crop(inside, CENTRE))
 
 
 def crop_hashes(rgb: np.ndarray) -> np.ndarray:
     """(len(CROPS), 32) uint8: the hashes of the frame's centre crops (`CROPS`), cut from the
     frame inside its borders."""
     inside = content(rgb)
-    out = np.zeros((len(CROPS), HASH_BYTES), dtype=np.uint8)
-    for i, share in enumerate(CROPS):
-        out[i] = algorithm.hash_bits(algorithm.dct_block(centre_crop(inside, share))[0])
-    return out
+    return np.stack([_hash_of(centre_crop(inside, share)) for share in CROPS])
+
+
+def _hash_of(rgb: np.ndarray) -> np.ndarray:
+    return algorithm.hash_bits(algorithm.dct_block(rgb)[0])
 
 
 def _checked(rgb: np.ndarray) -> np.ndarray:
@@ -309,8 +313,7 @@ def hash_video(
         quality = np.zeros(len(wanted), dtype=np.int64)
         for chunk in source.plan(wanted):
             decoded = source.read_chunk(chunk, {short_side: wanted})[short_side]
-            at = np.searchsorted(wanted, decoded.indices)
-            hashes[at], quality[at] = hash_frames(decoded.frames)
-            centre[at] = [centre_hash(frame) for frame in decoded.frames]
+            for at, frame in zip(np.searchsorted(wanted, decoded.indices), decoded.frames):
+                hashes[at], quality[at], centre[at] = hash_with_centre(frame)
     at = np.searchsorted(wanted, rows)  # segments sharing a frame share its hash
     return FrameHashes(times[rows], hashes[at], quality[at], centre[at])

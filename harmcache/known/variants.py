@@ -60,18 +60,19 @@ def known_video(path: str | Path, *, short_side: int | None = pdq.DECODE_SHORT_S
             decoded = source.read_chunk(chunk, {short_side: wanted})[short_side]
             hashed = [pdq.dihedral_with_quality(frame) for frame in decoded.frames]
             kept = []
-            for k, (index, (turned, quality)) in enumerate(zip(decoded.indices, hashed)):
+            for position, (index, (turned, quality)) in enumerate(zip(decoded.indices, hashed)):
                 second = int(seconds[index])
                 moved = last is None or pdq.hamming(turned[:1], last[None])[0, 0] > KEEP_BITS
                 if not moved and second == last_second:
                     continue
                 last, last_second = turned[0], second
-                kept.append(k)
+                kept.append(position)
                 kept_quality.append(quality)
                 kept_times.append(float(times[index]))
-            crops = [pdq.crop_hashes(decoded.frames[k]) for k in kept]
-            for k, cropped in zip(kept, crops):
-                kept_hashes.append(np.concatenate([hashed[k][0][[0, MIRROR]], cropped]))
+            for position in kept:
+                own_and_mirror = hashed[position][0][[0, MIRROR]]
+                cropped = pdq.crop_hashes(decoded.frames[position])
+                kept_hashes.append(np.concatenate([own_and_mirror, cropped]))
     n, k = len(kept_times), len(KNOWN_VARIANTS)
     if n == 0:
         empty = np.zeros((0, pdq.HASH_BYTES), dtype=np.uint8)
